@@ -1,0 +1,688 @@
+"""The p2p-dax PCIe endpoint: completer for BAR0 registers and BAR2 memory.
+
+Connects to the Xilinx UltraScale+ hard IP (PG213) in dword-aligned mode
+without straddling: requests arrive on CQ, completions leave on CC. The
+requester side (RQ/RC) is reserved for the DMA engine and tied off.
+
+Data flow:
+
+    CQ -> ingress FIFO (whole packets) -> dispatcher -+-> writes: banked memory / registers
+                                                       +-> non-posted queue -> completer -> CC
+
+* The ingress FIFO stores and forwards whole packets, so a write whose
+  payload the hard IP flags (discontinue, or poisoned) is dropped whole,
+  and requests are served in arrival order.
+* Memory and registers are organised as N = width/32 dword-wide banks:
+  the N dwords of a bus beat always fall in N different banks, so a beat
+  at any dword alignment is written or read in one cycle.
+* Completions are split at the Read Completion Boundary and never carry
+  more than Max Payload Size, both taken from the hard IP's configuration
+  outputs.
+"""
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import regmap
+from .usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
+
+
+def _log2(x):
+    return x.bit_length() - 1
+
+
+def _is_pow2(x):
+    return x > 0 and x & (x - 1) == 0
+
+
+@dataclass(frozen=True)
+class EndpointParams:
+    """Build-time parameters, with their documented defaults."""
+    data_width: int = 256               # hard-IP interface width: 64, 128, 256 or 512
+    bar0_size: int = regmap.BAR0_SIZE   # register BAR, 32-bit non-prefetchable
+    bar2_size: int = 2 << 20            # memory BAR, 64-bit prefetchable
+    mem_size: int = 256 << 10           # backing memory; BAR2 mirrors it when smaller
+    max_payload_supported: int = 1024   # largest write payload the hard IP delivers
+    np_queue_depth: int = 16            # non-posted requests buffered (<= 32)
+
+    def validate(self):
+        w = self.data_width
+        if w not in (64, 128, 256, 512):
+            raise ValueError(f"data_width {w}: use 64, 128, 256 or 512")
+        if not _is_pow2(self.bar2_size) or self.bar2_size < regmap.BAR2_MIN_SIZE:
+            raise ValueError(f"bar2_size {self.bar2_size:#x}: use a power of two of at "
+                             f"least {regmap.BAR2_MIN_SIZE:#x} (2 MiB)")
+        if not _is_pow2(self.mem_size) or self.mem_size > self.bar2_size \
+                or self.mem_size < 16 * (w // 8):
+            raise ValueError(f"mem_size {self.mem_size:#x}: use a power of two between "
+                             f"{16 * (w // 8):#x} and bar2_size")
+        if not _is_pow2(self.bar0_size) or self.bar0_size < 4096:
+            raise ValueError(f"bar0_size {self.bar0_size:#x}: use a power of two >= 4 KiB")
+        if not 1 <= self.np_queue_depth <= 32:
+            raise ValueError("np_queue_depth: 1 to 32 (the hard IP counts at most 32 credits)")
+        if self.max_payload_supported not in (128, 256, 512, 1024, 2048, 4096):
+            raise ValueError("max_payload_supported: 128 to 4096, a power of two")
+        return self
+
+    @property
+    def lanes(self):
+        return self.data_width // 32
+
+    @property
+    def ingress_depth(self):
+        # Two largest write packets and some slack, so that CQ never waits on writes.
+        beats = -(-(4 + self.max_payload_supported // 4) // self.lanes)
+        depth = 1
+        while depth < 2 * beats + 4:
+            depth *= 2
+        return depth
+
+
+def endpoint_signature(p):
+    sb = sideband(p.data_width)
+    w, k = p.data_width, p.data_width // 32
+    return wiring.Signature({
+        # Completer reQuest (from the hard IP)
+        "s_axis_cq_tdata": In(w), "s_axis_cq_tkeep": In(k), "s_axis_cq_tlast": In(1),
+        "s_axis_cq_tuser": In(sb.cq_user), "s_axis_cq_tvalid": In(1),
+        "s_axis_cq_tready": Out(1),
+        # Completer Completion (to the hard IP)
+        "m_axis_cc_tdata": Out(w), "m_axis_cc_tkeep": Out(k), "m_axis_cc_tlast": Out(1),
+        "m_axis_cc_tuser": Out(sb.cc_user), "m_axis_cc_tvalid": Out(1),
+        "m_axis_cc_tready": In(1),
+        # Requester reQuest / Completion: reserved for the DMA engine.
+        "m_axis_rq_tdata": Out(w), "m_axis_rq_tkeep": Out(k), "m_axis_rq_tlast": Out(1),
+        "m_axis_rq_tuser": Out(sb.rq_user), "m_axis_rq_tvalid": Out(1),
+        "m_axis_rq_tready": In(1),
+        "s_axis_rc_tdata": In(w), "s_axis_rc_tkeep": In(k), "s_axis_rc_tlast": In(1),
+        "s_axis_rc_tuser": In(sb.rc_user), "s_axis_rc_tvalid": In(1),
+        "s_axis_rc_tready": Out(1),
+        # Configuration status from the hard IP
+        "cfg_max_payload": In(3), "cfg_max_read_req": In(3), "cfg_rcb_status": In(4),
+        # Non-posted request flow control to the hard IP
+        "pcie_cq_np_req": Out(2), "pcie_cq_np_req_count": In(6),
+    })
+
+
+# Kinds of non-posted request the completer answers.
+_NP_READ, _NP_UR = 0, 1
+
+
+class BarEndpoint(wiring.Component):
+    def __init__(self, params=EndpointParams()):
+        self.p = params.validate()
+        super().__init__(endpoint_signature(self.p))
+
+    # -- helpers -----------------------------------------------------------
+
+    @staticmethod
+    def _lsb_index(be):
+        """Index of the lowest set bit of a 4-bit byte enable (0 when none)."""
+        return Mux(be[0], 0, Mux(be[1], 1, Mux(be[2], 2, Mux(be[3], 3, 0))))
+
+    @staticmethod
+    def _msb_index(be):
+        return Mux(be[3], 3, Mux(be[2], 2, Mux(be[1], 1, 0)))
+
+    # -- elaboration -------------------------------------------------------
+
+    def elaborate(self, platform):
+        p = self.p
+        m = Module()
+        N = p.lanes
+        LOGN = _log2(N)
+        sb = sideband(p.data_width)
+
+        bar2_dw_bits = _log2(p.bar2_size // 4)
+        bar0_dw_bits = _log2(p.bar0_size // 4)
+        addr_bits = max(bar2_dw_bits, bar0_dw_bits)     # dword address within a BAR
+        mem_rows = p.mem_size // 4 // N
+        mem_row_bits = _log2(mem_rows)
+        reg_row_bits = bar0_dw_bits - LOGN
+
+        # Tie off the requester side until the DMA engine exists.
+        m.d.comb += [self.m_axis_rq_tvalid.eq(0), self.s_axis_rc_tready.eq(1)]
+
+        # ------------------------------------------------------------------
+        # Ingress: whole CQ packets, store and forward.
+        # ------------------------------------------------------------------
+        cq_be_bits = Cat(self.s_axis_cq_tuser[sb.cq_first_be:sb.cq_first_be + 4],
+                         self.s_axis_cq_tuser[sb.cq_last_be:sb.cq_last_be + 4])
+        beat_w = p.data_width + N + 1 + 8      # data, keep, last, first/last BE
+        m.submodules.ingress = ingress = SyncFIFOBuffered(width=beat_w, depth=p.ingress_depth)
+        # One entry per complete packet in the ingress FIFO: its discard flag.
+        m.submodules.pkts = pkts = SyncFIFO(width=1, depth=p.ingress_depth)
+
+        cq_fire = Signal()
+        cq_in_pkt = Signal()              # a beat of this packet was taken already
+        cq_discard = Signal()             # discontinue seen in this packet
+        cq_beat = Signal(range(3))        # beat index, saturating (descriptor may span 2 beats)
+        disc_now = self.s_axis_cq_tuser[sb.cq_discontinue]
+        m.d.comb += [
+            self.s_axis_cq_tready.eq(ingress.w_rdy & pkts.w_rdy),
+            cq_fire.eq(self.s_axis_cq_tvalid & self.s_axis_cq_tready),
+            ingress.w_data.eq(Cat(self.s_axis_cq_tdata, self.s_axis_cq_tkeep,
+                                  self.s_axis_cq_tlast, cq_be_bits)),
+            ingress.w_en.eq(cq_fire),
+            pkts.w_data.eq(cq_discard | disc_now),
+            pkts.w_en.eq(cq_fire & self.s_axis_cq_tlast),
+        ]
+        with m.If(cq_fire):
+            m.d.sync += cq_in_pkt.eq(~self.s_axis_cq_tlast)
+            with m.If(self.s_axis_cq_tlast):
+                m.d.sync += [cq_discard.eq(0), cq_beat.eq(0)]
+            with m.Else():
+                m.d.sync += cq_discard.eq(cq_discard | disc_now)
+                with m.If(cq_beat != 2):
+                    m.d.sync += cq_beat.eq(cq_beat + 1)
+
+        # Non-posted credit to the hard IP: one credit per cycle while the
+        # credits out, NP packets in the ingress FIFO and queued NP requests
+        # leave room in the NP queue.
+        np_fields = [
+            ("kind", 1), ("bar0", 1), ("dw_addr", addr_bits), ("dw_count", 11),
+            ("fbe", 4), ("lbe", 4), ("req_id", 16), ("tag", 8), ("func", 8),
+            ("tc", 3), ("attr", 3), ("locked", 1), ("bc_fixed", 1), ("bc", 13),
+        ]
+        np_width = sum(w for _, w in np_fields)
+        m.submodules.npq = npq = SyncFIFO(width=np_width, depth=p.np_queue_depth)
+        np_credits = Signal(range(64))
+        np_in_ingress = Signal(range(p.ingress_depth + 1))
+        np_grant = Signal()
+        np_arrive = Signal()
+        np_dispatch = Signal()
+        # dword 2 of the descriptor (request type) is in beat 0, or beat 1 at 64 bits
+        type_beat, type_lane = divmod(2, N)
+        cq_type = self.s_axis_cq_tdata.word_select(type_lane, 32)[11:15]
+        cq_is_np = ~cq_type.matches(ReqType.MEM_WRITE, ReqType.MSG, ReqType.MSG_VENDOR,
+                                    ReqType.MSG_ATS, 0b1111)
+        m.d.comb += [
+            np_arrive.eq(cq_fire & (cq_beat == type_beat) & cq_is_np),
+            np_grant.eq(np_credits + np_in_ingress + npq.level < p.np_queue_depth),
+            self.pcie_cq_np_req.eq(np_grant),
+        ]
+        m.d.sync += [
+            np_credits.eq(np_credits + np_grant - (np_arrive & (np_credits != 0))),
+            np_in_ingress.eq(np_in_ingress + np_arrive - np_dispatch),
+        ]
+
+        # ------------------------------------------------------------------
+        # Dispatcher: reads packets out of the ingress FIFO.
+        # ------------------------------------------------------------------
+        in_data = ingress.r_data[:p.data_width]
+        in_keep = ingress.r_data[p.data_width:p.data_width + N]
+        in_last = ingress.r_data[p.data_width + N]
+        in_fbe = ingress.r_data[p.data_width + N + 1:p.data_width + N + 5]
+        in_lbe = ingress.r_data[p.data_width + N + 5:p.data_width + N + 9]
+
+        d_active = Signal()               # inside a packet
+        d_discard = Signal()
+        d_beat = Signal(range(3))
+        d_lo = Signal(64)                 # descriptor dwords 0-1 (64-bit interface)
+        d_fbe = Signal(4)
+        d_lbe = Signal(4)
+        # Descriptor fields, valid from the beat that completes the descriptor.
+        desc = Signal(128)
+        if N >= 4:
+            m.d.comb += desc.eq(in_data[:128])
+        else:
+            m.d.comb += desc.eq(Cat(d_lo, in_data[:64]))
+        desc_beat = 0 if N >= 4 else 1
+
+        f_dw_addr = desc[2:2 + addr_bits]
+        f_dw_count = Signal(11)
+        m.d.comb += f_dw_count.eq(Mux(desc[64:75] == 0, 1024, desc[64:75]))
+        f_type = desc[75:79]
+        f_req_id = desc[80:96]
+        f_tag = desc[96:104]
+        f_func = desc[104:112]
+        f_bar = desc[112:115]
+        f_tc = desc[121:124]
+        f_attr = desc[124:127]
+
+        fbe = Mux(d_beat == 0, in_fbe, d_fbe)
+        lbe = Mux(d_beat == 0, in_lbe, d_lbe)
+        bar_known = (f_bar == 0) | (f_bar == 2)
+        is_write = f_type == ReqType.MEM_WRITE
+        is_read = f_type == ReqType.MEM_READ
+        is_np = ~f_type.matches(ReqType.MEM_WRITE, ReqType.MSG, ReqType.MSG_VENDOR,
+                                ReqType.MSG_ATS, 0b1111)
+
+        # Pop a beat when the packet is complete (or we are inside it) and
+        # its consequences can be taken this cycle.
+        start_ok = d_active | pkts.r_rdy
+        at_desc = d_beat == desc_beat
+        np_block = at_desc & is_np & ~npq.w_rdy
+        pop = Signal()
+        m.d.comb += [
+            pop.eq(ingress.r_rdy & start_ok & ~np_block),
+            ingress.r_en.eq(pop),
+            pkts.r_en.eq(pop & ~d_active),
+        ]
+        cur_discard = Mux(d_active, d_discard, pkts.r_data[0])
+
+        with m.If(pop):
+            with m.If(d_beat == 0):
+                m.d.sync += [d_fbe.eq(in_fbe), d_lbe.eq(in_lbe), d_lo.eq(in_data[:64])]
+            with m.If(in_last):
+                m.d.sync += [d_active.eq(0), d_beat.eq(0), d_discard.eq(0)]
+            with m.Else():
+                m.d.sync += [d_active.eq(1), d_discard.eq(cur_discard)]
+                with m.If(d_beat != 2):
+                    m.d.sync += d_beat.eq(d_beat + 1)
+
+        # Write context, latched at the descriptor beat.
+        w_on = Signal()                   # current packet is a write being committed
+        w_bar0 = Signal()
+        w_t = Signal(addr_bits)           # dword address of lane 0 of the current beat
+        w_p = Signal(range(-N * 2, 1100)) # payload index of lane 0 of the current beat
+        w_len = Signal(11)
+        w_fbe = Signal(4)
+        w_lbe = Signal(4)
+        # Values for this beat: from the descriptor at its beat, else the context.
+        t_now = Signal(addr_bits)
+        p_now = Signal(range(-N * 2, 1100))
+        len_now = Signal(11)
+        fbe_now, lbe_now = Signal(4), Signal(4)
+        bar0_now = Signal()
+        write_now = Signal()
+
+        counters = {name: Signal(32, name=f"cnt_{name.lower()}") for name in regmap.COUNTERS}
+        inc = {name: Signal(name=f"inc_{name.lower()}") for name in regmap.COUNTERS}
+
+        with m.If(at_desc):
+            m.d.comb += [
+                t_now.eq(f_dw_addr - 4 + desc_beat * N),
+                p_now.eq(desc_beat * N - 4),
+                len_now.eq(f_dw_count), fbe_now.eq(fbe), lbe_now.eq(lbe),
+                bar0_now.eq(f_bar == 0),
+                write_now.eq(is_write & bar_known & ~cur_discard),
+            ]
+        with m.Else():
+            m.d.comb += [
+                t_now.eq(w_t), p_now.eq(w_p), len_now.eq(w_len),
+                fbe_now.eq(w_fbe), lbe_now.eq(w_lbe), bar0_now.eq(w_bar0),
+                write_now.eq(w_on & (d_beat > desc_beat)),
+            ]
+        with m.If(pop):
+            with m.If(at_desc):
+                m.d.sync += [
+                    w_on.eq(is_write & bar_known & ~cur_discard & ~in_last),
+                    w_bar0.eq(f_bar == 0), w_len.eq(f_dw_count),
+                    w_fbe.eq(fbe), w_lbe.eq(lbe),
+                ]
+                m.d.comb += [
+                    inc["STAT_WRITES"].eq(is_write & bar_known & ~cur_discard),
+                    inc["ERR_POISONED_DROPPED"].eq(is_write & bar_known & cur_discard),
+                    inc["ERR_POSTED_DROPPED"].eq(~is_np & ~(is_write & bar_known)),
+                ]
+            m.d.sync += [w_t.eq(t_now + N), w_p.eq(p_now + N)]
+            with m.If(in_last):
+                m.d.sync += w_on.eq(0)
+
+        # Per-lane byte enables of the payload in this beat (lane domain).
+        lane_be = []
+        for lane in range(N):
+            pi = Signal(range(-N * 2, 1100 + N), name=f"w_pidx{lane}")
+            be = Signal(4, name=f"w_be{lane}")
+            m.d.comb += pi.eq(p_now + lane)
+            with m.If(write_now & pop & in_keep[lane] & (pi >= 0) & (pi < len_now)):
+                with m.If(pi == 0):
+                    m.d.comb += be.eq(fbe_now)
+                with m.Elif(pi == len_now - 1):
+                    m.d.comb += be.eq(lbe_now)
+                with m.Else():
+                    m.d.comb += be.eq(0xF)
+            lane_be.append(be)
+        lane_be = Cat(*lane_be)
+
+        # Rotate lanes to banks: bank b takes lane (b - rot) mod N.
+        w_rot = t_now[:LOGN] if LOGN else Const(0, 1)
+        w_row = t_now[LOGN:]
+        shift = Signal(range(N + 1))
+        m.d.comb += shift.eq(N - w_rot)
+        bank_wdata = Cat(in_data, in_data).bit_select(shift * 32, p.data_width)
+        bank_wbe = Cat(lane_be, lane_be).bit_select(shift * 4, N * 4)
+
+        def bank_row(base_row, rot, b):
+            return base_row + (Const(b, LOGN + 1) < rot)
+
+
+        def unpack(value):
+            out, pos = {}, 0
+            for name, width in np_fields:
+                out[name] = value[pos:pos + width]
+                pos += width
+            return out
+
+        np_in = {name: Signal(width, name=f"npin_{name}") for name, width in np_fields}
+        m.d.comb += npq.w_data.eq(Cat(*(np_in[name] for name, _ in np_fields)))
+        # Unsupported non-posted requests: byte count per the completion rules.
+        is_atomic = f_type.matches(*ATOMIC_TYPES)
+        atomic_bytes = Mux(f_type == ReqType.MEM_CAS, f_dw_count * 2, f_dw_count * 4)
+        m.d.comb += [
+            np_in["kind"].eq(Mux(is_read & bar_known, _NP_READ, _NP_UR)),
+            np_in["bar0"].eq(f_bar == 0),
+            np_in["dw_addr"].eq(f_dw_addr),
+            np_in["dw_count"].eq(f_dw_count),
+            np_in["fbe"].eq(fbe), np_in["lbe"].eq(lbe),
+            np_in["req_id"].eq(f_req_id), np_in["tag"].eq(f_tag), np_in["func"].eq(f_func),
+            np_in["tc"].eq(f_tc), np_in["attr"].eq(f_attr),
+            np_in["locked"].eq(f_type == ReqType.MEM_READ_LOCKED),
+            # Memory reads (also locked or to an unknown BAR) report the byte
+            # count from the byte enables; atomics their operand size; I/O and
+            # configuration requests 4.
+            np_in["bc_fixed"].eq(~(f_type.matches(ReqType.MEM_READ, ReqType.MEM_READ_LOCKED))),
+            np_in["bc"].eq(Mux(is_atomic, atomic_bytes, 4)),
+            npq.w_en.eq(pop & at_desc & is_np),
+            np_dispatch.eq(pop & at_desc & is_np),
+        ]
+        m.d.comb += [
+            inc["STAT_READS"].eq(npq.w_en & is_read & bar_known),
+            inc["ERR_UR"].eq(npq.w_en & ~(is_read & bar_known)),
+        ]
+
+        # ------------------------------------------------------------------
+        # Storage: BAR2 memory banks and the BAR0 register banks.
+        # ------------------------------------------------------------------
+        # Read requests per bank come from the completer below.
+        rd_row = [Signal(addr_bits - LOGN, name=f"rd_row{b}") for b in range(N)]
+        mem_rdata = []
+        for b in range(N):
+            mem = Memory(shape=unsigned(32), depth=mem_rows, init=[])
+            m.submodules[f"mem{b}"] = mem
+            wp = mem.write_port(granularity=8)
+            rp = mem.read_port(domain="sync")
+            m.d.comb += [
+                wp.addr.eq(bank_row(w_row, w_rot, b)[:mem_row_bits]),
+                wp.data.eq(bank_wdata.word_select(b, 32)),
+                wp.en.eq(Mux(bar0_now, 0, bank_wbe.word_select(b, 4))),
+                rp.addr.eq(rd_row[b][:mem_row_bits]),
+            ]
+            mem_rdata.append(rp.data)
+
+        # Register file.
+        scratch = Signal(32)
+        clear_counters = Signal()
+        caps = (int(p.mem_size < p.bar2_size) << 0) | (_log2(p.data_width) << 8)
+        cfg_value = Cat(self.cfg_max_payload, Const(0, 1), self.cfg_max_read_req,
+                        Const(0, 1), self.cfg_rcb_status[0])
+        reg_values = {
+            "ID": Const(regmap.MAGIC, 32),
+            "VERSION": Const(regmap.by_name()["VERSION"].reset, 32),
+            "CAPS": Const(caps, 32),
+            "SCRATCH": scratch,
+            "BAR2_SIZE_LO": Const(p.bar2_size & 0xFFFFFFFF, 32),
+            "BAR2_SIZE_HI": Const(p.bar2_size >> 32, 32),
+            "MEM_SIZE_LO": Const(p.mem_size & 0xFFFFFFFF, 32),
+            "MEM_SIZE_HI": Const(p.mem_size >> 32, 32),
+            "CFG": cfg_value,
+            "CTRL": Const(0, 32),
+            "DMA_BASE": Const(0, 32),
+            **counters,
+        }
+        missing = {r.name for r in regmap.REGISTERS} - set(reg_values)
+        assert not missing, f"registers without a source: {missing}"
+
+        reg_rdata = []
+        for b in range(N):
+            rdata = Signal(32, name=f"reg_rdata{b}")
+            with m.Switch(rd_row[b][:reg_row_bits]):
+                for r in regmap.REGISTERS:
+                    dw = r.offset // 4
+                    if dw % N == b:
+                        with m.Case(dw // N):
+                            m.d.sync += rdata.eq(reg_values[r.name])
+                with m.Default():
+                    m.d.sync += rdata.eq(0)
+            reg_rdata.append(rdata)
+            # Writes
+            wrow = bank_row(w_row, w_rot, b)[:reg_row_bits]
+            wbe = Mux(bar0_now, bank_wbe.word_select(b, 4), 0)
+            wdat = bank_wdata.word_select(b, 32)
+            for r in regmap.REGISTERS:
+                dw = r.offset // 4
+                if dw % N != b:
+                    continue
+                hit = (wrow == dw // N)
+                if r.name == "SCRATCH":
+                    for byte in range(4):
+                        with m.If(hit & wbe[byte]):
+                            m.d.sync += scratch[byte * 8:byte * 8 + 8].eq(wdat[byte * 8:byte * 8 + 8])
+                elif r.name == "CTRL":
+                    m.d.comb += clear_counters.eq(hit & wbe[0] & wdat[0])
+
+        # ------------------------------------------------------------------
+        # Completer: turns queued non-posted requests into completions.
+        # ------------------------------------------------------------------
+        mps_dw = Signal(11)
+        with m.Switch(self.cfg_max_payload):
+            for code in range(6):
+                with m.Case(code):
+                    m.d.comb += mps_dw.eq(min(32 << code, p.max_payload_supported // 4))
+            with m.Default():
+                m.d.comb += mps_dw.eq(32)
+        rcb_mask = Mux(self.cfg_rcb_status[0], 31, 15)  # RCB in dwords, minus one
+
+        # Request register R: the request being split into completions.
+        q = unpack(npq.r_data)
+        r_valid = Signal()
+        r = {name: Signal(width, name=f"r_{name}") for name, width in np_fields}
+        r_dw = Signal(addr_bits)          # dword address of the next completion
+        r_rem_dw = Signal(11)             # dwords left to send
+        r_rem_bytes = Signal(13)          # Byte Count of the next completion
+        r_first = Signal()
+
+        # Byte count of a whole memory read from its byte enables.
+        q_len = q["dw_count"]
+        q_one = q_len == 1
+        q_lbe = Mux(q_one, q["fbe"], q["lbe"])
+        q_lead = self._lsb_index(q["fbe"])
+        q_bytes = Signal(13)
+        with m.If(q_one & (q["fbe"] == 0)):
+            m.d.comb += q_bytes.eq(1)     # zero-length read
+        with m.Else():
+            m.d.comb += q_bytes.eq(((q_len - 1) << 2) + self._msb_index(q_lbe) + 1 - q_lead)
+
+        # The next completion, computed from R.
+        c_lead = Mux(r_first & (r["kind"] == _NP_READ), self._lsb_index(r["fbe"]), 0)
+        limit = mps_dw - (r_dw & rcb_mask)
+        c_dw = Signal(11)                 # payload dwords of the completion
+        with m.If(r["kind"] == _NP_UR):
+            m.d.comb += c_dw.eq(0)
+        with m.Elif(r_rem_dw > limit):
+            m.d.comb += c_dw.eq(limit)
+        with m.Else():
+            m.d.comb += c_dw.eq(r_rem_dw)
+        c_last = (r["kind"] == _NP_UR) | (r_rem_dw <= limit)
+        c_lower = Signal(7)
+        with m.If(r["kind"] == _NP_UR):
+            with m.If(r["bc_fixed"]):
+                m.d.comb += c_lower.eq(0)
+            with m.Else():
+                m.d.comb += c_lower.eq(Cat(self._lsb_index(r["fbe"])[:2], r_dw[:5]))
+        with m.Else():
+            m.d.comb += c_lower.eq(Cat(c_lead[:2], r_dw[:5]))
+        c_bc = Mux((r["kind"] == _NP_UR) & r["bc_fixed"], r["bc"], r_rem_bytes)
+        dw0 = Signal(32)
+        dw1 = Signal(32)
+        dw2 = Signal(32)
+        m.d.comb += [
+            dw0.eq(Cat(c_lower, Const(0, 9), c_bc, r["locked"] & (r["kind"] == _NP_UR),
+                       Const(0, 2))),
+            dw1.eq(Cat(c_dw, Mux(r["kind"] == _NP_UR, int(CplStatus.UR), int(CplStatus.SC))[:3],
+                       Const(0, 2), r["req_id"])),
+            dw2.eq(Cat(r["tag"], r["func"], Const(0, 8), Const(0, 1), r["tc"], r["attr"],
+                       Const(0, 1))),
+        ]
+
+        # Completion stage S1: issues one beat of bank reads per cycle.
+        s1_valid = Signal()
+        s1_beats = Signal(range(2 + (4 + 1024) // N + 1))  # beats left in this TLP
+        s1_beat = Signal(range(3))        # beat index, saturating
+        s1_row = Signal(addr_bits - LOGN)
+        s1_rot = Signal(max(LOGN, 1))
+        s1_bar0 = Signal()
+        s1_hdr = Signal(96)
+        s1_last_keep = Signal(range(N + 1))
+
+        # Stage S2: bank data arrives; lanes assembled into an output beat.
+        s2_valid = Signal()
+        s2_beat = Signal(range(3))
+        s2_last = Signal()
+        s2_rot = Signal(max(LOGN, 1))
+        s2_bar0 = Signal()
+        s2_hdr = Signal(96)
+        s2_keep = Signal(N)
+
+        out_w = p.data_width + N + 1
+        m.submodules.ccq = ccq = SyncFIFO(width=out_w, depth=4)
+        issue = Signal()
+        m.d.comb += issue.eq(s1_valid & (ccq.level + s2_valid < 3))
+
+        s1_free = ~s1_valid | (issue & (s1_beats == 1))
+        take = Signal()                   # S1 takes the next completion from R
+        m.d.comb += take.eq(r_valid & s1_free)
+        r_done = take & c_last
+        load_r = Signal()
+        m.d.comb += [
+            load_r.eq(npq.r_rdy & (~r_valid | r_done)),
+            npq.r_en.eq(load_r),
+        ]
+        with m.If(load_r):
+            m.d.sync += [r_valid.eq(1), r_dw.eq(q["dw_addr"]), r_rem_dw.eq(q["dw_count"]),
+                         r_rem_bytes.eq(q_bytes), r_first.eq(1)]
+            m.d.sync += [r[name].eq(q[name]) for name, _ in np_fields]
+        with m.Elif(r_done):
+            m.d.sync += r_valid.eq(0)
+        with m.Elif(take):
+            m.d.sync += [
+                r_dw.eq(r_dw + c_dw), r_rem_dw.eq(r_rem_dw - c_dw),
+                r_rem_bytes.eq(r_rem_bytes - ((c_dw << 2) - c_lead)), r_first.eq(0),
+            ]
+
+        total_dw = c_dw + 3
+        tlp_t = Signal(addr_bits)
+        m.d.comb += tlp_t.eq(r_dw - 3)
+        with m.If(take):
+            m.d.sync += [
+                s1_valid.eq(1),
+                s1_beats.eq((total_dw + N - 1) >> LOGN),
+                s1_beat.eq(0),
+                s1_row.eq(tlp_t[LOGN:]),
+                s1_rot.eq(tlp_t[:LOGN] if LOGN else 0),
+                s1_bar0.eq(r["bar0"]),
+                s1_hdr.eq(Cat(dw0, dw1, dw2)),
+                s1_last_keep.eq(((total_dw - 1) & (N - 1)) + 1),
+            ]
+            m.d.comb += inc["STAT_CPLS"].eq(1)
+        with m.Elif(issue):
+            m.d.sync += [s1_beats.eq(s1_beats - 1), s1_row.eq(s1_row + 1)]
+            with m.If(s1_beat != 2):
+                m.d.sync += s1_beat.eq(s1_beat + 1)
+            with m.If(s1_beats == 1):
+                m.d.sync += s1_valid.eq(0)
+
+        for b in range(N):
+            m.d.comb += rd_row[b].eq(bank_row(s1_row, s1_rot, b))
+
+        m.d.sync += s2_valid.eq(issue)
+        with m.If(issue):
+            last_keep = Signal(N)
+            for k in range(1, N + 1):
+                with m.If(s1_last_keep == k):
+                    m.d.comb += last_keep.eq((1 << k) - 1)
+            m.d.sync += [
+                s2_beat.eq(s1_beat), s2_last.eq(s1_beats == 1), s2_rot.eq(s1_rot),
+                s2_bar0.eq(s1_bar0), s2_hdr.eq(s1_hdr),
+                s2_keep.eq(Mux(s1_beats == 1, last_keep, (1 << N) - 1)),
+            ]
+
+        bank_rdata = Signal(p.data_width)
+        m.d.comb += bank_rdata.eq(Mux(s2_bar0, Cat(*reg_rdata), Cat(*mem_rdata)))
+        lanes_data = Cat(bank_rdata, bank_rdata).bit_select(s2_rot * 32, p.data_width)
+        out_lanes = []
+        for lane in range(N):
+            v = Signal(32, name=f"cc_lane{lane}")
+            m.d.comb += v.eq(lanes_data.word_select(lane, 32))
+            # Descriptor dwords: packet dword index beat*N + lane < 3.
+            for beat in range(3):
+                j = beat * N + lane
+                if j < 3:
+                    with m.If(s2_beat == beat):
+                        m.d.comb += v.eq(s2_hdr.word_select(j, 32))
+            out_lanes.append(v)
+        m.d.comb += [
+            ccq.w_data.eq(Cat(*out_lanes, s2_keep, s2_last)),
+            ccq.w_en.eq(s2_valid),
+        ]
+
+        # CC output.
+        cc_keep = ccq.r_data[p.data_width:p.data_width + N]
+        cc_last = ccq.r_data[p.data_width + N]
+        cc_sop = Signal(reset=1)
+        m.d.comb += [
+            self.m_axis_cc_tdata.eq(ccq.r_data[:p.data_width]),
+            self.m_axis_cc_tkeep.eq(cc_keep),
+            self.m_axis_cc_tlast.eq(cc_last),
+            self.m_axis_cc_tvalid.eq(ccq.r_rdy),
+            ccq.r_en.eq(self.m_axis_cc_tready),
+        ]
+        with m.If(ccq.r_rdy & self.m_axis_cc_tready):
+            m.d.sync += cc_sop.eq(cc_last)
+        if p.data_width == 512:
+            eop_ptr = Signal(4)
+            for k in range(N):
+                with m.If(cc_keep[k]):
+                    m.d.comb += eop_ptr.eq(k)
+            m.d.comb += [
+                self.m_axis_cc_tuser[sb.cc_is_sop].eq(cc_sop),
+                self.m_axis_cc_tuser[sb.cc_is_eop].eq(cc_last),
+                self.m_axis_cc_tuser[sb.cc_eop_ptr:sb.cc_eop_ptr + 4].eq(eop_ptr),
+            ]
+
+        # ------------------------------------------------------------------
+        # Counters.
+        # ------------------------------------------------------------------
+        for name in regmap.COUNTERS:
+            with m.If(clear_counters):
+                m.d.sync += counters[name].eq(0)
+            with m.Elif(inc[name] & (counters[name] != 0xFFFFFFFF)):
+                m.d.sync += counters[name].eq(counters[name] + 1)
+
+        return m
+
+
+def generate_verilog(params=EndpointParams(), name="p2p_dax_endpoint"):
+    """Verilog text of the endpoint as a standalone top module."""
+    from amaranth.back import verilog
+    top = BarEndpoint(params)
+    return verilog.convert(top, name=name, emit_src=False)
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description="Write the endpoint as a Verilog top module.")
+    ap.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    ap.add_argument("--data-width", type=int, default=EndpointParams.data_width,
+                    choices=(64, 128, 256, 512))
+    ap.add_argument("--bar2-size", type=lambda s: int(s, 0), default=EndpointParams.bar2_size)
+    ap.add_argument("--mem-size", type=lambda s: int(s, 0), default=EndpointParams.mem_size)
+    ap.add_argument("--name", default="p2p_dax_endpoint")
+    args = ap.parse_args(argv)
+    try:
+        params = EndpointParams(data_width=args.data_width, bar2_size=args.bar2_size,
+                                mem_size=args.mem_size).validate()
+    except ValueError as e:
+        ap.error(str(e))
+    with open(args.output, "w") as f:
+        f.write(generate_verilog(params, args.name))
+
+
+if __name__ == "__main__":
+    main()

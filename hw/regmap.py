@@ -1,0 +1,153 @@
+"""The one register map of the p2p-dax endpoint.
+
+BAR0 holds 32-bit registers. This module describes them once, in plain
+Python (no Amaranth import), so that the gateware's register decoder, the
+driver's C header and the host library's constants all come from here.
+
+Every register is 32 bits wide and 4-byte aligned. Accesses of any size
+are allowed; bytes of a read-only register ignore writes.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+MAGIC = 0x70326478          # "p2dx" in ASCII, little end first: 'x','d','2','p'
+VERSION_MAJOR = 0
+VERSION_MINOR = 1
+VERSION_PATCH = 0
+
+# PCI identity (defaults; a board may override them).
+PCI_VENDOR_ID = 0x10EE      # Xilinx, as shipped on the hard IP's defaults
+PCI_DEVICE_ID = 0x7032      # p2p-dax
+PCI_CLASS_CODE = 0x058000   # memory controller, other
+
+BAR0_SIZE = 64 * 1024       # registers; 32-bit, non-prefetchable
+BAR2_MIN_SIZE = 2 * 1024 * 1024
+
+
+class Access(Enum):
+    RO = "ro"       # read only (writes ignored)
+    RW = "rw"       # read/write storage
+    WO = "wo"       # write-only strobe bits, read as zero
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    lsb: int
+    width: int
+    doc: str
+
+    @property
+    def mask(self):
+        return ((1 << self.width) - 1) << self.lsb
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    access: Access
+    doc: str
+    fields: tuple = ()
+    reset: int = 0
+
+    def field(self, name):
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"register {self.name} has no field {name}")
+
+
+# Capability bits (register CAPS).
+CAPS_FIELDS = (
+    Field("mirrored", 0, 1, "1 when BAR2 is larger than the backing memory "
+          "and mirrors it (offsets wrap at MEM_SIZE)"),
+    Field("dma", 1, 1, "1 when the DMA engine is present (DMA block at DMA_BASE)"),
+    Field("msix", 2, 1, "1 when MSI-X is implemented"),
+    Field("data_width_log2", 8, 4, "log2 of the hard-IP interface width in bits "
+          "(6 = 64 ... 9 = 512)"),
+)
+
+CFG_FIELDS = (
+    Field("max_payload", 0, 3, "Max Payload Size set by the host: 128 << value bytes"),
+    Field("max_read_req", 4, 3, "Max Read Request Size set by the host: 128 << value bytes"),
+    Field("rcb_128", 8, 1, "Read Completion Boundary: 0 = 64 bytes, 1 = 128 bytes"),
+)
+
+CTRL_FIELDS = (
+    Field("clear_counters", 0, 1, "write 1: set every counter in the error and "
+          "statistics block to zero"),
+)
+
+REGISTERS = (
+    Register("ID", 0x000, Access.RO, "magic number identifying a p2p-dax endpoint",
+             reset=MAGIC),
+    Register("VERSION", 0x004, Access.RO, "gateware version: major, minor, patch",
+             fields=(Field("patch", 0, 8, ""), Field("minor", 8, 8, ""),
+                     Field("major", 16, 8, "")),
+             reset=(VERSION_MAJOR << 16) | (VERSION_MINOR << 8) | VERSION_PATCH),
+    Register("CAPS", 0x008, Access.RO, "capabilities", fields=CAPS_FIELDS),
+    Register("SCRATCH", 0x00C, Access.RW, "free read/write register for tests"),
+    Register("BAR2_SIZE_LO", 0x010, Access.RO, "BAR2 size in bytes, bits 31:0"),
+    Register("BAR2_SIZE_HI", 0x014, Access.RO, "BAR2 size in bytes, bits 63:32"),
+    Register("MEM_SIZE_LO", 0x018, Access.RO, "backing memory size in bytes, bits 31:0"),
+    Register("MEM_SIZE_HI", 0x01C, Access.RO, "backing memory size in bytes, bits 63:32"),
+    Register("CFG", 0x020, Access.RO, "link configuration the host set, as the "
+             "hard IP reports it", fields=CFG_FIELDS),
+    Register("CTRL", 0x024, Access.WO, "control strobes", fields=CTRL_FIELDS),
+    Register("DMA_BASE", 0x028, Access.RO, "BAR0 offset of the DMA engine block "
+             "(0 when absent)"),
+    # Error counters: every request the endpoint did not serve normally.
+    Register("ERR_UR", 0x040, Access.RO, "non-posted requests answered with "
+             "Unsupported Request (I/O, atomics, locked reads, unknown BAR or type)"),
+    Register("ERR_POSTED_DROPPED", 0x044, Access.RO, "unsupported posted requests "
+             "dropped (writes to a BAR the endpoint does not have, messages)"),
+    Register("ERR_POISONED_DROPPED", 0x048, Access.RO, "poisoned or discontinued "
+             "writes dropped"),
+    # Statistics.
+    Register("STAT_WRITES", 0x050, Access.RO, "memory write requests served"),
+    Register("STAT_READS", 0x054, Access.RO, "memory read requests served"),
+    Register("STAT_CPLS", 0x058, Access.RO, "completion TLPs sent"),
+)
+
+# Reserved for the DMA engine (issue: DMA engine) and MSI-X.
+DMA_BLOCK_OFFSET = 0x1000
+MSIX_TABLE_OFFSET = 0x8000
+MSIX_PBA_OFFSET = 0x9000
+
+COUNTERS = ("ERR_UR", "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED",
+            "STAT_WRITES", "STAT_READS", "STAT_CPLS")
+
+
+def by_name():
+    return {r.name: r for r in REGISTERS}
+
+
+def offset(name):
+    return by_name()[name].offset
+
+
+def check():
+    """Raise ValueError if the map is inconsistent."""
+    seen = {}
+    for r in REGISTERS:
+        if r.offset % 4 or not 0 <= r.offset < BAR0_SIZE:
+            raise ValueError(f"{r.name}: offset {r.offset:#x} not a dword in BAR0")
+        if r.offset in seen:
+            raise ValueError(f"{r.name} and {seen[r.offset]} share offset {r.offset:#x}")
+        seen[r.offset] = r.name
+        bits = 0
+        for f in r.fields:
+            if f.lsb < 0 or f.lsb + f.width > 32:
+                raise ValueError(f"{r.name}.{f.name} does not fit 32 bits")
+            if bits & f.mask:
+                raise ValueError(f"{r.name}.{f.name} overlaps another field")
+            bits |= f.mask
+    for name in COUNTERS:
+        if name not in seen.values():
+            raise ValueError(f"counter {name} is not a register")
+
+
+check()

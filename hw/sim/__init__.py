@@ -1,0 +1,1 @@
+"""cocotb testbenches of the endpoint, and the tools that build and run them."""

@@ -1,0 +1,233 @@
+"""The one topology every testbench uses.
+
+    RootComplex
+        |
+      Switch ---- endpoint A  (this project's RTL, UltraScale+ hard-IP model)
+        |  \\---- endpoint B  (this project's RTL, UltraScale+ hard-IP model)
+        |   \\--- MemoryEndpoint peer (cocotbext-pcie's model)
+
+The hard-IP models drive each endpoint's clock and reset. The testbench
+reads the build parameters from the environment (P2P_DAX_PARAMS, set by
+hw.sim.runner), so the same tests run at every data width.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import random
+
+import cocotb
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotbext.axi import AxiStreamBus
+from cocotbext.pcie.core import Device, MemoryEndpoint, RootComplex, Switch
+from cocotbext.pcie.core.caps import PciCapId
+from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
+
+from hw import regmap
+from hw.sim.dut import INSTANCES
+
+try:
+    from hw.sim.pcie_checker import InterfaceChecker
+except ImportError:                      # checker not available: no rule checks
+    InterfaceChecker = None
+
+PEER_MEM_SIZE = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Mirror of hw.bar_endpoint.EndpointParams, without importing Amaranth."""
+    data_width: int = 256
+    bar0_size: int = regmap.BAR0_SIZE
+    bar2_size: int = 2 << 20
+    mem_size: int = 256 << 10
+    max_payload_supported: int = 1024
+    np_queue_depth: int = 16
+
+
+def params_from_env():
+    raw = os.environ.get("P2P_DAX_PARAMS")
+    return Params(**json.loads(raw)) if raw else Params()
+
+
+class Endpoint:
+    """One of this project's endpoints: the RTL, its hard-IP model, its PCI view."""
+
+    def __init__(self, dut, inst, params, max_payload=1024):
+        self.inst = inst
+        self.params = params
+        sig = lambda name: getattr(dut, f"{inst}_{name}")
+        bus = lambda prefix: AxiStreamBus.from_prefix(dut, f"{inst}_{prefix}")
+        self.clk = sig("clk")
+        self.rst = sig("rst")
+        self.model = UltraScalePlusPcieDevice(
+            pcie_generation=3,
+            user_clk_frequency=250e6,
+            alignment="dword",
+            max_payload_size=max_payload,
+            enable_extended_tag=True,
+            user_clk=self.clk,
+            user_reset=self.rst,
+            rq_bus=bus("m_axis_rq"),
+            rc_bus=bus("s_axis_rc"),
+            cq_bus=bus("s_axis_cq"),
+            cc_bus=bus("m_axis_cc"),
+            pcie_cq_np_req=sig("pcie_cq_np_req"),
+            pcie_cq_np_req_count=sig("pcie_cq_np_req_count"),
+            cfg_max_payload=sig("cfg_max_payload"),
+            cfg_max_read_req=sig("cfg_max_read_req"),
+            cfg_rcb_status=sig("cfg_rcb_status"),
+        )
+        self.model.log.setLevel(logging.WARNING)
+        func = self.model.functions[0]
+        func.vendor_id = regmap.PCI_VENDOR_ID
+        func.device_id = regmap.PCI_DEVICE_ID
+        func.class_code = regmap.PCI_CLASS_CODE
+        func.configure_bar(0, params.bar0_size, ext=False, prefetch=False)
+        func.configure_bar(2, params.bar2_size, ext=True, prefetch=True)
+        self.pci = None                  # cocotbext PciDevice, after enumeration
+        self.checker = None
+        if InterfaceChecker is not None:
+            self.checker = InterfaceChecker(
+                dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
+                width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
+
+    @property
+    def function(self):
+        return self.model.functions[0]
+
+    def mps(self):
+        return 128 << self.function.pcie_cap.max_payload_size
+
+    def rcb(self):
+        return 128 if self.function.pcie_cap.read_completion_boundary else 64
+
+    @property
+    def bar0(self):
+        return self.pci.bar_window[0]
+
+    @property
+    def bar2(self):
+        return self.pci.bar_window[2]
+
+    @property
+    def bar2_addr(self):
+        return self.pci.bar_addr[2]
+
+    async def read_reg(self, name):
+        return await self.bar0.read_dword(regmap.offset(name))
+
+    async def write_reg(self, name, value):
+        await self.bar0.write_dword(regmap.offset(name), value)
+
+    async def set_mps(self, nbytes):
+        await self.pci.set_mps((nbytes // 128).bit_length() - 1)
+
+    async def set_rcb(self, nbytes):
+        """Set the Link Control RCB bit (64 or 128 bytes)."""
+        ctl = await self.pci.capability_read_dword(PciCapId.EXP, 0x10)
+        ctl = (ctl & ~0x8) | (0x8 if nbytes == 128 else 0)
+        await self.pci.capability_write_dword(PciCapId.EXP, 0x10, ctl & 0xFFFF)
+
+
+class _Prefixed:
+    """Gives the checker the view of one endpoint: dut.s_axis_cq_tdata ..."""
+
+    def __init__(self, dut, inst):
+        self._dut = dut
+        self._inst = inst
+        self._name = f"{inst}"
+
+    def __getattr__(self, name):
+        return getattr(self._dut, f"{self._inst}_{name}")
+
+
+class Topology:
+    """Build with ``tb = await Topology.create(dut)``."""
+
+    @classmethod
+    async def create(cls, dut, **kwargs):
+        # Drive every input before the first clock edge: a clock edge at time
+        # zero with undriven inputs leaves registers X in simulation.
+        for inst in INSTANCES:
+            for name in ("clk", "rst", "s_axis_cq_tvalid", "m_axis_cc_tready",
+                         "m_axis_rq_tready", "s_axis_rc_tvalid", "cfg_max_payload",
+                         "cfg_max_read_req", "cfg_rcb_status", "pcie_cq_np_req_count"):
+                getattr(dut, f"{inst}_{name}").value = 0
+        await Timer(1, "ns")
+        return cls(dut, **kwargs)
+
+    def __init__(self, dut, params=None, max_payload=1024, seed=None):
+        self.dut = dut
+        self.params = params or params_from_env()
+        self.log = logging.getLogger("cocotb.tb")
+        # The bus models log every enumeration probe as a warning: keep them quiet.
+        logging.getLogger("cocotb.pcie").setLevel(logging.ERROR)
+        self.rng = random.Random(seed if seed is not None else int(os.environ.get("SEED", "1")))
+        self.rc = RootComplex()
+        self.rc.log.setLevel(logging.WARNING)
+        self.rc.max_payload_size = (max_payload // 128).bit_length() - 1
+        self.rc.max_read_request_size = 5         # 4096: the host reads 4 KiB in one request
+        self.switch = Switch()
+        self.switch.log.setLevel(logging.WARNING)
+        self.rc.make_port().connect(self.switch)
+        self.endpoints = [Endpoint(dut, inst, self.params, max_payload) for inst in INSTANCES]
+        for ep in self.endpoints:
+            self.switch.make_port().connect(ep.model)
+        self.peer = MemoryEndpoint()
+        self.peer.log.setLevel(logging.WARNING)
+        self.peer_mem = self.peer.add_mem_region(PEER_MEM_SIZE)
+        self.switch.make_port().connect(Device(self.peer))
+        self.peer_pci = None
+
+    @property
+    def a(self):
+        return self.endpoints[0]
+
+    @property
+    def b(self):
+        return self.endpoints[1]
+
+    async def start(self):
+        """Reset, enumerate, enable memory decoding and bus mastering."""
+        for ep in self.endpoints:
+            await RisingEdge(ep.clk)
+        while any(ep.rst.value == 1 for ep in self.endpoints) or \
+                any(not ep.rst.value.is_resolvable for ep in self.endpoints):
+            await Timer(10, "ns")
+        await ClockCycles(self.a.clk, 4)
+        await self.rc.enumerate()
+        for ep in self.endpoints:
+            ep.pci = self.rc.find_device(ep.function.pcie_id)
+            await ep.pci.enable_device()
+            await ep.pci.set_master()
+        self.peer_pci = self.rc.find_device(self.peer.pcie_id)
+        await self.peer_pci.enable_device()
+        await self.peer_pci.set_master()
+
+    def describe(self):
+        """Lines a newcomer can read: the topology and the enumerated devices."""
+        lines = ["Root complex -> switch -> "
+                 f"[endpoint A, endpoint B, memory peer]  ({self.params.data_width}-bit interface)"]
+        for name, pci in [("endpoint A", self.a.pci), ("endpoint B", self.b.pci),
+                          ("memory peer", self.peer_pci)]:
+            bars = []
+            for i in range(6):
+                if pci.bar_size[i]:
+                    kind = "64-bit pref" if pci.bar[i] & 0xC == 0xC else \
+                        "64-bit" if pci.bar[i] & 0x4 else "32-bit"
+                    bars.append(f"BAR{i} {kind} {pci.bar_size[i] // 1024} KiB @ {pci.bar_addr[i]:#x}")
+            lines.append(f"  {pci.pcie_id} {name}: {pci.vendor_id:04x}:{pci.device_id:04x}  "
+                         + ", ".join(bars))
+        return lines
+
+    def assert_clean(self):
+        for ep in self.endpoints:
+            if ep.checker is not None:
+                ep.checker.assert_clean()
+                ep.checker.assert_idle()
+
+    def mirror(self, offset):
+        """Backing-memory offset that a BAR2 offset lands on."""
+        return offset % self.params.mem_size
