@@ -509,14 +509,14 @@ class BarEndpoint(wiring.Component):
         with m.Else():
             m.d.comb += c_lower.eq(Cat(c_lead[:2], r_dw[:5]))
         c_bc = Mux((r["kind"] == _NP_UR) & r["bc_fixed"], r["bc"], r_rem_bytes)
+        c_status = Mux(r["kind"] == _NP_UR, Const(CplStatus.UR, 3), Const(CplStatus.SC, 3))
         dw0 = Signal(32)
         dw1 = Signal(32)
         dw2 = Signal(32)
         m.d.comb += [
             dw0.eq(Cat(c_lower, Const(0, 9), c_bc, r["locked"] & (r["kind"] == _NP_UR),
                        Const(0, 2))),
-            dw1.eq(Cat(c_dw, Mux(r["kind"] == _NP_UR, int(CplStatus.UR), int(CplStatus.SC))[:3],
-                       Const(0, 2), r["req_id"])),
+            dw1.eq(Cat(c_dw, c_status, Const(0, 2), r["req_id"])),
             dw2.eq(Cat(r["tag"], r["func"], Const(0, 8), Const(0, 1), r["tc"], r["attr"],
                        Const(0, 1))),
         ]
@@ -625,7 +625,7 @@ class BarEndpoint(wiring.Component):
         # CC output.
         cc_keep = ccq.r_data[p.data_width:p.data_width + N]
         cc_last = ccq.r_data[p.data_width + N]
-        cc_sop = Signal(reset=1)
+        cc_sop = Signal(init=1)
         m.d.comb += [
             self.m_axis_cc_tdata.eq(ccq.r_data[:p.data_width]),
             self.m_axis_cc_tkeep.eq(cc_keep),

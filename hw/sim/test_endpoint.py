@@ -258,6 +258,23 @@ async def test_zero_length(dut):
     tb.assert_clean()
 
 
+@cocotb.test()
+async def test_peer_to_peer(dut):
+    """The memory peer, as a bus master, writes and reads endpoint A's BAR2
+    and copies A's BAR2 into B's: device to device through the switch."""
+    tb = await Topology.create(dut)
+    await tb.start()
+    a, b, peer = tb.a, tb.b, tb.peer
+    data = tb.rng.randbytes(8192)
+    await peer.mem_write(a.bar2_addr + 0x10000, data)
+    assert await peer.mem_read(a.bar2_addr + 0x10000, len(data)) == data
+    for off in range(0, len(data), 1024):
+        chunk = await peer.mem_read(a.bar2_addr + 0x10000 + off, 1024)
+        await peer.mem_write(b.bar2_addr + 0x20000 + off, chunk)
+    assert await b.bar2.read(0x20000, len(data)) == data     # checked by the host
+    tb.assert_clean()
+
+
 # ---------------------------------------------------------------------------
 # Requests the endpoint does not support
 
