@@ -1,0 +1,964 @@
+"""Unit tests of hw/sim/pcie_checker.py, without a simulator.
+
+The legal completions are computed here independently of the checker: from
+the list of enabled byte addresses of a request rather than from the
+checker's byte-enable arithmetic.
+"""
+
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:            # so that a bare `pytest` finds hw/
+    sys.path.insert(0, str(ROOT))
+
+from hw.sim.pcie_checker import (  # noqa: E402
+    IDLE, Beat, CompleterMonitor, Completion, CompletionRules, Outcome, ProtocolError,
+    Request, expected_outcome, first_byte_offset, request_byte_count)
+from hw.usp import ATOMIC_TYPES, POSTED_TYPES, CplStatus, ReqType, sideband  # noqa: E402
+
+RULES = CompletionRules(bar_ids=(0, 2))
+MPS_VALUES = (128, 256, 512, 1024)
+RCB_VALUES = (64, 128)
+CONTIGUOUS_FIRST_BE = (0xF, 0xE, 0xC, 0x8)     # enabled up to the end of the dword
+CONTIGUOUS_LAST_BE = (0x1, 0x3, 0x7, 0xF)      # enabled from the start of the dword
+
+
+# ---------------------------------------------------------------------------
+# An independent model of legal completions
+# ---------------------------------------------------------------------------
+
+def enabled_bytes(req):
+    """Byte addresses the request enables, in order."""
+    bes = [req.first_be] if req.dw_count == 1 else \
+        [req.first_be] + [0xF] * (req.dw_count - 2) + [req.last_be]
+    return [req.address + 4 * dw + byte
+            for dw, be in enumerate(bes) for byte in range(4) if be >> byte & 1]
+
+
+def completions_for(req, ends):
+    """Correct completions of a successful read split to end at each address in ends."""
+    enabled = enabled_bytes(req)
+    zero_length = not enabled
+    last_byte = enabled[-1] if enabled else req.address
+    cpls, start = [], req.address
+    for end in ends:
+        first_byte = req.address if zero_length else max(enabled[0], start)
+        dwords = (end - start) // 4
+        cpls.append(Completion(
+            lower_address=first_byte & 0x7F,
+            byte_count=1 if zero_length else last_byte + 1 - first_byte,
+            dw_count=dwords, status=CplStatus.SC,
+            requester_id=req.requester_id, tag=req.tag, tc=req.tc, attr=req.attr,
+            completer_function=req.target_function,
+            payload=[(start // 4 + k) & 0xFFFF_FFFF for k in range(dwords)]))
+        start = end
+    return cpls
+
+
+def split_ends(req, mps, unit):
+    """Each completion as large as MPS allows, ending on a multiple of unit."""
+    end_of_request = req.address + 4 * req.dw_count
+    ends, start = [], req.address
+    while start < end_of_request:
+        start = min(end_of_request, (start + mps) // unit * unit)
+        ends.append(start)
+    return ends
+
+
+def largest_rcb_split(req, mps, rcb):
+    return completions_for(req, split_ends(req, mps, rcb))
+
+
+def mps_aligned_split(req, mps, rcb):
+    return completions_for(req, split_ends(req, mps, mps))
+
+
+def smallest_rcb_split(req, mps, rcb):
+    return completions_for(req, split_ends(req, rcb, rcb))
+
+
+SPLITTERS = (largest_rcb_split, mps_aligned_split, smallest_rcb_split)
+
+
+def read(address=0x1000, dw_count=1, first_be=0xF, last_be=None, **kwargs):
+    if last_be is None:
+        last_be = 0 if dw_count == 1 else 0xF
+    fields = dict(requester_id=0x0100, tag=0x2A, target_function=0, bar_id=2)
+    fields.update(kwargs)
+    return Request(ReqType.MEM_READ, address, dw_count, first_be, last_be, **fields)
+
+
+def legal_byte_enables(rng, address, dw_count):
+    if dw_count == 1:
+        return rng.randrange(16), 0
+    if dw_count == 2 and address % 8 == 0:
+        # Non-contiguous enables are legal for a quadword-aligned 2-dword request.
+        return rng.randrange(1, 16), rng.randrange(1, 16)
+    return rng.choice(CONTIGUOUS_FIRST_BE), rng.choice(CONTIGUOUS_LAST_BE)
+
+
+def random_read(rng, dw_count=None):
+    dw_count = dw_count or rng.randrange(1, 1025)
+    address = 0x1_0000_0000 * rng.randrange(2) + 4 * rng.randrange(1 << 18)
+    first_be, last_be = legal_byte_enables(rng, address, dw_count)
+    return read(address, dw_count, first_be, last_be, requester_id=rng.randrange(1 << 16),
+                tag=rng.randrange(256), tc=rng.randrange(8), attr=rng.randrange(8),
+                target_function=rng.randrange(256), bar_id=rng.choice((0, 2)))
+
+
+def ur_completion(req, byte_count, lower_address=0, locked=False, **kwargs):
+    return Completion(lower_address=lower_address, byte_count=byte_count,
+                      status=CplStatus.UR, locked=locked, requester_id=req.requester_id,
+                      tag=req.tag, tc=req.tc, attr=req.attr,
+                      completer_function=req.target_function, **kwargs)
+
+
+def assert_violation(req, cpls, rule, mps=256, rcb=64):
+    with pytest.raises(ProtocolError, match=rule):
+        RULES.check(req, cpls, mps, rcb)
+
+
+def replace(cpls, index, **changes):
+    cpls = list(cpls)
+    cpls[index] = dataclasses.replace(cpls[index], **changes)
+    return cpls
+
+
+# ---------------------------------------------------------------------------
+# The model above must itself be right
+# ---------------------------------------------------------------------------
+
+def test_reference_splits_end_on_boundaries_within_mps():
+    req = read(address=0x1F4, dw_count=300)          # 1200 bytes from 0x1F4
+    assert split_ends(req, 256, 64) == [0x2C0, 0x3C0, 0x4C0, 0x5C0, 0x6A4]
+    assert split_ends(req, 256, 256) == [0x200, 0x300, 0x400, 0x500, 0x600, 0x6A4]
+    assert split_ends(req, 64, 64)[:2] == [0x200, 0x240]
+
+
+def test_enabled_bytes_follow_first_and_last_be():
+    assert enabled_bytes(read(0x100, 1, 0b1010)) == [0x101, 0x103]
+    assert enabled_bytes(read(0x100, 2, 0b1100, 0b0011)) == [0x102, 0x103, 0x104, 0x105]
+
+
+# ---------------------------------------------------------------------------
+# Legal completions are accepted
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("splitter", SPLITTERS, ids=lambda s: s.__name__)
+def test_every_length_accepted(splitter):
+    rng = random.Random(splitter.__name__)
+    for dw_count in range(1, 1025):
+        req = random_read(rng, dw_count)
+        mps, rcb = rng.choice(MPS_VALUES), rng.choice(RCB_VALUES)
+        RULES.check(req, splitter(req, mps, rcb), mps, rcb)
+
+
+def test_every_dword_offset_and_byte_enable_accepted():
+    rng = random.Random(7)
+    for dword in range(32):                       # every address mod 128
+        for dw_count in (1, 2, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65, 257, 1024):
+            address = 0x4000 + 4 * dword
+            for first_be in range(16):
+                for last_be in range(16):
+                    if not legal(address, dw_count, first_be, last_be):
+                        continue
+                    req = read(address, dw_count, first_be, last_be)
+                    mps, rcb = rng.choice(MPS_VALUES), rng.choice(RCB_VALUES)
+                    for splitter in SPLITTERS:
+                        RULES.check(req, splitter(req, mps, rcb), mps, rcb)
+
+
+def legal(address, dw_count, first_be, last_be):
+    if dw_count == 1:
+        return last_be == 0
+    if first_be == 0 or last_be == 0:
+        return False
+    if dw_count == 2 and address % 8 == 0:
+        return True
+    return first_be in CONTIGUOUS_FIRST_BE and last_be in CONTIGUOUS_LAST_BE
+
+
+def test_random_reads_accepted_at_every_mps_and_rcb():
+    rng = random.Random(2024)
+    for _ in range(500):
+        req = random_read(rng)
+        for mps in MPS_VALUES:
+            for rcb in RCB_VALUES:
+                RULES.check(req, rng.choice(SPLITTERS)(req, mps, rcb), mps, rcb)
+
+
+def test_read_of_4096_bytes_in_one_completion():
+    req = read(address=0, dw_count=1024)
+    cpls = completions_for(req, [4096])
+    assert cpls[0].byte_count == 4096
+    RULES.check(req, cpls, mps=4096, rcb=128)
+
+
+def test_zero_length_read_accepted():
+    req = read(address=0x204, dw_count=1, first_be=0)
+    cpls = completions_for(req, [0x208])
+    assert (cpls[0].byte_count, cpls[0].lower_address) == (1, 0x04)
+    RULES.check(req, cpls, 128, 64)
+
+
+# ---------------------------------------------------------------------------
+# Each rule catches its violation
+# ---------------------------------------------------------------------------
+
+def test_r1_missing_dword():
+    req = read(dw_count=40)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    last = good[-1]
+    assert_violation(req, replace(good, -1, dw_count=last.dw_count - 1,
+                                  payload=last.payload[:-1]), "R1 payload coverage")
+
+
+def test_r1_missing_completion():
+    req = read(dw_count=200)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, good[:-1], "R1 payload coverage")
+
+
+def test_r1_extra_completion():
+    req = read(dw_count=100)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, good + [good[-1]], "R1 payload coverage")
+
+
+def test_r1_completions_out_of_order():
+    req = read(address=0x1000, dw_count=128)
+    good = completions_for(req, [0x1100, 0x1200])
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, good[::-1], "R1 order")
+
+
+def test_r1_no_completion_for_a_read():
+    assert_violation(read(), [], "R1 payload coverage")
+
+
+def test_r2_completion_longer_than_mps():
+    req = read(address=0, dw_count=64)                # 256 bytes
+    one = completions_for(req, [256])
+    RULES.check(req, one, mps=256, rcb=64)
+    assert_violation(req, one, "R2 max payload size", mps=128)
+
+
+def test_r2_applies_to_every_completion():
+    req = read(address=0, dw_count=96)
+    cpls = completions_for(req, [128, 384])           # 128 then 256 bytes
+    RULES.check(req, cpls, mps=256, rcb=64)
+    assert_violation(req, cpls, "R2 max payload size: completion 1", mps=128)
+
+
+def test_r3_intermediate_completion_off_rcb():
+    req = read(address=0x10, dw_count=64)
+    good = completions_for(req, [0x40, 0x110])
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, completions_for(req, [0x50, 0x110]),
+                     "R3 read completion boundary")
+
+
+def test_r3_depends_on_rcb():
+    req = read(address=0x10, dw_count=64)
+    cpls = completions_for(req, [0xC0, 0x110])        # 0xC0: 64-aligned, not 128
+    RULES.check(req, cpls, 256, rcb=64)
+    assert_violation(req, cpls, "R3 read completion boundary", rcb=128)
+
+
+def test_r3_last_completion_may_end_anywhere():
+    req = read(address=0x10, dw_count=5)
+    RULES.check(req, completions_for(req, [0x24]), 256, 128)
+
+
+def test_r4_wrong_first_byte_count():
+    req = read(address=0x100, dw_count=8, first_be=0xE, last_be=0x7)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert good[0].byte_count == 30
+    assert_violation(req, replace(good, 0, byte_count=32), "R4 byte count: completion 0")
+
+
+def test_r4_wrong_later_byte_count():
+    req = read(address=0x100, dw_count=100, first_be=0xC)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, replace(good, 1, byte_count=good[1].byte_count + 2),
+                     "R4 byte count: completion 1")
+
+
+def test_r4_later_byte_count_counts_first_be_only_once():
+    # The first completion carries 64 dwords minus 2 disabled bytes.
+    req = read(address=0x0, dw_count=96, first_be=0xC)
+    good = completions_for(req, [0x100, 0x180])
+    assert good[1].byte_count == 128
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, replace(good, 1, byte_count=126), "R4 byte count")
+
+
+def test_r5_wrong_first_lower_address():
+    req = read(address=0x1234, dw_count=4, first_be=0x8)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert good[0].lower_address == 0x37
+    assert_violation(req, replace(good, 0, lower_address=0x34), "R5 lower address")
+
+
+def test_r5_wrong_later_lower_address():
+    req = read(address=0x1234, dw_count=100, first_be=0xE)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, replace(good, 1, lower_address=good[1].lower_address | 1),
+                     "R5 lower address: completion 1")
+
+
+def test_r6_zero_length_read_without_data():
+    req = read(dw_count=1, first_be=0)
+    good = completions_for(req, [req.address + 4])
+    RULES.check(req, good, 256, 64)
+    assert_violation(req, replace(good, 0, dw_count=0, payload=[]), "R6 zero-length read")
+
+
+def test_r6_zero_length_read_with_byte_count_4():
+    req = read(dw_count=1, first_be=0)
+    good = completions_for(req, [req.address + 4])
+    assert_violation(req, replace(good, 0, byte_count=4), "R6 zero-length read")
+
+
+@pytest.mark.parametrize("cpl_field, value", [
+    ("tag", 0x2B), ("requester_id", 0x0200), ("tc", 3), ("attr", 2),
+    ("completer_function", 1)])
+def test_r7_header_field_must_echo_the_request(cpl_field, value):
+    req = read(dw_count=70)
+    good = largest_rcb_split(req, 256, 64)
+    RULES.check(req, good, 256, 64)
+    assert getattr(good[1], cpl_field) != value
+    assert_violation(req, replace(good, 1, **{cpl_field: value}),
+                     f"R7 completion header: completion 1 {cpl_field}")
+
+
+def test_r7_read_must_complete_successfully():
+    req = read(dw_count=4)
+    good = largest_rcb_split(req, 256, 64)
+    assert_violation(req, replace(good, 0, status=CplStatus.CA), "R7 .* status CA")
+
+
+def test_r7_unsupported_request_must_not_complete_successfully():
+    req = dataclasses.replace(read(), req_type=ReqType.IO_READ, bar_id=0)
+    good = ur_completion(req, byte_count=4)
+    RULES.check(req, [good], 256, 64)
+    assert_violation(req, [dataclasses.replace(good, status=CplStatus.SC)],
+                     "R7 .* status SC, expected UR")
+
+
+def test_r7_read_to_unknown_bar_gets_ur():
+    req = read(dw_count=4, bar_id=4)
+    data = largest_rcb_split(req, 256, 64)
+    assert_violation(req, data, "R7 .* status SC, expected UR")
+    RULES.check(req, [ur_completion(req, byte_count=16, lower_address=0)], 256, 64)
+
+
+def test_r7_ur_completion_with_data():
+    req = read(bar_id=5)
+    good = ur_completion(req, byte_count=4)
+    RULES.check(req, [good], 256, 64)
+    assert_violation(req, [dataclasses.replace(good, dw_count=1, payload=[0])],
+                     "R7 .* a UR completion carries no data")
+
+
+def test_r7_dw_count_must_match_payload():
+    req = read(dw_count=4)
+    good = largest_rcb_split(req, 256, 64)
+    assert_violation(req, replace(good, 0, payload=good[0].payload + [0]),
+                     "R7 .* dw_count 4 but carries 5")
+
+
+def test_r7_poisoned_completion():
+    req = read(dw_count=4)
+    good = largest_rcb_split(req, 256, 64)
+    assert_violation(req, replace(good, 0, poisoned=True), "R7 .* poisoned")
+
+
+def test_r7_locked_read_needs_cpllk():
+    req = dataclasses.replace(read(address=0x1004, dw_count=2), req_type=ReqType.MEM_READ_LOCKED)
+    good = ur_completion(req, byte_count=8, lower_address=0x04, locked=True)
+    RULES.check(req, [good], 256, 64)
+    assert_violation(req, [dataclasses.replace(good, locked=False)], "R7 .* locked bit 0")
+
+
+def test_r7_cpllk_only_for_locked_read():
+    req = read(bar_id=3)
+    good = ur_completion(req, byte_count=4)
+    RULES.check(req, [good], 256, 64)
+    assert_violation(req, [dataclasses.replace(good, locked=True)], "R7 .* locked bit 1")
+
+
+def test_r7_cpllk_not_on_successful_read():
+    req = read(dw_count=4)
+    good = largest_rcb_split(req, 256, 64)
+    assert_violation(req, replace(good, 0, locked=True), "R7 .* locked bit 1")
+
+
+@pytest.mark.parametrize("req_type, dw_count, right, wrong", [
+    (ReqType.MEM_FETCH_ADD, 1, 4, 1),
+    (ReqType.MEM_FETCH_ADD, 2, 8, 4),
+    (ReqType.MEM_SWAP, 2, 8, 4),
+    (ReqType.MEM_CAS, 2, 4, 8),
+    (ReqType.MEM_CAS, 8, 16, 32),
+    (ReqType.IO_READ, 1, 4, 2),
+    (ReqType.IO_WRITE, 1, 4, 1),
+    (ReqType.CFG_READ_0, 1, 4, 1),
+    (ReqType.CFG_WRITE_1, 1, 4, 0),
+])
+def test_r8_ur_byte_count(req_type, dw_count, right, wrong):
+    req = Request(req_type, 0x2000, dw_count, first_be=0x3, last_be=0 if dw_count == 1 else 0xF,
+                  requester_id=0x0008, tag=9, bar_id=0)
+    RULES.check(req, [ur_completion(req, byte_count=right)], 256, 64)
+    assert_violation(req, [ur_completion(req, byte_count=wrong)], "R8 UR completion: byte_count")
+
+
+@pytest.mark.parametrize("req_type", [ReqType.IO_READ, ReqType.MEM_SWAP, ReqType.CFG_READ_0])
+def test_r8_lower_address_zero_unless_memory_read(req_type):
+    req = Request(req_type, 0x2004, 1, 0x2, 0, bar_id=0)
+    byte_count = 4
+    RULES.check(req, [ur_completion(req, byte_count)], 256, 64)
+    assert_violation(req, [ur_completion(req, byte_count, lower_address=0x05)],
+                     "R8 UR completion: lower_address")
+
+
+def test_r8_memory_read_ur_uses_read_byte_count_and_lower_address():
+    req = read(address=0x2044, dw_count=3, first_be=0xC, last_be=0x1, bar_id=1)
+    right = ur_completion(req, byte_count=7, lower_address=0x46)
+    RULES.check(req, [right], 256, 64)
+    assert_violation(req, [dataclasses.replace(right, byte_count=12)], "R8 .* byte_count 12")
+    assert_violation(req, [dataclasses.replace(right, lower_address=0x44)],
+                     "R8 .* lower_address 0x44")
+
+
+def test_r8_exactly_one_ur_completion():
+    req = read(bar_id=1)
+    good = ur_completion(req, byte_count=4)
+    RULES.check(req, [good], 256, 64)
+    assert_violation(req, [good, good], "R8 UR completion: exactly one")
+    assert_violation(req, [], "R8 UR completion: exactly one")
+
+
+@pytest.mark.parametrize("req_type, bar_id, discontinue", [
+    (ReqType.MEM_WRITE, 2, False), (ReqType.MEM_WRITE, 2, True),
+    (ReqType.MEM_WRITE, 1, False), (ReqType.MSG, 0, False)])
+def test_r9_no_completion_for_posted_request(req_type, bar_id, discontinue):
+    req = Request(req_type, 0x3000, 1, 0xF, 0, bar_id=bar_id, discontinue=discontinue,
+                  payload=[0])
+    RULES.check(req, [], 256, 64)
+    assert_violation(req, [ur_completion(req, byte_count=4)], "R9 posted request")
+
+
+def test_message_names_request_and_values():
+    req = read(address=0x40, dw_count=64, tag=0x11)
+    with pytest.raises(ProtocolError) as info:
+        RULES.check(req, completions_for(req, [0x140]), mps=128, rcb=64)
+    message = str(info.value)
+    assert "MEM_READ addr 0x40 len 64" in message and "tag 0x11" in message
+    assert "carries 256 bytes, MPS is 128" in message
+
+
+# ---------------------------------------------------------------------------
+# expected_outcome and the helpers
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("req_type", list(ReqType), ids=lambda t: t.name)
+@pytest.mark.parametrize("bar_id", [0, 1, 2, 6])
+@pytest.mark.parametrize("discontinue", [False, True])
+def test_expected_outcome(req_type, bar_id, discontinue):
+    req = Request(req_type, 0, 1, 0xF, 0, bar_id=bar_id, discontinue=discontinue)
+    known = bar_id in (0, 2)
+    if req_type == ReqType.MEM_WRITE and known:
+        want = Outcome.DROPPED_POISONED if discontinue else Outcome.SERVED
+    elif req_type in POSTED_TYPES:
+        want = Outcome.DROPPED_POSTED
+    elif req_type == ReqType.MEM_READ and known:
+        want = Outcome.COMPLETED
+    else:
+        want = Outcome.UNSUPPORTED
+    assert expected_outcome(req) == want
+
+
+def test_expected_outcome_names():
+    write = Request(ReqType.MEM_WRITE, 0, 1, 0xF, 0, bar_id=2, discontinue=True)
+    assert expected_outcome(write) == "dropped_poisoned"
+    assert expected_outcome(dataclasses.replace(write, bar_id=1)) == "dropped_posted"
+    assert expected_outcome(dataclasses.replace(write, bar_id=1), bar_ids=(1,)) \
+        == "dropped_poisoned"
+
+
+def test_every_non_posted_type_but_read_is_unsupported():
+    non_posted = set(ReqType) - POSTED_TYPES - {ReqType.MEM_READ}
+    assert ATOMIC_TYPES <= non_posted
+    for req_type in non_posted:
+        req = Request(req_type, 0, 2, 0xF, 0xF, bar_id=2)
+        assert expected_outcome(req) == Outcome.UNSUPPORTED, req_type
+
+
+# PCIe Table 2-39, for a 1-dword request: pattern of first_be (bit 3 first) -> bytes.
+SINGLE_DWORD_BYTE_COUNT = {
+    "1xx1": 4, "01x1": 3, "1x10": 3, "0011": 2, "0110": 2, "1100": 2,
+    "0001": 1, "0010": 1, "0100": 1, "1000": 1, "0000": 1}
+
+
+@pytest.mark.parametrize("first_be", range(16))
+def test_request_byte_count_single_dword(first_be):
+    bits = f"{first_be:04b}"
+    matches = [count for pattern, count in SINGLE_DWORD_BYTE_COUNT.items()
+               if all(p in ("x", b) for p, b in zip(pattern, bits))]
+    assert len(matches) == 1
+    assert request_byte_count(read(dw_count=1, first_be=first_be)) == matches[0]
+
+
+@pytest.mark.parametrize("dw_count, first_be, last_be, want", [
+    (2, 0xF, 0xF, 8), (2, 0xE, 0x7, 6), (2, 0x8, 0x1, 2), (2, 0x5, 0xA, 8),
+    (3, 0xC, 0x3, 8), (1024, 0xF, 0xF, 4096), (1024, 0x8, 0x1, 4090)])
+def test_request_byte_count_several_dwords(dw_count, first_be, last_be, want):
+    assert request_byte_count(read(dw_count=dw_count, first_be=first_be, last_be=last_be)) == want
+
+
+def test_request_byte_count_matches_enabled_span():
+    rng = random.Random(3)
+    for _ in range(2000):
+        req = random_read(rng)
+        enabled = enabled_bytes(req)
+        want = enabled[-1] - enabled[0] + 1 if enabled else 1
+        assert request_byte_count(req) == want, req
+
+
+@pytest.mark.parametrize("first_be, offset", [
+    (0b0000, 0), (0b0001, 0), (0b1111, 0), (0b0110, 1), (0b1010, 1),
+    (0b0100, 2), (0b1100, 2), (0b1000, 3)])
+def test_first_byte_offset(first_be, offset):
+    assert first_byte_offset(first_be) == offset
+
+
+# ---------------------------------------------------------------------------
+# Descriptor decoders
+# ---------------------------------------------------------------------------
+
+def pack_cq(address, at, dw_count, req_type, requester_id, tag, function, bar_id,
+            aperture, tc, attr):
+    """A CQ descriptor packed by hand, after PG213's figure."""
+    return [
+        (address & 0xFFFF_FFFC) | at,
+        address >> 32,
+        dw_count | req_type << 11 | requester_id << 16,
+        tag | function << 8 | bar_id << 16 | aperture << 19 | tc << 25 | attr << 28,
+    ]
+
+
+def pack_cc(lower_address, at, byte_count, locked, dw_count, status, poisoned,
+            requester_id, tag, function, bus, id_enable, tc, attr, force_ecrc):
+    return [
+        lower_address | at << 8 | byte_count << 16 | locked << 29,
+        dw_count | status << 11 | poisoned << 14 | requester_id << 16,
+        tag | function << 8 | bus << 16 | id_enable << 24 | tc << 25 | attr << 28
+        | force_ecrc << 31,
+    ]
+
+
+def test_cq_decoder_hand_packed():
+    dwords = pack_cq(0x1234_5678_9ABC_DEF4, 2, 0x2A5 & 0x7FF, ReqType.MEM_WRITE,
+                     0xBEEF, 0xA5, 0x3C, 5, 0x2B, 6, 5) + [0x11, 0x22]
+    req = Request.from_cq_dwords(dwords, first_be=0x1E, last_be=0x3, discontinue=1)
+    assert req == Request(
+        req_type=ReqType.MEM_WRITE, address=0x1234_5678_9ABC_DEF4, dw_count=0x2A5,
+        first_be=0xE, last_be=0x3, requester_id=0xBEEF, tag=0xA5, target_function=0x3C,
+        bar_id=5, tc=6, attr=5, discontinue=True, payload=[0x11, 0x22], at=2,
+        bar_aperture=0x2B)
+
+
+def test_cq_decoder_ignores_reserved_bits():
+    dwords = pack_cq(0x1000, 0, 1024, ReqType.MEM_READ, 1, 2, 3, 2, 0, 0, 0)
+    dwords[2] |= 1 << 15                   # reserved
+    dwords[3] |= 1 << 31                   # reserved
+    req = Request.from_cq_dwords(dwords, 0xF, 0xF)
+    assert (req.dw_count, req.requester_id, req.tag, req.attr) == (1024, 1, 2, 0)
+    assert req.payload == []
+
+
+def test_cq_decoder_rejects_short_packet_and_reserved_type():
+    with pytest.raises(ValueError):
+        Request.from_cq_dwords([0, 0, 0], 0xF, 0)
+    with pytest.raises(ValueError):
+        Request.from_cq_dwords([0, 0, 0b1111 << 11, 0], 0xF, 0)
+
+
+def test_cc_decoder_hand_packed():
+    dwords = pack_cc(0x5D, 1, 4096, 1, 1024, CplStatus.UR, 1, 0xCAFE, 0x81, 0x47,
+                     0x9C, 1, 7, 3, 1) + [0xDEAD_BEEF]
+    assert Completion.from_cc_dwords(dwords) == Completion(
+        lower_address=0x5D, at=1, byte_count=4096, locked=True, dw_count=1024,
+        status=CplStatus.UR, poisoned=True, requester_id=0xCAFE, tag=0x81,
+        completer_function=0x47, completer_bus=0x9C, completer_id_enable=True, tc=7,
+        attr=3, force_ecrc=True, payload=[0xDEAD_BEEF])
+
+
+def test_cc_decoder_byte_count_is_13_bits():
+    cpl = Completion.from_cc_dwords(pack_cc(0, 0, 0x1FFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    assert (cpl.byte_count, cpl.locked) == (0x1FFF, False)
+
+
+def test_cc_decoder_keeps_reserved_status():
+    cpl = Completion.from_cc_dwords(pack_cc(0, 0, 4, 0, 0, 0b011, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    assert cpl.status == 0b011
+    assert "reserved status" in cpl.summary()
+
+
+def test_cq_decoder_agrees_with_cocotbext():
+    from cocotbext.pcie.core.tlp import TlpType
+    from cocotbext.pcie.core.utils import PcieId
+    from cocotbext.pcie.xilinx.us.tlp import Tlp_us
+
+    tlp = Tlp_us()
+    tlp.fmt_type = TlpType.MEM_WRITE_64
+    tlp.set_addr_be_data(0x1_2345_6789, bytes(range(1, 12)))
+    tlp.requester_id = PcieId(0x12, 3, 4)
+    tlp.tag = 0x77
+    tlp.completer_id = PcieId(0, 0, 0x05)
+    tlp.bar_id, tlp.bar_aperture, tlp.tc, tlp.attr = 2, 21, 5, 6
+    frame = tlp.pack_us_cq()
+    req = Request.from_cq_dwords(frame.data, frame.first_be, frame.last_be, frame.discontinue)
+    assert req.req_type == ReqType.MEM_WRITE
+    assert req.address == 0x1_2345_6788
+    assert (req.dw_count, req.first_be, req.last_be) == (tlp.length, 0xE, 0xF)
+    assert req.requester_id == int(tlp.requester_id)
+    assert (req.tag, req.target_function, req.bar_id, req.bar_aperture) == (0x77, 5, 2, 21)
+    assert (req.tc, req.attr) == (5, 6)
+    assert req.payload == frame.data[4:] and len(req.payload) == tlp.length
+
+
+def test_cc_decoder_agrees_with_cocotbext():
+    from cocotbext.pcie.core.tlp import TlpType
+    from cocotbext.pcie.core.utils import PcieId
+    from cocotbext.pcie.xilinx.us.tlp import Tlp_us
+
+    tlp = Tlp_us()
+    tlp.fmt_type = TlpType.CPL_LOCKED
+    tlp.lower_address, tlp.byte_count, tlp.length = 0x46, 7, 0
+    tlp.status = CplStatus.UR
+    tlp.requester_id = PcieId(1, 2, 3)
+    tlp.completer_id = PcieId(0x44, 0x1F, 0x7)
+    tlp.tag, tlp.tc, tlp.attr = 0xC3, 2, 1
+    cpl = Completion.from_cc_dwords(tlp.pack_us_cc().data)
+    assert (cpl.lower_address, cpl.byte_count, cpl.dw_count) == (0x46, 7, 0)
+    assert cpl.locked and cpl.status == CplStatus.UR and not cpl.poisoned
+    assert cpl.requester_id == int(tlp.requester_id)
+    assert (cpl.completer_bus, cpl.completer_function) == (0x44, 0x1F << 3 | 0x7)
+    assert (cpl.tag, cpl.tc, cpl.attr) == (0xC3, 2, 1)
+
+    data = Tlp_us()
+    data.fmt_type = TlpType.CPL_DATA
+    data.set_data(bytes(range(8)))
+    data.byte_count = 8
+    cpl = Completion.from_cc_dwords(data.pack_us_cc().data)
+    assert (cpl.dw_count, cpl.locked, cpl.payload) == (2, False, [0x03020100, 0x07060504])
+
+
+# ---------------------------------------------------------------------------
+# CompleterMonitor, fed beat by beat
+# ---------------------------------------------------------------------------
+
+def cq_packet(req):
+    """The dwords of a request as the hard IP sends it on CQ."""
+    return pack_cq(req.address, req.at, req.dw_count, req.req_type, req.requester_id,
+                   req.tag, req.target_function, req.bar_id, 0, req.tc, req.attr) \
+        + list(req.payload)
+
+
+def cc_packet(cpl):
+    return pack_cc(cpl.lower_address, cpl.at, cpl.byte_count, int(cpl.locked), cpl.dw_count,
+                   cpl.status, int(cpl.poisoned), cpl.requester_id, cpl.tag,
+                   cpl.completer_function, cpl.completer_bus, int(cpl.completer_id_enable),
+                   cpl.tc, cpl.attr, 0) + list(cpl.payload)
+
+
+def beats(dwords, width):
+    """(data, keep, last, dword index of the beat) of a packet, lanes filled from 0."""
+    lanes = width // 32
+    for first in range(0, len(dwords), lanes):
+        chunk = dwords[first:first + lanes]
+        data = sum(dw << 32 * i for i, dw in enumerate(chunk))
+        yield data, (1 << len(chunk)) - 1, first + lanes >= len(dwords), first
+
+
+class Harness:
+    """Drives a CompleterMonitor as a simulator would, one edge per beat."""
+
+    def __init__(self, width, mps=256, rcb=64):
+        self.width = width
+        self.sb = sideband(width)
+        self.mps, self.rcb = mps, rcb
+        self.monitor = CompleterMonitor(width, lambda: self.mps, lambda: self.rcb,
+                                        name="test")
+
+    def edge(self, cq=IDLE, cc=IDLE, in_reset=False):
+        self.monitor.sample(in_reset, cq, cc)
+
+    def request(self, req, in_reset=False):
+        """CQ beats: byte enables on the first beat, discontinue on the last."""
+        for data, keep, last, first in beats(cq_packet(req), self.width):
+            user = 0
+            if first == 0:
+                user |= req.first_be << self.sb.cq_first_be | req.last_be << self.sb.cq_last_be
+            if last and req.discontinue:
+                user |= 1 << self.sb.cq_discontinue
+            self.edge(cq=Beat(1, 1, data, keep, int(last), user), in_reset=in_reset)
+
+    def cc_beats(self, cpl):
+        """The CC Beats of a completion, with 512-bit sop/eop sideband."""
+        result = []
+        for data, keep, last, first in beats(cc_packet(cpl), self.width):
+            user = 0
+            if self.width == 512:
+                user |= (first == 0) << self.sb.cc_is_sop
+                if last:
+                    user |= 1 << self.sb.cc_is_eop | (keep.bit_length() - 1) << self.sb.cc_eop_ptr
+            result.append(Beat(1, 1, data, keep, int(last), user))
+        return result
+
+    def complete(self, *cpls, stall_every=0):
+        for cpl in cpls:
+            for n, beat in enumerate(self.cc_beats(cpl)):
+                if stall_every and n % stall_every == 0:
+                    self.edge(cc=dataclasses.replace(beat, ready=0))
+                self.edge(cc=beat)
+
+    @property
+    def errors(self):
+        return self.monitor.errors
+
+
+WIDTHS = (64, 128, 256, 512)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_monitor_accepts_good_read(width):
+    h = Harness(width, mps=256, rcb=64)
+    req = read(address=0x10, dw_count=150, first_be=0xE, last_be=0x3)
+    h.request(req)
+    for _ in range(5):
+        h.edge()
+    cpls = largest_rcb_split(req, 256, 64)
+    h.complete(*cpls, stall_every=3)
+    assert h.errors == []
+    m = h.monitor
+    assert (m.requests, m.completions) == (1, len(cpls))
+    lanes = width // 32
+    assert m.cq_beats == -(-(4 + 0) // lanes)
+    assert m.cc_beats == sum(-(-(3 + c.dw_count) // lanes) for c in cpls)
+    assert m.latencies == [7]              # 5 idle edges, 1 stalled, then the beat
+    m.assert_clean()
+    m.assert_idle()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_monitor_catches_completion_longer_than_mps(width):
+    h = Harness(width, mps=128)
+    req = read(address=0, dw_count=64)
+    h.request(req)
+    h.complete(*completions_for(req, [256]))
+    assert any("R2 max payload size" in e for e in h.errors), h.errors
+    with pytest.raises(ProtocolError, match="1 PCIe protocol violation"):
+        h.monitor.assert_clean()
+
+
+def test_monitor_reads_mps_when_the_request_arrives():
+    h = Harness(256, mps=128)
+    req = read(address=0, dw_count=64)
+    h.request(req)
+    h.mps = 256                            # changed after the request: not used
+    h.complete(*completions_for(req, [256]))
+    assert any("MPS is 128" in e for e in h.errors), h.errors
+
+
+def test_monitor_pairs_by_requester_and_tag_in_order():
+    h = Harness(128)
+    first = read(address=0x100, dw_count=2, tag=5)
+    other = read(address=0x200, dw_count=1, tag=6)
+    again = read(address=0x300, dw_count=1, tag=5)      # same tag, later
+    for req in (first, other, again):
+        h.request(req)
+    h.complete(*largest_rcb_split(other, 256, 64))
+    h.complete(*largest_rcb_split(first, 256, 64))
+    h.complete(*largest_rcb_split(again, 256, 64))
+    assert h.errors == []
+    h.monitor.assert_idle()
+
+
+def test_monitor_unsupported_request_answered_correctly():
+    h = Harness(64)
+    req = Request(ReqType.IO_READ, 0x40, 1, 0x1, 0, requester_id=3, tag=1, bar_id=0)
+    h.request(req)
+    h.complete(ur_completion(req, byte_count=4))
+    assert h.errors == []
+    assert h.monitor.latencies == []       # only memory reads are timed
+    h.monitor.assert_idle()
+
+
+def test_monitor_completion_for_posted_write():
+    h = Harness(256)
+    write = Request(ReqType.MEM_WRITE, 0x40, 2, 0xF, 0xF, tag=4, bar_id=2, payload=[1, 2])
+    h.request(write)
+    h.monitor.assert_idle()                # a write waits for nothing
+    h.complete(ur_completion(write, byte_count=4))
+    assert any("no request with this requester ID and tag" in e for e in h.errors)
+
+
+def test_monitor_assert_idle_lists_waiting_request():
+    h = Harness(256)
+    h.request(read(tag=0x33))
+    h.monitor.assert_clean()
+    with pytest.raises(ProtocolError, match="(?s)1 request.*tag 0x33"):
+        h.monitor.assert_idle()
+
+
+def test_monitor_ignores_beats_in_reset_and_forgets_requests():
+    h = Harness(256)
+    h.request(read(tag=1))
+    h.edge(in_reset=True)
+    h.monitor.assert_idle()
+    h.request(read(tag=2), in_reset=True)
+    assert h.monitor.requests == 1
+    h.monitor.assert_idle()
+
+
+def test_monitor_catches_tkeep_gap_and_partial_middle_beat():
+    h = Harness(128)
+    req = read(dw_count=8)
+    h.request(req)
+    good = h.cc_beats(largest_rcb_split(req, 256, 64)[0])
+    h.edge(cc=dataclasses.replace(good[0], keep=0b1011))
+    h.edge(cc=dataclasses.replace(good[1], keep=0b0111))
+    h.edge(cc=dataclasses.replace(good[2], keep=0))
+    joined = "\n".join(h.errors)
+    assert "not contiguous" in joined
+    assert "not the last" in joined
+    assert "tkeep is 0" in joined
+
+
+def test_monitor_catches_changes_while_waiting_for_tready():
+    h = Harness(256)
+    req = read(dw_count=8)
+    h.request(req)
+    beat = h.cc_beats(largest_rcb_split(req, 256, 64)[0])[0]
+    h.edge(cc=dataclasses.replace(beat, ready=0))
+    h.edge(cc=dataclasses.replace(beat, ready=0, data=beat.data ^ 1, user=beat.user ^ 1))
+    assert any("tdata/tuser changed while waiting" in e for e in h.errors), h.errors
+    h.edge(cc=dataclasses.replace(beat, valid=0, ready=1))
+    assert any("tvalid dropped" in e for e in h.errors), h.errors
+
+
+def test_monitor_accepts_held_beats():
+    h = Harness(64)
+    req = read(dw_count=3)
+    h.request(req)
+    for beat in h.cc_beats(largest_rcb_split(req, 256, 64)[0]):
+        for _ in range(3):
+            h.edge(cc=dataclasses.replace(beat, ready=0))
+        h.edge(cc=beat)
+    assert h.errors == []
+    h.monitor.assert_idle()
+
+
+def test_monitor_512_sop_eop_sideband():
+    h = Harness(512)
+    req = read(dw_count=20)
+    h.request(req)
+    good = h.cc_beats(largest_rcb_split(req, 256, 64)[0])
+    assert len(good) == 2
+    sb = sideband(512)
+    h.edge(cc=dataclasses.replace(good[0], user=0))                     # no is_sop
+    h.edge(cc=dataclasses.replace(good[1], user=good[1].user ^ 1 << sb.cc_eop_ptr))
+    joined = "\n".join(h.errors)
+    assert "is_sop 00 on the first beat" in joined
+    assert "eop pointer 7, but the last valid dword is 6" in joined
+
+
+def test_monitor_512_eop_on_a_middle_beat():
+    h = Harness(512)
+    req = read(dw_count=20)
+    h.request(req)
+    good = h.cc_beats(largest_rcb_split(req, 256, 64)[0])
+    h.edge(cc=dataclasses.replace(good[0], user=good[0].user | 1 << sideband(512).cc_is_eop))
+    assert any("is_eop 01 with tlast 0" in e for e in h.errors), h.errors
+
+
+def test_monitor_flags_unknown_cc_signals():
+    h = Harness(128)
+    h.edge(cc=Beat(0, 1, unknown=frozenset({"tvalid"})))
+    h.edge(cc=Beat(1, 0, data=0, keep=0b11, last=1, data_x=0xF << 32,
+                   unknown=frozenset({"tdata"})))
+    joined = "\n".join(h.errors)
+    assert "tvalid is X/Z" in joined and "X/Z bits in kept dwords [1]" in joined
+
+
+def test_monitor_flags_cc_discontinue():
+    h = Harness(256)
+    req = read()
+    h.request(req)
+    beat = h.cc_beats(largest_rcb_split(req, 256, 64)[0])[0]
+    h.edge(cc=dataclasses.replace(beat, user=1 << sideband(256).cc_discontinue))
+    assert any("discontinue" in e for e in h.errors)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_monitor_decodes_cq_sideband(width):
+    h = Harness(width)
+    write = Request(ReqType.MEM_WRITE, 0x80, 20, 0xC, 0x3, tag=1, bar_id=2,
+                    discontinue=True, payload=list(range(20)))
+    h.request(write)
+    h.request(dataclasses.replace(write, discontinue=False))
+    assert h.monitor.outcomes == {Outcome.DROPPED_POISONED: 1, Outcome.SERVED: 1}
+    h.request(read(address=0x80, dw_count=20, first_be=0xC, last_be=0x3))
+    (pending,) = h.monitor.pending()
+    assert (pending.request.first_be, pending.request.last_be) == (0xC, 0x3)
+
+
+def test_assert_clean_shows_ten_errors_and_the_count():
+    h = Harness(128)
+    for _ in range(12):
+        h.edge(cc=Beat(0, 1, unknown=frozenset({"tvalid"})))
+    with pytest.raises(ProtocolError) as info:
+        h.monitor.assert_clean()
+    message = str(info.value)
+    assert "12 PCIe protocol violation(s)" in message and "and 2 more" in message
+    assert message.count("tvalid is X/Z") == 10
+
+
+def test_stream_port_reads_cocotb_values_with_x():
+    from cocotb.types import Logic, LogicArray
+
+    from hw.sim.pcie_checker import _StreamPort
+
+    class Handle:
+        def __init__(self, value):
+            self.value = value
+
+    class Dut:
+        pass
+
+    dut = Dut()
+    signals = {"tvalid": Logic("1"), "tready": Logic("0"), "tlast": Logic("1"),
+               "tkeep": LogicArray("0011"), "tuser": LogicArray.from_unsigned(5, 33),
+               "tdata": LogicArray("X" * 4 + "0" * 28 + "0" * 31 + "1")}
+    for name, value in signals.items():
+        setattr(dut, f"m_axis_cc_{name}", Handle(value))
+    beat = _StreamPort(dut, "m_axis_cc").sample()
+    assert (beat.valid, beat.ready, beat.last, beat.keep, beat.user, beat.data) == \
+        (1, 0, 1, 0b11, 5, 1)
+    assert beat.data_x == 0xF << 60 and beat.unknown == {"tdata"}
+    dut.m_axis_cc_tvalid = Handle(Logic("X"))
+    assert _StreamPort(dut, "m_axis_cc").sample() == Beat(0, 0, unknown=frozenset({"tvalid"}))
