@@ -1,0 +1,167 @@
+"""Performance of the endpoint, measured at its hard-IP interface.
+
+Requests are queued straight into the hard-IP model's CQ source and the CC
+sink never stalls, so the figures are the endpoint's, not the simulated
+link's. Each figure is printed beside the limit the interface format sets
+for the same data width and payload size. Results go to the JSON file
+named by P2P_DAX_BENCH_OUT. Nothing here asserts a timed figure.
+"""
+
+import json
+import os
+import time
+
+import cocotb
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from hw.sim.test_endpoint import cq_request
+from hw.sim.topology import Topology
+from hw.usp import ReqType
+
+
+class BusProbe:
+    """Counts cycles, handshakes and stalls on one AXI-Stream interface."""
+
+    def __init__(self, clk, bus_prefix, dut):
+        self.clk = clk
+        self.valid = getattr(dut, f"{bus_prefix}_tvalid")
+        self.ready = getattr(dut, f"{bus_prefix}_tready")
+        self.last = getattr(dut, f"{bus_prefix}_tlast")
+        self.cycle = 0
+        self.beats = []          # cycle of every accepted beat
+        self.lasts = []          # cycle of every accepted last beat
+        self.firsts = []         # cycle of every accepted first beat
+        self.stalls = 0          # cycles with valid and not ready
+        self._in_pkt = False
+        cocotb.start_soon(self._run())
+
+    async def _run(self):
+        while True:
+            await RisingEdge(self.clk)
+            self.cycle += 1
+            v, r = self.valid.value, self.ready.value
+            if not (v.is_resolvable and r.is_resolvable):
+                continue
+            if v and r:
+                self.beats.append(self.cycle)
+                if not self._in_pkt:
+                    self.firsts.append(self.cycle)
+                self._in_pkt = not self.last.value
+                if self.last.value:
+                    self.lasts.append(self.cycle)
+            elif v and not r:
+                self.stalls += 1
+
+    def reset(self):
+        self.beats.clear()
+        self.lasts.clear()
+        self.firsts.clear()
+        self.stalls = 0
+
+
+def beats(nbytes, width):
+    return -(-nbytes // (width // 8))
+
+
+async def measure_writes(tb, ep, cq, size, count):
+    """Back-to-back writes of `size` bytes: payload bytes per clock."""
+    width = tb.params.data_width
+    src = ep.model.cq_source
+    src.queue_occupancy_limit_frames = -1
+    frames = [cq_request(ep, ReqType.MEM_WRITE, address=ep.bar2_addr + (i * size) % (1 << 20),
+                         dw_count=size // 4, last_be=0xF if size > 4 else 0,
+                         data=bytes([i & 0xFF]) * size) for i in range(count)]
+    await ClockCycles(ep.clk, 10)
+    cq.reset()
+    for f in frames:
+        src.send_nowait(f)
+    while len(cq.lasts) < count:
+        await RisingEdge(ep.clk)
+    cycles = cq.lasts[-1] - cq.firsts[0] + 1
+    per_clk = size * count / cycles
+    limit = size / beats(16 + size, width)
+    return {"size": size, "count": count, "cycles": cycles,
+            "payload_bytes_per_clk": round(per_clk, 3),
+            "limit_bytes_per_clk": round(limit, 3),
+            "ratio": round(per_clk / limit, 4),
+            "cq_stall_cycles": cq.stalls}
+
+
+async def measure_read_latency(tb, ep, cq, cc, samples=16):
+    """Cycles from the last CQ beat of a read to the first CC beat."""
+    lat = []
+    await ClockCycles(ep.clk, 200)       # unloaded: nothing queued ahead of the read
+    for i in range(samples):
+        cq.reset()
+        cc.reset()
+        tag = await tb.rc.alloc_tag()
+        await ep.model.cq_source.send(cq_request(ep, ReqType.MEM_READ, address=ep.bar2_addr + 64 * i,
+                                                 dw_count=1, tag=tag))
+        cpl = await tb.rc.recv_cpl(tag, 10_000, "ns")
+        tb.rc.release_tag(tag)
+        assert cpl is not None
+        lat.append(cc.firsts[0] - cq.lasts[0])
+    return {"cycles_min": min(lat), "cycles_max": max(lat), "samples": lat, "goal_cycles": 8}
+
+
+async def measure_read_throughput(tb, ep, cc, mps, count=24, size=4096):
+    """4 KiB reads back to back: completion payload bytes per clock on CC."""
+    width = tb.params.data_width
+    await ep.set_mps(mps)
+    await ClockCycles(ep.clk, 4)
+    ep.model.cc_sink.queue_occupancy_limit_frames = -1
+    src = ep.model.cq_source
+    src.queue_occupancy_limit_frames = -1
+    tags = [await tb.rc.alloc_tag() for _ in range(count)]
+
+    async def drain(tag):
+        got = 0
+        while got < size:
+            cpl = await tb.rc.recv_cpl(tag, 1_000_000, "ns")
+            assert cpl is not None, "completion missing"
+            got += len(cpl.get_data()) - (cpl.lower_address & 3)
+        tb.rc.release_tag(tag)
+
+    drains = [cocotb.start_soon(drain(t)) for t in tags]
+    cc.reset()
+    for i, tag in enumerate(tags):
+        src.send_nowait(cq_request(ep, ReqType.MEM_READ, address=ep.bar2_addr + i * size,
+                                   dw_count=size // 4, last_be=0xF, tag=tag))
+    for d in drains:
+        await d
+    cpls = count * (size // mps)
+    cycles = cc.lasts[cpls - 1] - cc.firsts[0] + 1
+    per_clk = size * count / cycles
+    limit = mps / beats(12 + mps, width)
+    return {"mps": mps, "size": size, "count": count, "cycles": cycles,
+            "completions": len(cc.lasts),
+            "payload_bytes_per_clk": round(per_clk, 3),
+            "limit_bytes_per_clk": round(limit, 3),
+            "ratio": round(per_clk / limit, 4)}
+
+
+@cocotb.test()
+async def bench(dut):
+    t0 = time.monotonic()
+    tb = await Topology.create(dut)
+    await tb.start()
+    ep = tb.a
+    cq = BusProbe(ep.clk, "a_s_axis_cq", dut)
+    cc = BusProbe(ep.clk, "a_m_axis_cc", dut)
+    await ep.set_mps(1024)
+    result = {"data_width": tb.params.data_width, "bytes_per_clk_bus": tb.params.data_width // 8}
+    result["writes"] = [await measure_writes(tb, ep, cq, size, 200)
+                        for size in (64, 256, 1024)]
+    result["read_latency"] = await measure_read_latency(tb, ep, cq, cc)
+    result["reads_4k"] = [await measure_read_throughput(tb, ep, cc, mps)
+                          for mps in (256, 1024)]
+    wall = time.monotonic() - t0
+    tlps = len(cq.lasts) + len(cc.lasts)
+    result["simulation"] = {"wall_s": round(wall, 2), "cycles": cq.cycle,
+                            "cycles_per_s": round(cq.cycle / wall),
+                            "tlps_per_s": round(tlps / wall, 1)}
+    out = os.environ.get("P2P_DAX_BENCH_OUT")
+    if out:
+        with open(out, "w") as f:
+            json.dump(result, f, indent=1)
+    tb.log.warning("bench: %s", json.dumps(result))

@@ -1,0 +1,82 @@
+"""The register map and the endpoint's build parameters."""
+
+import dataclasses
+
+import pytest
+
+from hw import regmap
+
+
+def test_map_is_consistent():
+    regmap.check()
+    offsets = [r.offset for r in regmap.REGISTERS]
+    assert len(offsets) == len(set(offsets))
+    assert all(o % 4 == 0 and o < regmap.BAR0_SIZE for o in offsets)
+
+
+def test_check_catches_overlaps(monkeypatch):
+    bad = regmap.REGISTERS + (regmap.Register("DUP", regmap.offset("SCRATCH"),
+                                              regmap.Access.RW, "duplicate"),)
+    monkeypatch.setattr(regmap, "REGISTERS", bad)
+    with pytest.raises(ValueError, match="share offset"):
+        regmap.check()
+
+
+def test_check_catches_field_overflow(monkeypatch):
+    reg = regmap.Register("WIDE", 0x3F0, regmap.Access.RO, "",
+                          fields=(regmap.Field("f", 30, 4, ""),))
+    monkeypatch.setattr(regmap, "REGISTERS", regmap.REGISTERS + (reg,))
+    with pytest.raises(ValueError, match="does not fit"):
+        regmap.check()
+
+
+def test_regmap_imports_without_amaranth():
+    """The host library imports the map on machines without the HDL toolchain."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['amaranth'] = None; import hw.regmap as r; "
+            "print(r.offset('SCRATCH'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == regmap.offset("SCRATCH")
+
+
+amaranth = pytest.importorskip("amaranth", reason="HDL extra not installed")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(data_width=96), "data_width"),
+    (dict(bar2_size=3 << 20), "bar2_size"),
+    (dict(bar2_size=1 << 20), "bar2_size"),
+    (dict(mem_size=4 << 20), "mem_size"),
+    (dict(np_queue_depth=40), "np_queue_depth"),
+])
+def test_bad_params_are_refused(change, message):
+    from hw.bar_endpoint import EndpointParams
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(EndpointParams(), **change).validate()
+
+
+def test_every_register_has_a_source_in_the_gateware():
+    """Elaboration fails if a register of the map has no signal behind it."""
+    from amaranth.back import rtlil
+    from hw.bar_endpoint import BarEndpoint, EndpointParams
+    rtlil.convert(BarEndpoint(EndpointParams(data_width=64, mem_size=4096)))
+
+
+def test_sim_params_mirror_build_params():
+    """The testbench's copy of the parameters (no Amaranth import) matches."""
+    from hw.bar_endpoint import EndpointParams
+    topology = pytest.importorskip("hw.sim.topology")
+    assert [f.name for f in dataclasses.fields(topology.Params)] == \
+        [f.name for f in dataclasses.fields(EndpointParams)]
+    assert dataclasses.asdict(topology.Params()) == dataclasses.asdict(EndpointParams())
+
+
+def test_verilog_cli_refuses_bad_arguments(capsys):
+    from hw.bar_endpoint import main
+    with pytest.raises(SystemExit) as e:
+        main(["-o", "/dev/null", "--bar2-size", "0x300000"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "bar2_size" in err and "power of two" in err
