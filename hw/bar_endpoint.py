@@ -156,30 +156,39 @@ class BarEndpoint(wiring.Component):
         beat_w = p.data_width + N + 1 + 8      # data, keep, last, first/last BE
         m.submodules.ingress = ingress = SyncFIFOBuffered(width=beat_w, depth=p.ingress_depth)
         # One entry per complete packet in the ingress FIFO: its discard flag.
-        m.submodules.pkts = pkts = SyncFIFO(width=1, depth=p.ingress_depth)
+        # One entry per complete packet in the ingress FIFO: why to drop it
+        # (bit 0: the hard IP flagged its payload; bit 1: too long, truncated).
+        m.submodules.pkts = pkts = SyncFIFO(width=2, depth=p.ingress_depth)
 
+        # A packet longer than the largest request could never complete in
+        # the FIFO: its excess beats are not stored, the last beat is, and
+        # the packet is dropped whole.
+        max_beats = -(-(4 + p.max_payload_supported // 4) // N)
         cq_fire = Signal()
-        cq_in_pkt = Signal()              # a beat of this packet was taken already
         cq_discard = Signal()             # discontinue seen in this packet
+        cq_trunc = Signal()               # beats of this packet were not stored
         cq_beat = Signal(range(3))        # beat index, saturating (descriptor may span 2 beats)
+        cq_count = Signal(range(max_beats + 1))
         disc_now = self.s_axis_cq_tuser[sb.cq_discontinue]
+        over_now = cq_count == max_beats
         m.d.comb += [
             self.s_axis_cq_tready.eq(ingress.w_rdy & pkts.w_rdy),
             cq_fire.eq(self.s_axis_cq_tvalid & self.s_axis_cq_tready),
             ingress.w_data.eq(Cat(self.s_axis_cq_tdata, self.s_axis_cq_tkeep,
                                   self.s_axis_cq_tlast, cq_be_bits)),
-            ingress.w_en.eq(cq_fire),
-            pkts.w_data.eq(cq_discard | disc_now),
+            ingress.w_en.eq(cq_fire & (~over_now | self.s_axis_cq_tlast)),
+            pkts.w_data.eq(Cat(cq_discard | disc_now, cq_trunc | over_now)),
             pkts.w_en.eq(cq_fire & self.s_axis_cq_tlast),
         ]
         with m.If(cq_fire):
-            m.d.sync += cq_in_pkt.eq(~self.s_axis_cq_tlast)
             with m.If(self.s_axis_cq_tlast):
-                m.d.sync += [cq_discard.eq(0), cq_beat.eq(0)]
+                m.d.sync += [cq_discard.eq(0), cq_trunc.eq(0), cq_beat.eq(0), cq_count.eq(0)]
             with m.Else():
-                m.d.sync += cq_discard.eq(cq_discard | disc_now)
+                m.d.sync += [cq_discard.eq(cq_discard | disc_now), cq_trunc.eq(cq_trunc | over_now)]
                 with m.If(cq_beat != 2):
                     m.d.sync += cq_beat.eq(cq_beat + 1)
+                with m.If(~over_now):
+                    m.d.sync += cq_count.eq(cq_count + 1)
 
         # Non-posted credit to the hard IP: one credit per cycle while the
         # credits out, NP packets in the ingress FIFO and queued NP requests
@@ -264,15 +273,17 @@ class BarEndpoint(wiring.Component):
             ingress.r_en.eq(pop),
             pkts.r_en.eq(pop & ~d_active),
         ]
-        cur_discard = Mux(d_active, d_discard, pkts.r_data[0])
+        d_trunc = Signal()
+        cur_trunc = Mux(d_active, d_trunc, pkts.r_data[1])
+        cur_discard = Mux(d_active, d_discard, pkts.r_data[0]) | cur_trunc
 
         with m.If(pop):
             with m.If(d_beat == 0):
                 m.d.sync += [d_fbe.eq(in_fbe), d_lbe.eq(in_lbe), d_lo.eq(in_data[:64])]
             with m.If(in_last):
-                m.d.sync += [d_active.eq(0), d_beat.eq(0), d_discard.eq(0)]
+                m.d.sync += [d_active.eq(0), d_beat.eq(0), d_discard.eq(0), d_trunc.eq(0)]
             with m.Else():
-                m.d.sync += [d_active.eq(1), d_discard.eq(cur_discard)]
+                m.d.sync += [d_active.eq(1), d_discard.eq(cur_discard), d_trunc.eq(cur_trunc)]
                 with m.If(d_beat != 2):
                     m.d.sync += d_beat.eq(d_beat + 1)
 
@@ -318,8 +329,9 @@ class BarEndpoint(wiring.Component):
                 ]
                 m.d.comb += [
                     inc["STAT_WRITES"].eq(is_write & bar_known & ~cur_discard),
-                    inc["ERR_POISONED_DROPPED"].eq(is_write & bar_known & cur_discard),
-                    inc["ERR_POSTED_DROPPED"].eq(~is_np & ~(is_write & bar_known)),
+                    inc["ERR_POISONED_DROPPED"].eq(is_write & bar_known & cur_discard & ~cur_trunc),
+                    inc["ERR_MALFORMED_DROPPED"].eq(cur_trunc),
+                    inc["ERR_POSTED_DROPPED"].eq(~is_np & ~(is_write & bar_known) & ~cur_trunc),
                 ]
             m.d.sync += [w_t.eq(t_now + N), w_p.eq(p_now + N)]
             with m.If(in_last):

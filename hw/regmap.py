@@ -106,6 +106,8 @@ REGISTERS = (
              "dropped (writes to a BAR the endpoint does not have, messages)"),
     Register("ERR_POISONED_DROPPED", 0x048, Access.RO, "poisoned or discontinued "
              "writes dropped"),
+    Register("ERR_MALFORMED_DROPPED", 0x04C, Access.RO, "requests longer than the "
+             "largest payload the endpoint accepts, dropped (never stored)"),
     # Statistics.
     Register("STAT_WRITES", 0x050, Access.RO, "memory write requests served"),
     Register("STAT_READS", 0x054, Access.RO, "memory read requests served"),
@@ -117,7 +119,7 @@ DMA_BLOCK_OFFSET = 0x1000
 MSIX_TABLE_OFFSET = 0x8000
 MSIX_PBA_OFFSET = 0x9000
 
-COUNTERS = ("ERR_UR", "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED",
+COUNTERS = ("ERR_UR", "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED", "ERR_MALFORMED_DROPPED",
             "STAT_WRITES", "STAT_READS", "STAT_CPLS")
 
 

@@ -371,7 +371,7 @@ async def test_unsupported_posted(dut):
     tb = await Topology.create(dut)
     await tb.start()
     ep = tb.a
-    await ep.bar2.write(0x400, bytes(64))
+    await ep.bar2.write(0, bytes(0x440))
     await clear_counters(ep)
     base = ep.bar2_addr + 0x400
     src = ep.model.cq_source
@@ -383,12 +383,19 @@ async def test_unsupported_posted(dut):
                        data=b"\x77" * 64)
     frame.discontinue = True
     await src.send(frame)
+    # Longer than any payload the endpoint accepts (the hard IP would call
+    # it malformed): dropped whole, and the endpoint does not hang on it.
+    dw = tb.params.max_payload_supported // 4 + 64
+    await src.send(cq_request(ep, ReqType.MEM_WRITE, address=base - 0x400, dw_count=dw,
+                              last_be=0xF, data=b"\x66" * (4 * dw)))
     # Memory is untouched and the endpoint keeps serving requests.
-    assert await ep.bar2.read(0x400, 64) == bytes(64)
+    assert await ep.bar2.read(0, 0x440) == bytes(0x440)
     c = await counters(ep)
     assert c["ERR_POSTED_DROPPED"] == 4, c
     assert c["ERR_POISONED_DROPPED"] == 1, c
+    assert c["ERR_MALFORMED_DROPPED"] == 1, c
     assert c["STAT_WRITES"] == 0, c
+    await check_roundtrip(tb, ep, Scoreboard(tb.params.mem_size), 0x300, 200)
     tb.assert_clean()
 
 
