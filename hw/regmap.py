@@ -153,3 +153,19 @@ def check():
 
 
 check()
+
+
+def markdown():
+    """The register map as a Markdown table."""
+    lines = ["| offset | name | access | description |", "|---|---|---|---|"]
+    for r in REGISTERS:
+        doc = r.doc
+        if r.fields:
+            doc += "; " + ", ".join(f"[{f.lsb + f.width - 1}:{f.lsb}] {f.name}"
+                                   for f in r.fields)
+        lines.append(f"| {r.offset:#06x} | {r.name} | {r.access.value} | {doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown())

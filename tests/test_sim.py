@@ -1,0 +1,33 @@
+"""The cocotb testbenches, run for each data width and build variant.
+
+Each item is one simulation (its log and, with WAVES=1, its waveform are
+under build/sim/; a failure names them). P2P_DAX_FULL=1 runs the
+exhaustive sweeps.
+"""
+
+import pytest
+
+pytest.importorskip("cocotb", reason="simulation extra not installed (pip install .[sim])")
+
+from hw.bar_endpoint import EndpointParams  # noqa: E402
+from hw.sim.runner import run  # noqa: E402
+
+VARIANTS = {
+    "w64": EndpointParams(data_width=64),
+    "w128": EndpointParams(data_width=128),
+    "w256": EndpointParams(data_width=256),
+    "w512": EndpointParams(data_width=512),
+    # A larger BAR over a small memory, and a short non-posted queue.
+    "w128-bar4m-mem64k-npq4": EndpointParams(data_width=128, bar2_size=4 << 20,
+                                              mem_size=64 << 10, np_queue_depth=4),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_endpoint(variant):
+    run("test_endpoint", VARIANTS[variant])
+
+
+def test_demo_512():
+    """The `make sim` story, at the widest interface."""
+    run("test_demo", EndpointParams(data_width=512))
