@@ -40,7 +40,7 @@ synth: setup
 	$(PY) -m hw.synth $(strip $(BUILD_ARGS))
 
 bench: setup
-	$(PY) -m hw.sim.bench
+	@$(PY) -m hw.sim.bench
 
 clean:
 	rm -rf build

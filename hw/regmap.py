@@ -8,7 +8,7 @@ Every register is 32 bits wide and 4-byte aligned. Accesses of any size
 are allowed; bytes of a read-only register ignore writes.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 

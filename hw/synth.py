@@ -135,7 +135,7 @@ def table(r):
              f"{pct(r['bram36'], REF_RAMB36):>10}"]
     if r["uram"] or r["dsp"]:
         lines.append(f"  URAM288 {r['uram']}, DSP48E2 {r['dsp']}")
-    lines.append(f"  cells: " + ", ".join(f"{t} {n}" for t, n in r["cells"].items()))
+    lines.append("  cells: " + ", ".join(f"{t} {n}" for t, n in r["cells"].items()))
     how = "cached" if r["cached"] else f"{r['seconds']} s"
     lines.append(f"  {r['warnings']} Yosys warnings, {r['errors']} errors; {how}; {r['dir']}")
     return "\n".join(lines)

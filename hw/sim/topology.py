@@ -17,7 +17,6 @@ import logging
 import os
 import random
 
-import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from cocotbext.axi import AxiStreamBus
 from cocotbext.pcie.core import Device, MemoryEndpoint, RootComplex, Switch
