@@ -29,6 +29,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import regmap
+from .dma import DmaEngine
 from .usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
 
 
@@ -104,6 +105,7 @@ def endpoint_signature(p):
         "s_axis_rc_tready": Out(1),
         # Configuration status from the hard IP
         "cfg_max_payload": In(3), "cfg_max_read_req": In(3), "cfg_rcb_status": In(4),
+        "cfg_function_status": In(16),
         # Non-posted request flow control to the hard IP
         "pcie_cq_np_req": Out(2), "pcie_cq_np_req_count": In(6),
     })
@@ -145,8 +147,17 @@ class BarEndpoint(wiring.Component):
         mem_row_bits = _log2(mem_rows)
         reg_row_bits = bar0_dw_bits - LOGN
 
-        # Tie off the requester side until the DMA engine exists.
-        m.d.comb += [self.m_axis_rq_tvalid.eq(0), self.s_axis_rc_tready.eq(1)]
+        # The requester side belongs to the DMA engine (write direction so
+        # far: completions on RC are not expected yet and are drained).
+        m.submodules.dma = dma = DmaEngine(p.data_width, p.bar2_size)
+        m.d.comb += [
+            self.m_axis_rq_tdata.eq(dma.rq_tdata), self.m_axis_rq_tkeep.eq(dma.rq_tkeep),
+            self.m_axis_rq_tlast.eq(dma.rq_tlast), self.m_axis_rq_tuser.eq(dma.rq_tuser),
+            self.m_axis_rq_tvalid.eq(dma.rq_tvalid), dma.rq_tready.eq(self.m_axis_rq_tready),
+            self.s_axis_rc_tready.eq(1),
+            dma.max_payload.eq(self.cfg_max_payload),
+            dma.bus_master.eq(self.cfg_function_status[2]),
+        ]
 
         # ------------------------------------------------------------------
         # Ingress: whole CQ packets, store and forward.
@@ -402,8 +413,15 @@ class BarEndpoint(wiring.Component):
         # ------------------------------------------------------------------
         # Storage: BAR2 memory banks and the BAR0 register banks.
         # ------------------------------------------------------------------
-        # Read requests per bank come from the completer below.
+        # Read requests per bank: the completer's (below) when it issues a
+        # beat, else the DMA reader's.
         rd_row = [Signal(addr_bits - LOGN, name=f"rd_row{b}") for b in range(N)]
+        cpl_row = [Signal(addr_bits - LOGN, name=f"cpl_row{b}") for b in range(N)]
+        cpl_issue = Signal()
+        m.d.comb += dma.rd_grant.eq(~cpl_issue)
+        for b in range(N):
+            dma_row = dma.rd_row.word_select(b, dma.row_bits)
+            m.d.comb += rd_row[b].eq(Mux(cpl_issue, cpl_row[b], dma_row))
         mem_rdata = []
         for b in range(N):
             mem = Memory(shape=unsigned(32), depth=mem_rows, init=[])
@@ -417,25 +435,76 @@ class BarEndpoint(wiring.Component):
                 rp.addr.eq(rd_row[b][:mem_row_bits]),
             ]
             mem_rdata.append(rp.data)
+        m.d.comb += dma.rd_data.eq(Cat(*mem_rdata))
 
-        # Register file.
-        scratch = Signal(32)
+        # Register file: storage for every read/write register of the map,
+        # strobes for CTRL and DMA_SUBMIT.
+        rw = {r.name: Signal(32, init=r.reset, name=f"reg_{r.name.lower()}")
+              for r in regmap.REGISTERS if r.access == regmap.Access.RW and r.name != "DMA_SUBMIT"}
         clear_counters = Signal()
-        caps = (int(p.mem_size < p.bar2_size) << 0) | (_log2(p.data_width) << 8)
+        submit = Signal()
+        caps = (int(p.mem_size < p.bar2_size) << 0) | (1 << 1) | (_log2(p.data_width) << 8)
         cfg_value = Cat(self.cfg_max_payload, Const(0, 1), self.cfg_max_read_req,
                         Const(0, 1), self.cfg_rcb_status[0])
+
+        # DMA descriptors: staged in registers, queued by a write to DMA_SUBMIT.
+        ctl = regmap.by_name()["DMA_CONTROL"]
+        m.submodules.descq = descq = SyncFIFO(width=32 + 64 + 25 + 2 + 16,
+                                              depth=regmap.DMA_QUEUE_DEPTH)
+        m.d.comb += [
+            descq.w_data.eq(Cat(rw["DMA_LOCAL"], rw["DMA_BUS_LO"], rw["DMA_BUS_HI"],
+                                rw["DMA_LENGTH"][:25],
+                                rw["DMA_CONTROL"][ctl.field("from_bus").lsb],
+                                rw["DMA_CONTROL"][ctl.field("irq").lsb],
+                                rw["DMA_CONTROL"][ctl.field("id").lsb:][:16])),
+            descq.w_en.eq(submit),
+            dma.desc_valid.eq(descq.r_rdy),
+            dma.desc_local.eq(descq.r_data[:dma.local_bits]),
+            dma.desc_bus.eq(descq.r_data[32:96]),
+            dma.desc_length.eq(descq.r_data[96:121]),
+            dma.desc_from_bus.eq(descq.r_data[121]),
+            dma.desc_irq.eq(descq.r_data[122]),
+            dma.desc_id.eq(descq.r_data[123:139]),
+            descq.r_en.eq(dma.desc_ready),
+        ]
+        # Lengths beyond what the queue carries must not wrap into valid ones.
+        with m.If(rw["DMA_LENGTH"] > regmap.DMA_MAX_LENGTH):
+            m.d.comb += descq.w_data[96:121].eq(0)
+        dma_submitted = Signal(32)
+        dma_done = Signal(32)
+        dma_overflow = Signal(32)
+        results = [Signal(32, name=f"dma_result{k}") for k in range(regmap.DMA_RESULTS)]
+        with m.If(submit):
+            with m.If(descq.w_rdy):
+                m.d.sync += dma_submitted.eq(dma_submitted + 1)
+            with m.Else():
+                m.d.sync += dma_overflow.eq(dma_overflow + 1)
+        with m.If(dma.res_valid):
+            m.d.sync += dma_done.eq(dma_done + 1)
+            with m.Switch(dma_done[:_log2(regmap.DMA_RESULTS)]):
+                for k in range(regmap.DMA_RESULTS):
+                    with m.Case(k):
+                        m.d.sync += results[k].eq(Cat(dma.res_id, dma.res_status,
+                                                      Const(0, 4), dma_done[:8]))
+
         reg_values = {
             "ID": Const(regmap.MAGIC, 32),
             "VERSION": Const(regmap.by_name()["VERSION"].reset, 32),
             "CAPS": Const(caps, 32),
-            "SCRATCH": scratch,
             "BAR2_SIZE_LO": Const(p.bar2_size & 0xFFFFFFFF, 32),
             "BAR2_SIZE_HI": Const(p.bar2_size >> 32, 32),
             "MEM_SIZE_LO": Const(p.mem_size & 0xFFFFFFFF, 32),
             "MEM_SIZE_HI": Const(p.mem_size >> 32, 32),
             "CFG": cfg_value,
             "CTRL": Const(0, 32),
-            "DMA_BASE": Const(0, 32),
+            "DMA_BASE": Const(regmap.DMA_BLOCK_OFFSET, 32),
+            "DMA_SUBMIT": regmap.DMA_QUEUE_DEPTH - descq.level,
+            "DMA_SUBMITTED": dma_submitted,
+            "DMA_DONE": dma_done,
+            "DMA_STATE": Cat(dma.busy | descq.r_rdy, self.cfg_function_status[2]),
+            "DMA_ERR_OVERFLOW": dma_overflow,
+            **{f"DMA_RESULT{k}": results[k] for k in range(regmap.DMA_RESULTS)},
+            **rw,
             **counters,
         }
         missing = {r.name for r in regmap.REGISTERS} - set(reg_values)
@@ -462,12 +531,14 @@ class BarEndpoint(wiring.Component):
                 if dw % N != b:
                     continue
                 hit = (wrow == dw // N)
-                if r.name == "SCRATCH":
+                if r.name in rw:
                     for byte in range(4):
                         with m.If(hit & wbe[byte]):
-                            m.d.sync += scratch[byte * 8:byte * 8 + 8].eq(wdat[byte * 8:byte * 8 + 8])
+                            m.d.sync += rw[r.name][byte * 8:byte * 8 + 8].eq(wdat[byte * 8:byte * 8 + 8])
                 elif r.name == "CTRL":
                     m.d.comb += clear_counters.eq(hit & wbe[0] & wdat[0])
+                elif r.name == "DMA_SUBMIT":
+                    m.d.comb += submit.eq(hit & (wbe != 0))
 
         # ------------------------------------------------------------------
         # Completer: turns queued non-posted requests into completions.
@@ -555,7 +626,7 @@ class BarEndpoint(wiring.Component):
         out_w = p.data_width + N + 1
         m.submodules.ccq = ccq = SyncFIFO(width=out_w, depth=4)
         issue = Signal()
-        m.d.comb += issue.eq(s1_valid & (ccq.level + s2_valid < 3))
+        m.d.comb += [issue.eq(s1_valid & (ccq.level + s2_valid < 3)), cpl_issue.eq(issue)]
 
         s1_free = ~s1_valid | (issue & (s1_beats == 1))
         take = Signal()                   # S1 takes the next completion from R
@@ -601,7 +672,7 @@ class BarEndpoint(wiring.Component):
                 m.d.sync += s1_valid.eq(0)
 
         for b in range(N):
-            m.d.comb += rd_row[b].eq(bank_row(s1_row, s1_rot, b))
+            m.d.comb += cpl_row[b].eq(bank_row(s1_row, s1_rot, b))
 
         m.d.sync += s2_valid.eq(issue)
         with m.If(issue):

@@ -9,7 +9,7 @@ are allowed; bytes of a read-only register ignore writes.
 """
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 
 
 MAGIC = 0x70326478          # "p2dx" in ASCII, little end first: 'x','d','2','p'
@@ -114,8 +114,67 @@ REGISTERS = (
     Register("STAT_CPLS", 0x058, Access.RO, "completion TLPs sent"),
 )
 
-# Reserved for the DMA engine (issue: DMA engine) and MSI-X.
+# DMA engine block. A descriptor is staged in DMA_LOCAL .. DMA_CONTROL and
+# queued by a write to DMA_SUBMIT; descriptor number k (counting from 0 in
+# the order submitted) reports in DMA_RESULT[k % DMA_RESULTS] once DMA_DONE
+# has passed k.
 DMA_BLOCK_OFFSET = 0x1000
+DMA_QUEUE_DEPTH = 16
+DMA_RESULTS = 16
+DMA_MAX_LENGTH = 1 << 24
+
+
+class DmaStatus(IntEnum):
+    """DMA_RESULT.status: how a descriptor ended."""
+    OK = 0
+    UNSUPPORTED_REQUEST = 1     # the target answered UR
+    COMPLETER_ABORT = 2         # the target answered CA
+    TIMEOUT = 3                 # no completion within DMA_TIMEOUT cycles
+    POISONED = 4                # a completion carried poisoned data
+    BAD_COMPLETION = 5          # a completion did not match its request
+    BAD_DESCRIPTOR = 6          # length 0 or over DMA_MAX_LENGTH, or direction unknown
+
+
+DMA_REGISTERS = (
+    Register("DMA_LOCAL", DMA_BLOCK_OFFSET + 0x00, Access.RW,
+             "staged descriptor: byte offset in BAR2"),
+    Register("DMA_BUS_LO", DMA_BLOCK_OFFSET + 0x04, Access.RW,
+             "staged descriptor: bus address, bits 31:0"),
+    Register("DMA_BUS_HI", DMA_BLOCK_OFFSET + 0x08, Access.RW,
+             "staged descriptor: bus address, bits 63:32"),
+    Register("DMA_LENGTH", DMA_BLOCK_OFFSET + 0x0C, Access.RW,
+             "staged descriptor: bytes to move, 1 to DMA_MAX_LENGTH"),
+    Register("DMA_CONTROL", DMA_BLOCK_OFFSET + 0x10, Access.RW,
+             "staged descriptor: direction, interrupt, identifier",
+             fields=(Field("from_bus", 0, 1, "0: BAR2 -> bus (memory writes); "
+                           "1: bus -> BAR2 (memory reads)"),
+                     Field("irq", 1, 1, "interrupt when the descriptor ends"),
+                     Field("id", 16, 16, "caller's identifier, echoed in DMA_RESULT"))),
+    Register("DMA_SUBMIT", DMA_BLOCK_OFFSET + 0x14, Access.RW,
+             "write: queue the staged descriptor (the value is ignored); "
+             "read: free places in the queue"),
+    Register("DMA_SUBMITTED", DMA_BLOCK_OFFSET + 0x18, Access.RO,
+             "descriptors queued since reset"),
+    Register("DMA_DONE", DMA_BLOCK_OFFSET + 0x1C, Access.RO,
+             "descriptors ended since reset, successfully or not"),
+    Register("DMA_TIMEOUT", DMA_BLOCK_OFFSET + 0x20, Access.RW,
+             "completion timeout in clock cycles", reset=1 << 20),
+    Register("DMA_STATE", DMA_BLOCK_OFFSET + 0x24, Access.RO, "engine state",
+             fields=(Field("busy", 0, 1, "a descriptor is queued or moving"),
+                     Field("bus_master", 1, 1, "bus mastering is enabled: "
+                           "nothing is sent while it is off"))),
+    Register("DMA_ERR_OVERFLOW", DMA_BLOCK_OFFSET + 0x28, Access.RO,
+             "descriptors submitted while the queue was full (dropped)"),
+) + tuple(
+    Register(f"DMA_RESULT{k}", DMA_BLOCK_OFFSET + 0x100 + 4 * k, Access.RO,
+             f"how descriptor number k ended, for k % {DMA_RESULTS} == {k}",
+             fields=(Field("id", 0, 16, "DMA_CONTROL.id of the descriptor"),
+                     Field("status", 16, 4, "a DmaStatus"),
+                     Field("seq", 24, 8, "k % 256, to tell results apart")))
+    for k in range(DMA_RESULTS))
+
+REGISTERS = REGISTERS + DMA_REGISTERS
+
 MSIX_TABLE_OFFSET = 0x8000
 MSIX_PBA_OFFSET = 0x9000
 

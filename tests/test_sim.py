@@ -28,6 +28,11 @@ def test_endpoint(variant):
     run("test_endpoint", VARIANTS[variant])
 
 
+@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512"])
+def test_dma(variant):
+    run("test_dma", VARIANTS[variant])
+
+
 def test_demo_512():
     """The `make sim` story, at the widest interface."""
     run("test_demo", EndpointParams(data_width=512))

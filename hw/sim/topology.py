@@ -77,6 +77,7 @@ class Endpoint:
             cfg_max_payload=sig("cfg_max_payload"),
             cfg_max_read_req=sig("cfg_max_read_req"),
             cfg_rcb_status=sig("cfg_rcb_status"),
+            cfg_function_status=sig("cfg_function_status"),
         )
         self.model.log.setLevel(logging.WARNING)
         func = self.model.functions[0]
@@ -120,6 +121,30 @@ class Endpoint:
     async def write_reg(self, name, value):
         await self.bar0.write_dword(regmap.offset(name), value)
 
+    async def dma_submit(self, local, bus, length, from_bus=False, irq=False, ident=0):
+        """Queue one DMA descriptor; returns its number (counting from 0)."""
+        number = await self.read_reg("DMA_SUBMITTED")
+        await self.write_reg("DMA_LOCAL", local)
+        await self.write_reg("DMA_BUS_LO", bus & 0xFFFFFFFF)
+        await self.write_reg("DMA_BUS_HI", bus >> 32)
+        await self.write_reg("DMA_LENGTH", length)
+        await self.write_reg("DMA_CONTROL", int(from_bus) | int(irq) << 1 | ident << 16)
+        await self.write_reg("DMA_SUBMIT", 1)
+        return number
+
+    async def dma_wait(self, number, timeout_cycles=200_000):
+        """Wait until descriptor `number` has ended; return (id, status)."""
+        for _ in range(timeout_cycles // 64):
+            done = await self.read_reg("DMA_DONE")
+            if (done - number - 1) & 0xFFFFFFFF < 0x80000000:    # done > number, wrapping
+                break
+            await ClockCycles(self.clk, 64)
+        else:
+            raise AssertionError(f"endpoint {self.inst}: DMA descriptor {number} did not end")
+        result = await self.read_reg(f"DMA_RESULT{number % regmap.DMA_RESULTS}")
+        assert result >> 24 == number & 0xFF, f"result slot holds descriptor {result >> 24}"
+        return result & 0xFFFF, regmap.DmaStatus((result >> 16) & 0xF)
+
     async def set_mps(self, nbytes):
         await self.pci.set_mps((nbytes // 128).bit_length() - 1)
 
@@ -152,7 +177,8 @@ class Topology:
         for inst in INSTANCES:
             for name in ("clk", "rst", "s_axis_cq_tvalid", "m_axis_cc_tready",
                          "m_axis_rq_tready", "s_axis_rc_tvalid", "cfg_max_payload",
-                         "cfg_max_read_req", "cfg_rcb_status", "pcie_cq_np_req_count"):
+                         "cfg_max_read_req", "cfg_rcb_status", "cfg_function_status",
+                         "pcie_cq_np_req_count"):
                 getattr(dut, f"{inst}_{name}").value = 0
         await Timer(1, "ns")
         return cls(dut, **kwargs)
