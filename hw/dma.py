@@ -332,10 +332,16 @@ class DmaEngine(wiring.Component):
         with m.If(desc_end):
             m.d.sync += [w0_ok.eq(0), w1_ok.eq(0), w_idx.eq(0), w_loaded.eq(0)]
         with m.Elif(consumed | (need_w0 & w0_ok & (w_idx < (f >> LOGN)) & p_active)):
+            # Move on by a word and refill in the same cycle, so that a beat
+            # can go every cycle.
             m.d.sync += [w0.eq(w1), w0_ok.eq(w1_ok), w1_ok.eq(0), w_idx.eq(w_idx + 1)]
-            with m.If(~w1_ok & can_load):
+            with m.If(can_load):
                 m.d.comb += pay.r_en.eq(1)
-                m.d.sync += [w0.eq(pay.r_data), w0_ok.eq(1), w_loaded.eq(w_loaded + 1)]
+                m.d.sync += w_loaded.eq(w_loaded + 1)
+                with m.If(w1_ok):
+                    m.d.sync += [w1.eq(pay.r_data), w1_ok.eq(1)]
+                with m.Else():
+                    m.d.sync += [w0.eq(pay.r_data), w0_ok.eq(1)]
         with m.Elif(~w0_ok & can_load):
             m.d.comb += pay.r_en.eq(1)
             m.d.sync += [w0.eq(pay.r_data), w0_ok.eq(1), w_loaded.eq(w_loaded + 1)]

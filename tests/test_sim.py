@@ -36,3 +36,8 @@ def test_dma(variant):
 def test_demo_512():
     """The `make sim` story, at the widest interface."""
     run("test_demo", EndpointParams(data_width=512))
+
+
+def test_peers():
+    """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults."""
+    run("test_peers", EndpointParams(data_width=128))

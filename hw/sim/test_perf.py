@@ -142,6 +142,32 @@ async def measure_read_throughput(tb, ep, cc, mps, count=24, size=4096):
             "ratio": round(per_clk / limit, 4)}
 
 
+async def measure_dma_writes(tb, ep, rq, size, count, mps):
+    """DMA BAR2 -> host memory in steady state: `count` descriptors of `size`
+    bytes queued while bus mastering is off, then released at once."""
+    width = tb.params.data_width
+    await ep.set_mps(mps)
+    ep.model.rq_sink.queue_occupancy_limit_frames = -1      # the sink never stalls
+    host = tb.rc.mem_pool.alloc_region(size)
+    await ep.pci.set_master(False)
+    await ClockCycles(ep.clk, 8)
+    first = None
+    for i in range(count):
+        n = await ep.dma_submit((i * size) % tb.params.mem_size, host.get_absolute_address(0), size)
+        first = n if first is None else first
+    rq.reset()
+    await ep.pci.set_master(True)
+    for i in range(count):
+        assert (await ep.dma_wait(first + i, timeout_cycles=50_000_000))[1] == 0
+    tlps = count * (size // mps)
+    cycles = rq.lasts[tlps - 1] - rq.firsts[0] + 1
+    per_clk = size * count / cycles
+    limit = mps / beats(16 + mps, width)
+    return {"size": size, "count": count, "mps": mps, "cycles": cycles, "tlps": len(rq.lasts),
+            "payload_bytes_per_clk": round(per_clk, 3), "limit_bytes_per_clk": round(limit, 3),
+            "ratio": round(per_clk / limit, 4)}
+
+
 @cocotb.test()
 async def bench(dut):
     tb = await Topology.create(dut)
@@ -157,8 +183,12 @@ async def bench(dut):
     result["read_latency"] = await measure_read_latency(tb, ep, cq, cc)
     result["reads_4k"] = [await measure_read_throughput(tb, ep, cc, mps)
                           for mps in (256, 1024)]
+    rq = BusProbe(ep.clk, "a_m_axis_rq", dut)
+    result["dma_writes"] = [await measure_dma_writes(tb, ep, rq, size, count, mps)
+                            for size, count, mps in ((4096, 16, 256), (65536, 8, 256),
+                                                     (1 << 20, 2, 1024))]
     wall = time.monotonic() - t0
-    tlps = cq.packets + cc.packets
+    tlps = cq.packets + cc.packets + rq.packets
     result["simulation"] = {"wall_s": round(wall, 2), "cycles": cq.cycle,
                             "cycles_per_s": round(cq.cycle / wall),
                             "tlps_per_s": round(tlps / wall, 1)}

@@ -79,7 +79,6 @@ class Endpoint:
             cfg_rcb_status=sig("cfg_rcb_status"),
             cfg_function_status=sig("cfg_function_status"),
         )
-        self.model.log.setLevel(logging.WARNING)
         func = self.model.functions[0]
         func.vendor_id = regmap.PCI_VENDOR_ID
         func.device_id = regmap.PCI_DEVICE_ID
@@ -183,7 +182,7 @@ class Topology:
         await Timer(1, "ns")
         return cls(dut, **kwargs)
 
-    def __init__(self, dut, params=None, max_payload=1024, seed=None):
+    def __init__(self, dut, params=None, max_payload=1024, seed=None, peer=None):
         self.dut = dut
         self.params = params or params_from_env()
         self.log = logging.getLogger("cocotb.tb")
@@ -191,18 +190,17 @@ class Topology:
         logging.getLogger("cocotb.pcie").setLevel(logging.ERROR)
         self.rng = random.Random(seed if seed is not None else int(os.environ.get("SEED", "1")))
         self.rc = RootComplex()
-        self.rc.log.setLevel(logging.WARNING)
         self.rc.max_payload_size = (max_payload // 128).bit_length() - 1
         self.rc.max_read_request_size = 5         # 4096: the host reads 4 KiB in one request
         self.switch = Switch()
-        self.switch.log.setLevel(logging.WARNING)
         self.rc.make_port().connect(self.switch)
         self.endpoints = [Endpoint(dut, inst, self.params, max_payload) for inst in INSTANCES]
         for ep in self.endpoints:
             self.switch.make_port().connect(ep.model)
-        self.peer = MemoryEndpoint()
-        self.peer.log.setLevel(logging.WARNING)
-        self.peer_mem = self.peer.add_mem_region(PEER_MEM_SIZE)
+        # The memory peer: cocotbext's, or one given (hw.sim.peers has one with
+        # completion latency and faults).
+        self.peer = peer if peer is not None else MemoryEndpoint()
+        self.peer_mem = self.peer.add_mem_region(PEER_MEM_SIZE) if peer is None else peer.mem
         self.switch.make_port().connect(Device(self.peer))
         self.peer_pci = None
 
