@@ -147,15 +147,17 @@ class BarEndpoint(wiring.Component):
         mem_row_bits = _log2(mem_rows)
         reg_row_bits = bar0_dw_bits - LOGN
 
-        # The requester side belongs to the DMA engine (write direction so
-        # far: completions on RC are not expected yet and are drained).
+        # The requester side belongs to the DMA engine.
         m.submodules.dma = dma = DmaEngine(p.data_width, p.bar2_size)
         m.d.comb += [
             self.m_axis_rq_tdata.eq(dma.rq_tdata), self.m_axis_rq_tkeep.eq(dma.rq_tkeep),
             self.m_axis_rq_tlast.eq(dma.rq_tlast), self.m_axis_rq_tuser.eq(dma.rq_tuser),
             self.m_axis_rq_tvalid.eq(dma.rq_tvalid), dma.rq_tready.eq(self.m_axis_rq_tready),
-            self.s_axis_rc_tready.eq(1),
+            dma.rc_tdata.eq(self.s_axis_rc_tdata), dma.rc_tkeep.eq(self.s_axis_rc_tkeep),
+            dma.rc_tlast.eq(self.s_axis_rc_tlast), dma.rc_tuser.eq(self.s_axis_rc_tuser),
+            dma.rc_tvalid.eq(self.s_axis_rc_tvalid), self.s_axis_rc_tready.eq(dma.rc_tready),
             dma.max_payload.eq(self.cfg_max_payload),
+            dma.max_read_req.eq(self.cfg_max_read_req),
             dma.bus_master.eq(self.cfg_function_status[2]),
         ]
 
@@ -423,15 +425,21 @@ class BarEndpoint(wiring.Component):
             dma_row = dma.rd_row.word_select(b, dma.row_bits)
             m.d.comb += rd_row[b].eq(Mux(cpl_issue, cpl_row[b], dma_row))
         mem_rdata = []
+        cq_mem_write = Signal()            # a CQ write to BAR2 uses the write ports now
+        m.d.comb += [cq_mem_write.eq(~bar0_now & (bank_wbe != 0)), dma.wr_busy.eq(cq_mem_write)]
         for b in range(N):
             mem = Memory(shape=unsigned(32), depth=mem_rows, init=[])
             m.submodules[f"mem{b}"] = mem
             wp = mem.write_port(granularity=8)
             rp = mem.read_port(domain="sync")
+            # The write port: CQ writes first, else DMA completion data.
+            cq_en = Mux(bar0_now, 0, bank_wbe.word_select(b, 4))
+            dma_row = dma.wr_row.word_select(b, dma.row_bits)
             m.d.comb += [
-                wp.addr.eq(bank_row(w_row, w_rot, b)[:mem_row_bits]),
-                wp.data.eq(bank_wdata.word_select(b, 32)),
-                wp.en.eq(Mux(bar0_now, 0, bank_wbe.word_select(b, 4))),
+                wp.addr.eq(Mux(cq_mem_write, bank_row(w_row, w_rot, b), dma_row)[:mem_row_bits]),
+                wp.data.eq(Mux(cq_mem_write, bank_wdata.word_select(b, 32),
+                               dma.wr_data.word_select(b, 32))),
+                wp.en.eq(Mux(cq_mem_write, cq_en, dma.wr_en.word_select(b, 4))),
                 rp.addr.eq(rd_row[b][:mem_row_bits]),
             ]
             mem_rdata.append(rp.data)

@@ -1,9 +1,8 @@
 """The DMA engine: the requester side of the endpoint (UltraScale+ RQ/RC).
 
 Moves data between BAR2's memory and any bus address: a peer's BAR, or
-host memory. This file holds the write direction (BAR2 -> bus, as Memory
-Write TLPs); a descriptor asking for the read direction ends with status
-BAD_DESCRIPTOR until that direction exists.
+host memory: BAR2 -> bus as Memory Write TLPs, bus -> BAR2 as Memory Read
+TLPs whose completions are written into BAR2.
 
 Write direction, for a descriptor (local offset L, bus address A, length):
 
@@ -20,6 +19,24 @@ Write direction, for a descriptor (local offset L, bus address A, length):
 * The packer puts each TLP's 4-dword header in front of its payload: a
   2-word window over the payload words, rotated by an amount fixed per
   TLP. Consecutive TLPs follow each other without idle cycles.
+
+Read direction, for a descriptor (bus address A, local offset L, length):
+
+* Reads split at MRRS-aligned bus addresses (none crosses 4 KiB), each
+  with a free tag. The tag table keeps, per tag, the BAR2 offset that
+  the request's 4 KiB bus page maps to, so a completion's 12-bit Lower
+  Address gives its place in BAR2 directly, whatever the order and split
+  of the completions.
+* A completion is the last of its request when its Byte Count is the
+  number of bytes it carries, or when its status is not Successful.
+* The receiver writes N-dword windows of BAR2: each window is a fixed
+  byte offset into the completion's beats (the previous beat and the
+  current one), so one window is written per beat; the window left over
+  at the end of a completion is written while the next one's first beat
+  arrives.
+
+Descriptors end in the order they were queued: each has a slot (16) that
+records its direction, its outstanding reads and how it ended.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -28,13 +45,44 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from . import regmap
-from .usp import ReqType, sideband
+from .usp import CplStatus, ReqType, sideband
 
 DmaStatus = regmap.DmaStatus
 
 
 def _log2(x):
     return x.bit_length() - 1
+
+
+def _first_be(offset):
+    """First dword byte enables for a first byte at `offset` (0..3) in it."""
+    return Mux(offset == 0, 0xF, Mux(offset == 1, 0xE, Mux(offset == 2, 0xC, 0x8)))
+
+
+def _last_be(offset):
+    """Last dword byte enables for a last byte at `offset` (0..3) in it."""
+    return Mux(offset == 0, 0x1, Mux(offset == 1, 0x3, Mux(offset == 2, 0x7, 0xF)))
+
+
+def _rq_tuser(width, sop, eop, keep, first_be, last_be):
+    """RQ tuser: byte enables on the first beat; at 512 bits, is_sop/is_eop too."""
+    n = width // 32
+    fbe = Mux(sop, first_be, 0)
+    lbe = Mux(sop, last_be, 0)
+    if width != 512:
+        return Cat(fbe, lbe)
+    eop_ptr = Const(0, 4)
+    for k in range(n):
+        eop_ptr = Mux(keep[k], k, eop_ptr)
+    return Cat(fbe, Const(0, 4), lbe, Const(0, 8), sop, Const(0, 5), eop, Const(0, 1), eop_ptr)
+
+
+def _mux_index(values, index):
+    """values[index] for a Python list of equal-width values."""
+    out = values[0]
+    for k, v in enumerate(values[1:], 1):
+        out = Mux(index == k, v, out)
+    return out
 
 
 def dma_signature(data_width, local_bits, row_bits):
@@ -50,11 +98,17 @@ def dma_signature(data_width, local_bits, row_bits):
         # BAR2 bank reads: rows for every bank; data one cycle after a grant.
         "rd_want": Out(1), "rd_grant": In(1),
         "rd_row": Out(row_bits * n), "rd_data": In(data_width),
+        # BAR2 bank writes (completion data): one cycle, unless `wr_busy`.
+        "wr_en": Out(4 * n), "wr_row": Out(row_bits * n), "wr_data": Out(data_width),
+        "wr_busy": In(1),
+        # Requester Completion stream from the hard IP.
+        "rc_tdata": In(data_width), "rc_tkeep": In(n), "rc_tlast": In(1),
+        "rc_tuser": In(sb.rc_user), "rc_tvalid": In(1), "rc_tready": Out(1),
         # Requester reQuest stream to the hard IP.
         "rq_tdata": Out(data_width), "rq_tkeep": Out(n), "rq_tlast": Out(1),
         "rq_tuser": Out(sb.rq_user), "rq_tvalid": Out(1), "rq_tready": In(1),
         # Configuration.
-        "max_payload": In(3), "bus_master": In(1),
+        "max_payload": In(3), "max_read_req": In(3), "bus_master": In(1),
         "busy": Out(1),
     })
 
@@ -75,18 +129,41 @@ class DmaEngine(wiring.Component):
         DW_BITS = LB - 2                   # dword address bits in BAR2
 
         # ------------------------------------------------------------------
-        # Planner: checks a descriptor and hands it to the reader and to the
-        # TLP splitter (each through its own small queue).
+        # Slots: one per queued descriptor, ended in order.
+        # ------------------------------------------------------------------
+        SLOTS = regmap.DMA_QUEUE_DEPTH
+        acc_seq = Signal(8)                # descriptors accepted
+        ret_seq = Signal(8)                # descriptors ended
+        slot_id = [Signal(16, name=f"slot{k}_id") for k in range(SLOTS)]
+        slot_irq = [Signal(name=f"slot{k}_irq") for k in range(SLOTS)]
+        slot_status = [Signal(4, name=f"slot{k}_status") for k in range(SLOTS)]
+        slot_read = [Signal(name=f"slot{k}_read") for k in range(SLOTS)]
+        slot_sent = [Signal(name=f"slot{k}_sent") for k in range(SLOTS)]   # all TLPs out
+        slot_reads = [Signal(range(257), name=f"slot{k}_reads") for k in range(SLOTS)]
+        # Events from the paths below.
+        wr_done = Signal()                 # a write descriptor's last TLP went out
+        wr_done_slot = Signal(4)
+        rd_issue = Signal()                # a read request went out
+        rd_issue_slot = Signal(4)
+        rd_issued_all = Signal()           # ... and it was the descriptor's last
+        rd_end = Signal()                  # a read request ended (last completion or error)
+        rd_end_slot = Signal(4)
+        rd_error = Signal(4)               # DmaStatus of that end
+
+        # ------------------------------------------------------------------
+        # Planner: checks a descriptor and hands it to the write path (reader
+        # and TLP splitter, each through its own small queue) or the read path.
         # ------------------------------------------------------------------
         rd_cmd = SyncFIFO(width=DW_BITS + 2 + 24, depth=2)      # dword start, shift, words
-        hd_cmd = SyncFIFO(width=64 + 25 + 16 + 1, depth=2)      # bus, length, id, irq
-        res_q = SyncFIFO(width=16 + 4 + 1, depth=4)             # descriptors ended without moving data
+        hd_cmd = SyncFIFO(width=64 + 25 + 4, depth=2)           # bus, length, slot
+        rq_cmd = SyncFIFO(width=64 + 25 + LB + 4, depth=2)      # bus, length, local, slot
         m.submodules.rd_cmd = rd_cmd
         m.submodules.hd_cmd = hd_cmd
-        m.submodules.res_q = res_q
+        m.submodules.rq_cmd = rq_cmd
 
         length = self.desc_length
-        bad = (length == 0) | (length > regmap.DMA_MAX_LENGTH) | self.desc_from_bus
+        bad = (length == 0) | (length > regmap.DMA_MAX_LENGTH)
+        is_read = self.desc_from_bus
         a_lo = self.desc_bus[:2]
         start = Signal(LB)                 # first byte of the continuous payload region
         m.d.comb += start.eq(self.desc_local - a_lo)
@@ -95,19 +172,63 @@ class DmaEngine(wiring.Component):
         words = Signal(24)
         m.d.comb += words.eq((payload_dw + N - 1) >> LOGN)
 
+        slot = acc_seq[:4]
         accept = Signal()
         m.d.comb += [
-            accept.eq(self.desc_valid & rd_cmd.w_rdy & hd_cmd.w_rdy & res_q.w_rdy),
+            accept.eq(self.desc_valid & ((acc_seq - ret_seq)[:8] < SLOTS)
+                      & rd_cmd.w_rdy & hd_cmd.w_rdy & rq_cmd.w_rdy),
             self.desc_ready.eq(accept),
             rd_cmd.w_data.eq(Cat(start[2:], start[:2], words)),
-            rd_cmd.w_en.eq(accept & ~bad),
-            hd_cmd.w_data.eq(Cat(self.desc_bus, length, self.desc_id, self.desc_irq)),
-            # Bad descriptors take the header path too, so results stay in order.
-            hd_cmd.w_en.eq(accept),
+            rd_cmd.w_en.eq(accept & ~bad & ~is_read),
+            hd_cmd.w_data.eq(Cat(self.desc_bus, length, slot)),
+            hd_cmd.w_en.eq(accept & ~bad & ~is_read),
+            rq_cmd.w_data.eq(Cat(self.desc_bus, length, self.desc_local, slot)),
+            rq_cmd.w_en.eq(accept & ~bad & is_read),
         ]
-        # A bad descriptor is marked by length 0 in the header queue.
-        with m.If(bad):
-            m.d.comb += hd_cmd.w_data[64:89].eq(0)
+        for k in range(SLOTS):
+            here = lambda sig, k=k: sig == k
+            with m.If(accept & here(slot)):
+                m.d.sync += [
+                    slot_id[k].eq(self.desc_id), slot_irq[k].eq(self.desc_irq),
+                    slot_status[k].eq(Mux(bad, DmaStatus.BAD_DESCRIPTOR, DmaStatus.OK)),
+                    slot_read[k].eq(is_read & ~bad), slot_sent[k].eq(bad),
+                ]
+            with m.Else():
+                with m.If((wr_done & here(wr_done_slot)) |
+                          (rd_issue & rd_issued_all & here(rd_issue_slot))):
+                    m.d.sync += slot_sent[k].eq(1)
+                with m.If(rd_end & here(rd_end_slot) & (rd_error != DmaStatus.OK)
+                          & (slot_status[k] == DmaStatus.OK)):
+                    m.d.sync += slot_status[k].eq(rd_error)
+            inc = rd_issue & here(rd_issue_slot)
+            dec = rd_end & here(rd_end_slot)
+            with m.If(accept & here(slot)):
+                m.d.sync += slot_reads[k].eq(0)
+            with m.Elif(inc & ~dec):
+                m.d.sync += slot_reads[k].eq(slot_reads[k] + 1)
+            with m.Elif(dec & ~inc):
+                m.d.sync += slot_reads[k].eq(slot_reads[k] - 1)
+        m.d.sync += acc_seq.eq(acc_seq + accept)
+
+        # Results: the oldest descriptor ends once all its TLPs are out and,
+        # for reads, all its requests have ended.
+        head = ret_seq[:4]
+        head_done = Signal()
+        head_id, head_status, head_irq = Signal(16), Signal(4), Signal()
+        with m.Switch(head):
+            for k in range(SLOTS):
+                with m.Case(k):
+                    m.d.comb += [
+                        head_done.eq(slot_sent[k] & (slot_reads[k] == 0)),
+                        head_id.eq(slot_id[k]), head_status.eq(slot_status[k]),
+                        head_irq.eq(slot_irq[k]),
+                    ]
+        ending = head_done & (ret_seq != acc_seq)
+        m.d.sync += ret_seq.eq(ret_seq + ending)
+        m.d.comb += [
+            self.res_valid.eq(ending), self.res_id.eq(head_id),
+            self.res_status.eq(head_status), self.res_irq.eq(head_irq),
+        ]
 
         # ------------------------------------------------------------------
         # Reader: one window of N dwords a cycle, granted by the arbiter.
@@ -175,7 +296,7 @@ class DmaEngine(wiring.Component):
                 m.d.comb += mps_bytes.eq(128)
 
         tlp_fields = [("addr", 64), ("dw", 11), ("fbe", 4), ("lbe", 4), ("pidx", 24),
-                      ("words", 24), ("last", 1), ("id", 16), ("irq", 1), ("bad", 1)]
+                      ("words", 24), ("last", 1), ("slot", 4)]
         m.submodules.tlpq = tlpq = SyncFIFO(width=sum(w for _, w in tlp_fields), depth=4)
 
         s_active = Signal()
@@ -183,40 +304,31 @@ class DmaEngine(wiring.Component):
         s_rem = Signal(25)
         s_pidx = Signal(24)
         s_words = Signal(24)               # payload words of the descriptor
-        s_id = Signal(16)
-        s_irq = Signal()
+        s_slot = Signal(4)
         load_hd = ~s_active & hd_cmd.r_rdy
         m.d.comb += hd_cmd.r_en.eq(load_hd)
         with m.If(load_hd):
             m.d.sync += [
                 s_active.eq(1), s_addr.eq(hd_cmd.r_data[:64]), s_rem.eq(hd_cmd.r_data[64:89]),
-                s_id.eq(hd_cmd.r_data[89:105]), s_irq.eq(hd_cmd.r_data[105]),
+                s_slot.eq(hd_cmd.r_data[89:93]),
                 s_pidx.eq(0),
                 s_words.eq((((hd_cmd.r_data[:2] + hd_cmd.r_data[64:89] + 3) >> 2) + N - 1) >> LOGN),
             ]
         to_boundary = mps_bytes - (s_addr[:13] & (mps_bytes - 1))
         n_bytes = Signal(13)
         m.d.comb += n_bytes.eq(Mux(s_rem < to_boundary, s_rem, to_boundary))
-        s_bad = s_rem == 0                  # a bad descriptor: no TLP, just a result
         a_off = s_addr[:2]
         end_off = (a_off + n_bytes - 1)[:2]     # byte lane of the last byte in its dword
         t_dw = Signal(11)
         m.d.comb += t_dw.eq((a_off + n_bytes + 3) >> 2)
         fbe = Signal(4)
         lbe = Signal(4)
-        with m.Switch(a_off):
-            for k in range(4):
-                with m.Case(k):
-                    m.d.comb += fbe.eq((0xF << k) & 0xF)
-        with m.Switch(end_off):
-            for k in range(4):
-                with m.Case(k):
-                    m.d.comb += lbe.eq(0xF >> (3 - k))
-        t_last = s_bad | (s_rem == n_bytes)
+        m.d.comb += [fbe.eq(_first_be(a_off)), lbe.eq(_last_be(end_off))]
+        t_last = s_rem == n_bytes
         entry = {
             "addr": s_addr, "dw": t_dw, "fbe": Mux(t_dw == 1, fbe & lbe, fbe),
             "lbe": Mux(t_dw == 1, 0, lbe), "pidx": s_pidx, "words": s_words,
-            "last": t_last, "id": s_id, "irq": s_irq, "bad": s_bad,
+            "last": t_last, "slot": s_slot,
         }
         m.d.comb += tlpq.w_data.eq(Cat(*(entry[name] for name, _ in tlp_fields)))
         push = s_active & tlpq.w_rdy
@@ -243,7 +355,7 @@ class DmaEngine(wiring.Component):
         p_dw = Signal(11)
         p_pidx = Signal(24)
         p_fbe, p_lbe = Signal(4), Signal(4)
-        p_last, p_id, p_irq = Signal(), Signal(16), Signal()
+        p_last, p_slot = Signal(), Signal(4)
         p_words = Signal(24)
 
         # Payload words of the current descriptor: w0 is word `w_idx`, w1 the next.
@@ -272,7 +384,10 @@ class DmaEngine(wiring.Component):
         is_last_beat = p_beat == p_beats - 1
         beat_ok = p_active & word_ok & (self.bus_master | (p_beat != 0))
         fire = Signal()
-        m.d.comb += fire.eq(beat_ok & self.rq_tready)
+        pk_ready = Signal()                 # the RQ arbiter takes the packer's beat
+        m.d.comb += fire.eq(beat_ok & pk_ready)
+        pk = {"tdata": Signal(W, name="pk_tdata"), "tkeep": Signal(N, name="pk_tkeep"),
+              "tlast": Signal(name="pk_tlast"), "tuser": Signal(len(self.rq_tuser), name="pk_tuser")}
 
         # Output lanes: header dwords, else the rotated payload window.
         ext = Cat(Const(0, 128), w0, w1)
@@ -299,27 +414,9 @@ class DmaEngine(wiring.Component):
         with m.Else():
             m.d.comb += keep.eq((1 << N) - 1)
         m.d.comb += [
-            self.rq_tdata.eq(Cat(*lanes)), self.rq_tkeep.eq(keep),
-            self.rq_tlast.eq(is_last_beat), self.rq_tvalid.eq(beat_ok),
+            pk["tdata"].eq(Cat(*lanes)), pk["tkeep"].eq(keep), pk["tlast"].eq(is_last_beat),
         ]
-        sop = p_beat == 0
-        if W == 512:
-            eop_ptr = Signal(4)
-            for k in range(N):
-                with m.If(keep[k]):
-                    m.d.comb += eop_ptr.eq(k)
-            m.d.comb += [
-                self.rq_tuser[0:4].eq(Mux(sop, p_fbe, 0)),
-                self.rq_tuser[8:12].eq(Mux(sop, p_lbe, 0)),
-                self.rq_tuser[20].eq(sop),
-                self.rq_tuser[26].eq(is_last_beat),
-                self.rq_tuser[28:32].eq(eop_ptr),
-            ]
-        else:
-            m.d.comb += [
-                self.rq_tuser[0:4].eq(Mux(sop, p_fbe, 0)),
-                self.rq_tuser[4:8].eq(Mux(sop, p_lbe, 0)),
-            ]
+        m.d.comb += pk["tuser"].eq(_rq_tuser(W, p_beat == 0, is_last_beat, keep, p_fbe, p_lbe))
 
         # Payload words: w0 drops once the beats are past it; w0 and w1 are
         # filled from the payload queue, never beyond the descriptor's words.
@@ -351,8 +448,7 @@ class DmaEngine(wiring.Component):
 
         # Load the next TLP.
         take = ~p_active | (fire & is_last_beat)
-        # A refused descriptor ends at once; not in the cycle another ends.
-        m.d.comb += tlpq.r_en.eq(take & tlpq.r_rdy & ~(t["bad"] & (desc_end | ~res_q.w_rdy)))
+        m.d.comb += tlpq.r_en.eq(take & tlpq.r_rdy)
         hdr = Cat(
             Const(0, 2), t["addr"][2:64],
             t["dw"], Const(ReqType.MEM_WRITE, 4), Const(0, 1), Const(0, 16),
@@ -360,30 +456,292 @@ class DmaEngine(wiring.Component):
         )
         with m.If(take):
             m.d.sync += p_active.eq(0)
-            with m.If(tlpq.r_en & ~t["bad"]):
+            with m.If(tlpq.r_en):
                 m.d.sync += [
                     p_active.eq(1), p_beat.eq(0),
                     p_beats.eq((t["dw"] + 4 + N - 1) >> LOGN),
                     p_hdr.eq(hdr), p_dw.eq(t["dw"]), p_pidx.eq(t["pidx"]),
                     p_fbe.eq(t["fbe"]), p_lbe.eq(t["lbe"]), p_last.eq(t["last"]),
-                    p_id.eq(t["id"]), p_irq.eq(t["irq"]), p_words.eq(t["words"]),
+                    p_slot.eq(t["slot"]), p_words.eq(t["words"]),
                 ]
         with m.Elif(fire):
             m.d.sync += p_beat.eq(p_beat + 1)
 
-        # Results: a descriptor ends when its last TLP has been sent, or at
-        # once when it was refused.
-        m.d.comb += [
-            res_q.w_en.eq((tlpq.r_en & t["bad"]) | desc_end),
-            res_q.w_data.eq(Mux(tlpq.r_en & t["bad"],
-                                Cat(t["id"], Const(DmaStatus.BAD_DESCRIPTOR, 4), t["irq"]),
-                                Cat(p_id, Const(DmaStatus.OK, 4), p_irq))),
-            self.res_valid.eq(res_q.r_rdy),
-            self.res_id.eq(res_q.r_data[:16]),
-            self.res_status.eq(res_q.r_data[16:20]),
-            self.res_irq.eq(res_q.r_data[20]),
-            res_q.r_en.eq(1),
-        ]
-        m.d.comb += self.busy.eq(rd_cmd.r_rdy | hd_cmd.r_rdy | r_active | s_active
-                                 | tlpq.r_rdy | p_active | inflight | pay.r_rdy)
+        m.d.comb += [wr_done.eq(desc_end), wr_done_slot.eq(p_slot)]
+
+        rq_busy = self._read_path(m, rq_cmd, pk, beat_ok, pk_ready, p_active & (p_beat != 0),
+                                  rd_issue, rd_issue_slot, rd_issued_all,
+                                  rd_end, rd_end_slot, rd_error)
+
+        m.d.comb += self.busy.eq((acc_seq != ret_seq) | rq_busy)
         return m
+
+    # ----------------------------------------------------------------------
+    # Read direction
+    # ----------------------------------------------------------------------
+
+    def _read_path(self, m, rq_cmd, pk, pk_valid, pk_ready, pk_mid,
+                   rd_issue, rd_issue_slot, rd_issued_all, rd_end, rd_end_slot, rd_error):
+        """Read requester, RQ arbiter and completion receiver. Returns `busy`."""
+        N, W = self.n, self.width
+        LOGN = _log2(N)
+        LB = self.local_bits
+        WB = W // 8
+        TAGS = 32                          # 5-bit tags: legal without extended tags
+        TB = _log2(TAGS)
+
+        # Free tags, filled at reset.
+        m.submodules.tags = tags = SyncFIFO(width=TB, depth=TAGS)
+        init = Signal(range(TAGS + 1))
+        init_done = init == TAGS
+        tag_lbase = [Signal(LB, name=f"tag{k}_lbase") for k in range(TAGS)]
+        tag_slot = [Signal(4, name=f"tag{k}_slot") for k in range(TAGS)]
+        free = Signal()
+        free_tag = Signal(TB)
+        with m.If(~init_done):
+            m.d.comb += [tags.w_en.eq(1), tags.w_data.eq(init)]
+            m.d.sync += init.eq(init + 1)
+        with m.Else():
+            m.d.comb += [tags.w_en.eq(free), tags.w_data.eq(free_tag)]
+
+        # Requester: one Memory Read per MRRS-aligned piece.
+        q_active = Signal()
+        q_addr = Signal(64)
+        q_rem = Signal(25)
+        q_local = Signal(LB)
+        q_slot = Signal(4)
+        load = ~q_active & rq_cmd.r_rdy
+        m.d.comb += rq_cmd.r_en.eq(load)
+        with m.If(load):
+            m.d.sync += [q_active.eq(1), q_addr.eq(rq_cmd.r_data[:64]),
+                         q_rem.eq(rq_cmd.r_data[64:89]), q_local.eq(rq_cmd.r_data[89:89 + LB]),
+                         q_slot.eq(rq_cmd.r_data[89 + LB:93 + LB])]
+        mrrs = Signal(13)
+        m.d.comb += mrrs.eq(_mux_index([Const(128 << k, 13) for k in range(6)], self.max_read_req))
+        to_boundary = mrrs - (q_addr[:13] & (mrrs - 1))
+        n_bytes = Signal(13)
+        m.d.comb += n_bytes.eq(Mux(q_rem < to_boundary, q_rem, to_boundary))
+        a_off = q_addr[:2]
+        q_dw = Signal(11)
+        m.d.comb += q_dw.eq((a_off + n_bytes + 3) >> 2)
+        fbe = _first_be(a_off)
+        lbe = _last_be((a_off + n_bytes - 1)[:2])
+
+        # The read request waiting for the RQ arbiter.
+        rr_valid = Signal()
+        rr_hdr = Signal(128)
+        rr_fbe, rr_lbe = Signal(4), Signal(4)
+        rr_beat = Signal()                 # second beat (64-bit interface)
+        issue = q_active & init_done & tags.r_rdy & ~rr_valid
+        m.d.comb += [
+            tags.r_en.eq(issue),
+            rd_issue.eq(issue), rd_issue_slot.eq(q_slot), rd_issued_all.eq(q_rem == n_bytes),
+        ]
+        with m.If(issue):
+            tag = tags.r_data
+            for k in range(TAGS):
+                with m.If(tag == k):
+                    m.d.sync += [tag_lbase[k].eq(q_local - q_addr[:12]), tag_slot[k].eq(q_slot)]
+            m.d.sync += [
+                rr_valid.eq(1), rr_beat.eq(0),
+                rr_hdr.eq(Cat(Const(0, 2), q_addr[2:64], q_dw, Const(ReqType.MEM_READ, 4),
+                              Const(0, 17), tag, Const(0, 32 - TB))),
+                rr_fbe.eq(Mux(q_dw == 1, fbe & lbe, fbe)), rr_lbe.eq(Mux(q_dw == 1, 0, lbe)),
+                q_addr.eq(q_addr + n_bytes), q_local.eq(q_local + n_bytes),
+                q_rem.eq(q_rem - n_bytes),
+            ]
+            with m.If(q_rem == n_bytes):
+                m.d.sync += q_active.eq(0)
+
+        # RQ arbiter: a read request goes between two write TLPs; the choice
+        # holds while a beat is offered and not taken.
+        rr_beats = 1 if N >= 4 else 2
+        rr_last = rr_beat == rr_beats - 1
+        rr_ok = rr_valid & (self.bus_master | rr_beat)
+        owner_rd = Signal()                # registered choice
+        hold = Signal()
+        sel_rd = Signal()
+        with m.If(pk_mid):
+            m.d.comb += sel_rd.eq(0)
+        with m.Elif(rr_beat | hold):
+            m.d.comb += sel_rd.eq(Mux(rr_beat, 1, owner_rd))
+        with m.Else():
+            m.d.comb += sel_rd.eq(rr_ok)
+        rr_keep = Const((1 << min(4, N)) - 1, N)
+        rr_data = rr_hdr.word_select(rr_beat, W) if N == 2 else rr_hdr
+        tvalid = Mux(sel_rd, rr_ok, pk_valid)
+        m.d.comb += [
+            self.rq_tvalid.eq(tvalid),
+            self.rq_tdata.eq(Mux(sel_rd, rr_data, pk["tdata"])),
+            self.rq_tkeep.eq(Mux(sel_rd, rr_keep, pk["tkeep"])),
+            self.rq_tlast.eq(Mux(sel_rd, rr_last, pk["tlast"])),
+            self.rq_tuser.eq(Mux(sel_rd, _rq_tuser(W, ~rr_beat, rr_last, rr_keep, rr_fbe, rr_lbe),
+                                 pk["tuser"])),
+            pk_ready.eq(~sel_rd & self.rq_tready),
+        ]
+        m.d.sync += [owner_rd.eq(sel_rd), hold.eq(tvalid & ~self.rq_tready)]
+        with m.If(sel_rd & rr_ok & self.rq_tready):
+            with m.If(rr_last):
+                m.d.sync += [rr_valid.eq(0), rr_beat.eq(0)]
+            with m.Else():
+                m.d.sync += rr_beat.eq(1)
+
+        # Completion receiver.
+        busy = Signal()
+        rc_fire = Signal()
+        rc_beat = Signal(range(3))         # beat index in the completion, saturating
+        rc_prev = Signal(W)
+        m.d.comb += rc_fire.eq(self.rc_tvalid & self.rc_tready)
+        hdr_beat = 0 if N >= 4 else 1      # the beat that completes the 3-dword descriptor
+        d01 = Signal(64)
+        if N >= 4:
+            desc = self.rc_tdata[:96]
+        else:
+            desc = Cat(d01, self.rc_tdata[:32])
+        with m.If(rc_fire & (rc_beat == 0)):
+            m.d.sync += d01.eq(self.rc_tdata[:64])
+        lower = desc[0:12]
+        err = desc[12:16]
+        bc = desc[16:29]
+        dwc = desc[32:43]
+        status = desc[43:46]
+        poisoned = desc[46]
+        tag_now = desc[64:64 + TB]
+
+        # Per completion, from its descriptor beat on.
+        c_lo = Signal(range(4 * N + 8))    # first valid byte, from the start of window 0
+        c_bytes = Signal(13)               # bytes to write
+        c_d0 = Signal(LB - 2)              # BAR2 dword of window 0
+        c_shift = Signal(range(WB))        # byte offset of window 0 in its first beat
+        c_write = Signal()                 # data to write (successful, not poisoned)
+        c_last = Signal()                  # the request's last completion
+        c_slot = Signal(4)
+        c_tag = Signal(TB)
+        c_error = Signal(4)
+        lbase = _mux_index(tag_lbase, tag_now)
+        lp = Signal(LB)                    # BAR2 byte of payload byte 0
+        m.d.comb += lp.eq(lbase + Cat(Const(0, 2), lower[2:12]))
+        carried = Signal(13)
+        m.d.comb += carried.eq((dwc << 2) - lower[:2])
+        good = (status == CplStatus.SC) & (err == 0) & ~poisoned
+        # The hard IP's error codes (PG213): 4, mismatched fields; 6, invalid
+        # tag: not a completion of ours. 9: its completion timeout fired.
+        not_ours = (err == 4) | (err == 6)
+        # Window 0 starts at packet byte 12 - (lp mod 4): byte offset in its beat.
+        now_shift = Signal(range(WB))
+        m.d.comb += now_shift.eq((12 - lp[:2] - WB) if WB <= 12 else (12 - lp[:2]))
+        now = {
+            "lo": lower[:2] + lp[:2],
+            "bytes": Mux(bc < carried, bc, carried),
+            "d0": lp[2:],
+            "shift": now_shift,
+            "write": good,
+            "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
+            "slot": _mux_index(tag_slot, tag_now), "tag": tag_now,
+            "error": Mux(status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
+                     Mux(status == CplStatus.CA, DmaStatus.COMPLETER_ABORT,
+                     Mux(status != CplStatus.SC, DmaStatus.BAD_COMPLETION,
+                     Mux(err == 9, DmaStatus.TIMEOUT,
+                     Mux(poisoned | (err == 1), DmaStatus.POISONED,
+                     Mux(err != 0, DmaStatus.BAD_COMPLETION, DmaStatus.OK)))))),
+        }
+        reg = {"lo": c_lo, "bytes": c_bytes, "d0": c_d0, "shift": c_shift, "write": c_write,
+               "last": c_last, "slot": c_slot, "tag": c_tag, "error": c_error}
+        at_hdr = rc_beat == hdr_beat
+        # Values of the current completion: computed at its descriptor beat,
+        # registered for the beats after it.
+        cur = {k: Mux(at_hdr, now[k], reg[k]) for k in reg}
+        with m.If(rc_fire & at_hdr):
+            m.d.sync += [reg[k].eq(now[k]) for k in reg]
+        kshift = 0 if WB > 12 else 1       # beats before the one window 0 starts in
+        m.d.sync += rc_prev.eq(Mux(rc_fire, self.rc_tdata, rc_prev))
+        with m.If(rc_fire):
+            with m.If(self.rc_tlast):
+                m.d.sync += rc_beat.eq(0)
+            with m.Elif(rc_beat != 2):
+                m.d.sync += rc_beat.eq(rc_beat + 1)
+
+        # Window writes: window i when beat i + 1 + kshift arrives; the last
+        # one, after the completion's last beat, waits in `pend`.
+        win_idx = Signal(range((4 + 1024) // N + 4))
+        pend = Signal()
+        pend_data = Signal(W)
+        pend_mask = Signal(WB)
+        pend_d = Signal(LB - 2)
+        pend_end = Signal()                # the request ends when `pend` is written
+        pend_slot, pend_tag, pend_error = Signal(4), Signal(TB), Signal(4)
+
+        def window_mask(i):
+            """Valid bytes of window i: [lo, lo + bytes) from window 0's start."""
+            lo = cur["lo"] - WB * i
+            hi = lo + cur["bytes"]
+            ones = Const((1 << WB) - 1, WB)
+            bits = _log2(WB) + 1
+            below_hi = Mux(hi <= 0, 0, Mux(hi >= WB, ones,
+                                            (ones >> (WB - hi).as_unsigned()[:bits])[:WB]))
+            from_lo = Mux(lo <= 0, ones, Mux(lo >= WB, 0, (ones << lo.as_unsigned()[:bits])[:WB]))
+            return below_hi & from_lo
+
+        # Signed window arithmetic.
+        i_s = Signal(range(-4, 2048))
+        m.d.comb += i_s.eq(win_idx)
+        # The window completed by this beat: beats (t - 1, t), t >= 1 + kshift.
+        this_win = Signal(W)
+        m.d.comb += this_win.eq(Cat(rc_prev, self.rc_tdata).bit_select(c_shift * 8, W))
+        tail_win = Signal(W)
+        m.d.comb += tail_win.eq(Cat(self.rc_tdata, Const(0, W)).bit_select(cur["shift"] * 8, W))
+        beat_writes = Signal()
+        m.d.comb += beat_writes.eq(rc_fire & (rc_beat >= 1 + kshift) & (rc_beat != 0))
+
+        wmask = Signal(WB)
+        m.d.comb += wmask.eq(window_mask(i_s))
+        w_valid = Signal()
+        w_data = Signal(W)
+        w_mask = Signal(WB)
+        w_d = Signal(LB - 2)
+        # The beat's own window, else the pending one.
+        with m.If(beat_writes):
+            m.d.comb += [w_valid.eq(c_write), w_data.eq(this_win), w_mask.eq(wmask),
+                         w_d.eq(c_d0 + (win_idx << LOGN))]
+        with m.Elif(pend & ~self.wr_busy):
+            m.d.comb += [w_valid.eq(1), w_data.eq(pend_data), w_mask.eq(pend_mask),
+                         w_d.eq(pend_d)]
+        with m.If(rc_fire & (rc_beat == hdr_beat)):
+            m.d.sync += win_idx.eq(0)
+        with m.Elif(beat_writes):
+            m.d.sync += win_idx.eq(win_idx + 1)
+        # After the last beat, the window holding the rest waits in `pend`.
+        pend_written = pend & ~beat_writes & ~self.wr_busy
+        with m.If(pend_written):
+            m.d.sync += pend.eq(0)
+        with m.If(rc_fire & self.rc_tlast):
+            # The tail: window win_idx (or 0 when the descriptor beat is the last).
+            tail_i = Mux(at_hdr, 0, win_idx + beat_writes)
+            m.d.sync += [
+                pend.eq(1), pend_data.eq(tail_win),
+                pend_mask.eq(Mux(cur["write"], window_mask(tail_i), 0)),
+                pend_d.eq(cur["d0"] + (tail_i << LOGN)),
+                pend_end.eq(cur["last"]), pend_slot.eq(cur["slot"]), pend_tag.eq(cur["tag"]),
+                pend_error.eq(cur["error"]),
+            ]
+        # Requests end when their last completion's data is in BAR2.
+        m.d.comb += [
+            rd_end.eq(pend_written & pend_end), rd_end_slot.eq(pend_slot),
+            rd_error.eq(pend_error), free.eq(rd_end), free_tag.eq(pend_tag),
+        ]
+        # Back-pressure: the memory port is the CQ writes' first; a pending
+        # window must go before the next completion's second beat.
+        m.d.comb += self.rc_tready.eq(~self.wr_busy & ~(pend & (rc_beat != 0)) & init_done)
+
+        rot = w_d[:LOGN] if LOGN else Const(0, 1)
+        shift = Signal(range(N + 1))
+        m.d.comb += shift.eq(N - rot)
+        lanes_be = Cat(*(w_mask[4 * k:4 * k + 4] for k in range(N)))
+        m.d.comb += [
+            self.wr_data.eq(Cat(w_data, w_data).bit_select(shift * 32, W)),
+            self.wr_en.eq(Mux(w_valid, Cat(lanes_be, lanes_be).bit_select(shift * 4, 4 * N), 0)),
+            self.wr_row.eq(Cat(*((w_d[LOGN:] + (Const(b, LOGN + 1) < rot))[:self.row_bits]
+                                 for b in range(N)))),
+        ]
+        m.d.comb += busy.eq(q_active | rq_cmd.r_rdy | rr_valid | pend | (rc_beat != 0))
+        return busy
