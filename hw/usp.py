@@ -43,7 +43,15 @@ class CplStatus(IntEnum):
 
 @dataclass(frozen=True)
 class Sideband:
-    """tuser widths and bit positions for one data width."""
+    """tuser widths and bit positions for one data width.
+
+    Positions are the lsb of the field; None where the field does not exist
+    at this width. RQ/RC positions follow cocotbext-pcie's RqSource/RqSink
+    and RcSource/RcSink (xilinx/us/interface.py), which agree with PG213 for
+    dword-aligned mode without straddling. Parity (RQ tuser[59:28] or
+    [136:73], RC tuser[74:43] or [160:97]) is left out: the hard-IP model
+    checks it only when built with enable_parity.
+    """
     cq_user: int
     cc_user: int
     rq_user: int
@@ -55,6 +63,24 @@ class Sideband:
     cc_is_eop: int
     cc_eop_ptr: int
     cc_discontinue: int
+    # RQ (the endpoint's requests). No straddling, so only slot 0 is used at
+    # 512 bits: first_be/last_be/seq_num of slot 1 sit 4/4/6 bits higher.
+    rq_first_be: int        # first_be[3:0] of the packet that starts in this beat
+    rq_last_be: int
+    rq_discontinue: int
+    rq_seq_num: int         # seq_num[3:0] below 512 bits, seq_num0[5:0] at 512
+    rq_seq_num_width: int   # 4 below 512 bits, 6 at 512
+    rq_seq_num_hi: int      # seq_num[5:4] in the 62-bit tuser; None at 512
+    rq_is_sop: int          # 512-bit only: is_sop[1:0]
+    rq_sop_ptr: int         # 512-bit only: is_sop0_ptr[1:0]
+    rq_is_eop: int          # 512-bit only: is_eop[1:0]
+    rq_eop_ptr: int         # 512-bit only: is_eop0_ptr[3:0], last dword of the packet
+    # RC (completions to the endpoint's reads).
+    rc_byte_en: int         # byte_en: 4 bits per dword lane, lane 0 first
+    rc_is_sop: int          # is_sof_0 below 512 bits, is_sop[0] at 512
+    rc_is_eop: int          # is_eof_0[0] below 512 bits, is_eop[0] at 512
+    rc_eop_ptr: int         # is_eof_0[3:1] (3 bits) below 512, is_eop0_ptr[3:0] at 512
+    rc_discontinue: int
 
 
 def sideband(width):
@@ -63,10 +89,91 @@ def sideband(width):
     if width == 512:
         return Sideband(cq_user=183, cc_user=81, rq_user=137, rc_user=161,
                         cq_first_be=0, cq_last_be=8, cq_discontinue=96,
-                        cc_is_sop=0, cc_is_eop=6, cc_eop_ptr=8, cc_discontinue=16)
+                        cc_is_sop=0, cc_is_eop=6, cc_eop_ptr=8, cc_discontinue=16,
+                        rq_first_be=0, rq_last_be=8, rq_discontinue=36,
+                        rq_seq_num=61, rq_seq_num_width=6, rq_seq_num_hi=None,
+                        rq_is_sop=20, rq_sop_ptr=22, rq_is_eop=26, rq_eop_ptr=28,
+                        rc_byte_en=0, rc_is_sop=64, rc_is_eop=76, rc_eop_ptr=80,
+                        rc_discontinue=96)
     return Sideband(cq_user=88, cc_user=33, rq_user=62, rc_user=75,
                     cq_first_be=0, cq_last_be=4, cq_discontinue=41,
-                    cc_is_sop=None, cc_is_eop=None, cc_eop_ptr=None, cc_discontinue=0)
+                    cc_is_sop=None, cc_is_eop=None, cc_eop_ptr=None, cc_discontinue=0,
+                    rq_first_be=0, rq_last_be=4, rq_discontinue=11,
+                    rq_seq_num=24, rq_seq_num_width=4, rq_seq_num_hi=60,
+                    rq_is_sop=None, rq_sop_ptr=None, rq_is_eop=None, rq_eop_ptr=None,
+                    rc_byte_en=0, rc_is_sop=32, rc_is_eop=34, rc_eop_ptr=35,
+                    rc_discontinue=42)
+
+
+# ---------------------------------------------------------------------------
+# RQ and RC descriptors: field -> (lsb, width) over the descriptor, dword 0
+# in bits 31:0 (PG213 dword-aligned mode; checked against cocotbext-pcie's
+# Tlp_us.pack_us_rq / unpack_us_rq / pack_us_rc / unpack_us_rc).
+# ---------------------------------------------------------------------------
+
+RQ_DESCRIPTOR_DWORDS = 4
+RQ_DESCRIPTOR = {
+    "at": (0, 2),                   # address type: 0 untranslated
+    "address": (2, 62),             # address[63:2]: dword address >> 2
+    "dw_count": (64, 11),           # 1..1024
+    "req_type": (75, 4),            # ReqType
+    "poisoned": (79, 1),
+    "requester_id": (80, 16),
+    "tag": (96, 8),
+    "completer_id": (104, 16),      # configuration requests only
+    "requester_id_enable": (120, 1),
+    "tc": (121, 3),
+    "attr": (124, 3),
+    "force_ecrc": (127, 1),         # not packed by cocotbext (a TODO there)
+}
+
+RC_DESCRIPTOR_DWORDS = 3            # the payload starts at dword 3
+RC_DESCRIPTOR = {
+    "lower_address": (0, 12),       # low 12 bits of the byte address of the first byte
+    "error_code": (12, 4),          # RcErrorCode
+    "byte_count": (16, 13),         # bytes left in the request, this completion's included
+    "locked": (29, 1),
+    "request_completed": (30, 1),   # the last completion of the request
+    "dw_count": (32, 11),
+    "status": (43, 3),              # CplStatus
+    "poisoned": (46, 1),
+    "requester_id": (48, 16),
+    "tag": (64, 8),
+    "completer_id": (72, 16),
+    "tc": (89, 3),
+    "attr": (92, 3),
+}
+
+
+class RcErrorCode(IntEnum):
+    """RC descriptor error code: what the hard IP found wrong with a completion."""
+    NORMAL_TERMINATION = 0b0000
+    POISONED = 0b0001
+    BAD_STATUS = 0b0010
+    INVALID_LENGTH = 0b0011
+    MISMATCH = 0b0100
+    INVALID_ADDRESS = 0b0101
+    INVALID_TAG = 0b0110
+    FLR = 0b1000
+    TIMEOUT = 0b1001
+
+
+def pack_descriptor(layout, ndwords, **fields):
+    """Descriptor dwords from field values; unnamed fields are 0."""
+    value = 0
+    for name, field_value in fields.items():
+        lsb, width = layout[name]
+        if not 0 <= int(field_value) < 1 << width:
+            raise ValueError(f"{name} {field_value:#x} does not fit in {width} bits")
+        value |= int(field_value) << lsb
+    return [(value >> 32 * i) & 0xFFFF_FFFF for i in range(ndwords)]
+
+
+def unpack_descriptor(layout, dwords):
+    """Field values (ints) of a descriptor given as its first dwords."""
+    value = sum(dw << 32 * i for i, dw in enumerate(dwords))
+    return {name: (value >> lsb) & ((1 << width) - 1)
+            for name, (lsb, width) in layout.items()}
 
 
 def mps_bytes(code):

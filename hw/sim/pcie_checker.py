@@ -1,31 +1,42 @@
-"""PCIe completion rules, and a checker of an endpoint's UltraScale+ CQ/CC buses.
+"""PCIe rules, and checkers of an endpoint's UltraScale+ CQ/CC and RQ/RC buses.
 
 The cocotbext-pcie bus model accepts completions that break the PCIe Base
 Specification (one longer than Max Payload Size, a split off the Read
-Completion Boundary, a wrong Byte Count ...), so the testbench checks them
-itself.
+Completion Boundary, a wrong Byte Count ...) and does not enforce the
+requester rules either (a write longer than MPS, a read crossing 4 KiB ...),
+so the testbench checks them itself.
 
-Part 1, pure Python:
-    Request, Completion     decoded from UltraScale+ descriptors (PG213,
-                            dword-aligned mode)
+Part 1, pure Python, the completer side:
+    Request, Completion     decoded from UltraScale+ CQ/CC descriptors
+                            (PG213, dword-aligned mode)
     expected_outcome        what the spec requires for a request
     CompletionRules         the completion rules as they apply to an endpoint
                             that implements memory BARs and nothing else
-Part 2, monitors:
-    CompleterMonitor        per-beat AXI-Stream checks and the pairing of
-                            requests with their completions, fed with plain
-                            integers (so it is unit-tested without a simulator)
-    InterfaceChecker        samples a DUT's CQ and CC buses with cocotb on
-                            every rising clock edge and feeds a CompleterMonitor
+Part 1b, pure Python, the requester side (the DMA engine):
+    RequesterRequest,       decoded from RQ/RC descriptors
+    RequesterCompletion
+    RequestRules            the rules for one memory read or write request
+Part 2, monitors fed with plain integers (unit-tested without a simulator):
+    CompleterMonitor        per-beat AXI-Stream checks on CQ/CC and the
+                            pairing of requests with their completions
+    RequesterMonitor        per-beat AXI-Stream checks on RQ, RequestRules on
+                            every request, tag tracking and the matching of
+                            RC completions with outstanding reads
+Part 3, cocotb:
+    InterfaceChecker        samples a DUT's CQ and CC buses on every rising
+                            clock edge and feeds a CompleterMonitor
+    RequesterChecker        the same for RQ and RC, feeding a RequesterMonitor
 
-cocotb is imported only inside InterfaceChecker: the rest runs without it.
+cocotb is imported only inside the Part 3 classes: the rest runs without it.
 """
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hw.usp import ATOMIC_TYPES, POSTED_TYPES, CplStatus, ReqType, sideband
+from hw.usp import (ATOMIC_TYPES, POSTED_TYPES, RC_DESCRIPTOR, RC_DESCRIPTOR_DWORDS,
+                    RQ_DESCRIPTOR, RQ_DESCRIPTOR_DWORDS, CplStatus, RcErrorCode, ReqType,
+                    mps_bytes, sideband, unpack_descriptor)
 
 MEM_READ_TYPES = frozenset({ReqType.MEM_READ, ReqType.MEM_READ_LOCKED})
 CQ_DESCRIPTOR_DWORDS = 4
@@ -425,6 +436,254 @@ def _zero_length_violations(req, cpls):
 
 
 # ---------------------------------------------------------------------------
+# Part 1b: the requester side, descriptors
+# ---------------------------------------------------------------------------
+
+def _enum_or_int(enum, value):
+    return enum(value) if value in enum._value2member_map_ else value
+
+
+def _type_name(req_type):
+    try:
+        return ReqType(req_type).name
+    except ValueError:
+        return f"reserved type {req_type:#06b}"
+
+
+def enabled_byte_count(dw_count, first_be, last_be):
+    """How many bytes the byte enables enable (0 for a zero-length request)."""
+    if dw_count == 1:
+        return bin(first_be & 0xF).count("1")
+    return (bin(first_be & 0xF).count("1") + bin(last_be & 0xF).count("1")
+            + 4 * max(dw_count - 2, 0))
+
+
+@dataclass
+class RequesterRequest:
+    """A request as the endpoint sends it on RQ (PG213 dword-aligned mode)."""
+    req_type: int                # ReqType, or the raw 4-bit value when reserved
+    address: int                 # byte address of the first enabled byte (the
+                                 # dword address when first_be is 0)
+    dw_count: int                # Length, 1..1024 when legal
+    first_be: int
+    last_be: int
+    tag: int = 0
+    requester_id: int = 0
+    poisoned: bool = False
+    tc: int = 0
+    attr: int = 0
+    payload: list = field(default_factory=list)
+    at: int = 0
+    completer_id: int = 0
+    requester_id_enable: bool = False
+    force_ecrc: bool = False
+    discontinue: bool = False
+    seq_num: int = 0
+
+    @classmethod
+    def from_rq_dwords(cls, dwords, first_be, last_be, discontinue=False, seq_num=0):
+        """Decode a 4-dword RQ descriptor followed by the payload dwords.
+
+        first_be, last_be, discontinue and seq_num come from tuser. Every
+        dword after the descriptor is payload, so that a packet longer or
+        shorter than its dword count shows as dw_count != len(payload).
+        Raises ValueError on a packet shorter than the descriptor.
+        """
+        if len(dwords) < RQ_DESCRIPTOR_DWORDS:
+            raise ValueError(f"RQ packet of {len(dwords)} dwords is shorter than "
+                             f"the {RQ_DESCRIPTOR_DWORDS}-dword descriptor")
+        f = unpack_descriptor(RQ_DESCRIPTOR, dwords[:RQ_DESCRIPTOR_DWORDS])
+        first_be &= 0xF
+        return cls(
+            req_type=_enum_or_int(ReqType, f["req_type"]),
+            address=(f["address"] << 2) | first_byte_offset(first_be),
+            dw_count=f["dw_count"],
+            first_be=first_be,
+            last_be=last_be & 0xF,
+            tag=f["tag"],
+            requester_id=f["requester_id"],
+            poisoned=bool(f["poisoned"]),
+            tc=f["tc"],
+            attr=f["attr"],
+            payload=list(dwords[RQ_DESCRIPTOR_DWORDS:]),
+            at=f["at"],
+            completer_id=f["completer_id"],
+            requester_id_enable=bool(f["requester_id_enable"]),
+            force_ecrc=bool(f["force_ecrc"]),
+            discontinue=bool(discontinue),
+            seq_num=seq_num,
+        )
+
+    @property
+    def dword_address(self):
+        return self.address & ~0x3
+
+    @property
+    def byte_count(self):
+        """Bytes a read asks for: first to last enabled byte (PCIe Table 2-39)."""
+        return request_byte_count(self)
+
+    @property
+    def enabled_bytes(self):
+        """Bytes a write writes."""
+        return enabled_byte_count(self.dw_count, self.first_be, self.last_be)
+
+    def summary(self):
+        return (f"{_type_name(self.req_type)} addr {self.address:#x} len {self.dw_count} "
+                f"be {self.first_be:x}/{self.last_be:x} tag {self.tag:#04x}")
+
+
+@dataclass
+class RequesterCompletion:
+    """A completion as the hard IP delivers it on RC (PG213 dword-aligned mode)."""
+    lower_address: int = 0       # 12 bits
+    error_code: int = RcErrorCode.NORMAL_TERMINATION
+    byte_count: int = 0          # 13 bits: 4096 is 4096
+    locked: bool = False
+    request_completed: bool = False
+    dw_count: int = 0
+    status: int = CplStatus.SC
+    poisoned: bool = False
+    requester_id: int = 0
+    tag: int = 0
+    completer_id: int = 0
+    tc: int = 0
+    attr: int = 0
+    discontinue: bool = False
+    payload: list = field(default_factory=list)
+
+    @classmethod
+    def from_rc_dwords(cls, dwords, discontinue=False):
+        """Decode a 3-dword RC descriptor followed by the payload dwords.
+
+        Every dword after the descriptor is payload. Raises ValueError on a
+        packet shorter than the descriptor.
+        """
+        if len(dwords) < RC_DESCRIPTOR_DWORDS:
+            raise ValueError(f"RC packet of {len(dwords)} dwords is shorter than "
+                             f"the {RC_DESCRIPTOR_DWORDS}-dword descriptor")
+        f = unpack_descriptor(RC_DESCRIPTOR, dwords[:RC_DESCRIPTOR_DWORDS])
+        return cls(
+            lower_address=f["lower_address"],
+            error_code=_enum_or_int(RcErrorCode, f["error_code"]),
+            byte_count=f["byte_count"],
+            locked=bool(f["locked"]),
+            request_completed=bool(f["request_completed"]),
+            dw_count=f["dw_count"],
+            status=_enum_or_int(CplStatus, f["status"]),
+            poisoned=bool(f["poisoned"]),
+            requester_id=f["requester_id"],
+            tag=f["tag"],
+            completer_id=f["completer_id"],
+            tc=f["tc"],
+            attr=f["attr"],
+            discontinue=bool(discontinue),
+            payload=list(dwords[RC_DESCRIPTOR_DWORDS:]),
+        )
+
+    def summary(self):
+        return (f"Cpl {_status_name(self.status)} tag {self.tag:#04x} len {self.dw_count} "
+                f"bc {self.byte_count} la {self.lower_address:#05x}")
+
+
+# ---------------------------------------------------------------------------
+# Part 1b: the requester side, the rules for one request
+# ---------------------------------------------------------------------------
+
+DMA_REQUEST_TYPES = frozenset({ReqType.MEM_READ, ReqType.MEM_WRITE})
+CONTIGUOUS_FIRST_BE = frozenset({0b1111, 0b1110, 0b1100, 0b1000})  # up to byte 3
+CONTIGUOUS_LAST_BE = frozenset({0b0001, 0b0011, 0b0111, 0b1111})   # from byte 0
+MAX_DW_COUNT = 1024
+
+
+class RequestRules:
+    """The PCIe rules for one request of a DMA engine (memory reads and writes).
+
+    Each violation message starts with its rule:
+        Q1 request type     Q2 length           Q3 max payload size
+        Q4 max read request size                Q5 4 KiB boundary
+        Q6 byte enables     Q7 tag              Q8 poisoned
+    mps and mrrs are in bytes; extended_tags is the Extended Tag Field Enable.
+    """
+
+    @staticmethod
+    def check_request(req, mps, mrrs, extended_tags):
+        """Raise ProtocolError naming every rule the request breaks."""
+        problems = RequestRules.violations(req, mps, mrrs, extended_tags)
+        if problems:
+            raise ProtocolError(f"{req.summary()}:\n  " + "\n  ".join(problems))
+
+    @staticmethod
+    def violations(req, mps, mrrs, extended_tags):
+        """The rule violations as a list of messages (empty when all is well)."""
+        problems = []
+        if req.req_type not in DMA_REQUEST_TYPES:
+            problems.append(f"Q1 request type: {_type_name(req.req_type)}: the DMA engine "
+                            f"sends memory reads and writes only")
+        if req.at:
+            problems.append(f"Q1 request type: address type {req.at}, expected 0 "
+                            f"(untranslated)")
+        problems += _length_violations(req)
+        length = 4 * req.dw_count
+        if req.req_type == ReqType.MEM_WRITE and length > mps:
+            problems.append(f"Q3 max payload size: write of {length} bytes, MPS is {mps}")
+        if req.req_type == ReqType.MEM_READ and length > mrrs:
+            problems.append(f"Q4 max read request size: read of {length} bytes, "
+                            f"MRRS is {mrrs}")
+        if req.dw_count:
+            first, last = req.dword_address, req.dword_address + length - 1
+            if first >> 12 != last >> 12:
+                problems.append(f"Q5 4 KiB boundary: dwords {first:#x}..{last:#x} cross "
+                                f"{(last >> 12) << 12:#x}")
+        problems += _byte_enable_violations(req)
+        tags = 256 if extended_tags else 32
+        if req.req_type not in POSTED_TYPES and req.tag >= tags:
+            problems.append(f"Q7 tag: tag {req.tag:#04x} of a non-posted request, only "
+                            f"{tags} tags with extended tags "
+                            f"{'enabled' if extended_tags else 'disabled'}")
+        if req.poisoned:
+            problems.append("Q8 poisoned: the request has EP set")
+        return problems
+
+
+def _length_violations(req):
+    problems = []
+    if not 1 <= req.dw_count <= MAX_DW_COUNT:
+        problems.append(f"Q2 length: dword count {req.dw_count}, legal 1..{MAX_DW_COUNT}")
+    if req.req_type == ReqType.MEM_WRITE and len(req.payload) != req.dw_count:
+        problems.append(f"Q2 length: write of {req.dw_count} dwords carries "
+                        f"{len(req.payload)} payload dwords")
+    if req.req_type == ReqType.MEM_READ and req.payload:
+        problems.append(f"Q2 length: read carries {len(req.payload)} payload dwords")
+    return problems
+
+
+def _byte_enable_violations(req):
+    """Q6, PCIe 2.2.5: byte enable rules of memory requests."""
+    first_be, last_be, where = req.first_be, req.last_be, "Q6 byte enables:"
+    if req.dw_count < 1:
+        return []                # Q2 says it
+    if req.dw_count == 1:
+        if last_be:
+            return [f"{where} last_be {last_be:04b} on a 1-dword request, must be 0000"]
+        return []
+    problems = []
+    if first_be == 0:
+        problems.append(f"{where} first_be 0000 on a {req.dw_count}-dword request")
+    if last_be == 0:
+        problems.append(f"{where} last_be 0000 on a {req.dw_count}-dword request")
+    if problems or (req.dw_count == 2 and req.dword_address % 8 == 0):
+        return problems          # a quadword-aligned 2-dword request may have holes
+    if first_be not in CONTIGUOUS_FIRST_BE:
+        problems.append(f"{where} first_be {first_be:04b} not contiguous up to byte 3 "
+                        f"on a {req.dw_count}-dword request at {req.dword_address:#x}")
+    if last_be not in CONTIGUOUS_LAST_BE:
+        problems.append(f"{where} last_be {last_be:04b} not contiguous from byte 0 "
+                        f"on a {req.dw_count}-dword request at {req.dword_address:#x}")
+    return problems
+
+
+# ---------------------------------------------------------------------------
 # Part 2: the monitor, fed with integers
 # ---------------------------------------------------------------------------
 
@@ -480,14 +739,114 @@ class _Pending:
         return self.dwords >= self.request.dw_count
 
 
-class CompleterMonitor:
+class _SourceChecks:
+    """AXI4-Stream rules for one bus the DUT drives, e.g. m_axis_cc.
+
+    Dword lanes, packets without straddling: X/Z on the signals, the beat held
+    while tready is low, tkeep contiguous from lane 0 and full but on the last
+    beat, and at 512 bits the is_sop/is_eop/pointer sideband of slot 0.
+    """
+
+    def __init__(self, bus, lanes, error, is_sop=None, is_eop=None, eop_ptr=None,
+                 sop_ptr=None):
+        self.bus = bus
+        self.lanes = lanes
+        self.error = error
+        self.is_sop, self.is_eop, self.eop_ptr, self.sop_ptr = is_sop, is_eop, eop_ptr, sop_ptr
+        self.waiting = None      # the beat offered without tready, to be held
+
+    def reset(self):
+        self.waiting = None
+
+    def known(self, beat):
+        if "tvalid" in beat.unknown:
+            self.error(f"{self.bus}_tvalid is X/Z out of reset")
+        if not beat.valid:
+            return
+        for name in ("tkeep", "tlast", "tuser"):
+            if name in beat.unknown:
+                self.error(f"{self.bus}_{name} is X/Z while tvalid is high")
+        lanes_x = [lane for lane in range(self.lanes)
+                   if beat.keep >> lane & 1 and _bits(beat.data_x, 32 * lane, 32)]
+        if lanes_x:
+            self.error(f"{self.bus}_tdata has X/Z bits in kept dwords {lanes_x}")
+
+    def held(self, beat):
+        """AXI-Stream: once offered, a beat stays unchanged until tready takes it."""
+        waiting = self.waiting
+        if waiting is not None:
+            if not beat.valid:
+                self.error(f"{self.bus}_tvalid dropped before tready took the beat")
+            else:
+                before, now = waiting.payload_fields(), beat.payload_fields()
+                changed = [name for name in before if before[name] != now[name]]
+                if changed:
+                    self.error(f"{self.bus} {'/'.join(changed)} changed while "
+                               f"waiting for tready")
+        self.waiting = beat if beat.valid and not beat.ready else None
+
+    def keep(self, beat):
+        keep, full = beat.keep, (1 << self.lanes) - 1
+        if keep == 0:
+            self.error(f"{self.bus}_tkeep is 0 on a transferred beat")
+        elif keep & (keep + 1):
+            self.error(f"{self.bus}_tkeep {keep:#b} is not contiguous from bit 0")
+        elif keep != full and not beat.last:
+            self.error(f"{self.bus}_tkeep {keep:#b} on a beat that is not the last")
+
+    def sop_eop(self, beat, first):
+        """512 bits: is_sop/is_eop/eop pointer in tuser (no straddling: slot 0 only)."""
+        is_sop = _bits(beat.user, self.is_sop, 2)
+        is_eop = _bits(beat.user, self.is_eop, 2)
+        if is_sop != int(first):
+            self.error(f"{self.bus}_tuser is_sop {is_sop:02b} on "
+                       f"{'the first' if first else 'a later'} beat of a packet, "
+                       f"expected {int(first):02b}")
+        if first and self.sop_ptr is not None and _bits(beat.user, self.sop_ptr, 2):
+            self.error(f"{self.bus}_tuser is_sop0_ptr {_bits(beat.user, self.sop_ptr, 2)}: "
+                       f"without straddling a packet starts in dword 0")
+        if is_eop != int(bool(beat.last)):
+            self.error(f"{self.bus}_tuser is_eop {is_eop:02b} with tlast {beat.last}, "
+                       f"expected {int(bool(beat.last)):02b}")
+        eop_ptr = _bits(beat.user, self.eop_ptr, 4)
+        if beat.last and beat.keep and eop_ptr != beat.keep.bit_length() - 1:
+            self.error(f"{self.bus}_tuser eop pointer {eop_ptr}, but the last valid "
+                       f"dword is {beat.keep.bit_length() - 1} (tkeep {beat.keep:#b})")
+
+
+def _dwords(beat, lanes):
+    """The kept dwords of a beat, lane 0 first."""
+    return [_bits(beat.data, 32 * lane, 32) for lane in range(lanes) if beat.keep >> lane & 1]
+
+
+class _MonitorBase:
+    """Error reporting shared by the monitors."""
+
+    MAX_ERRORS = 1000            # kept; more are only counted
+
+    def _where(self):
+        return f"{self.name} cycle {self.cycle}"
+
+    def _error(self, message):
+        self.error_count += 1
+        if len(self.errors) < self.MAX_ERRORS:
+            self.errors.append(f"[{self._where()}] {message}")
+
+    def assert_clean(self):
+        if not self.error_count:
+            return
+        shown = "\n  ".join(self.errors[:10])
+        more = f"\n  ... and {self.error_count - 10} more" if self.error_count > 10 else ""
+        raise ProtocolError(f"{self.name}: {self.error_count} PCIe protocol "
+                            f"violation(s):\n  {shown}{more}")
+
+
+class CompleterMonitor(_MonitorBase):
     """Checks one endpoint's CQ/CC traffic, one clock edge at a time.
 
     Call sample() on every rising edge with what the CQ and CC buses show.
     Violations go to self.errors; assert_clean() and assert_idle() raise.
     """
-
-    MAX_ERRORS = 1000            # kept; more are only counted
 
     def __init__(self, width, mps_fn, rcb_fn, bar_ids=(0, 2), name="endpoint"):
         self.width = width
@@ -510,29 +869,15 @@ class CompleterMonitor:
         self._outstanding = {}   # (requester_id, tag) -> deque of _Pending, oldest first
         self._cq_packet = None
         self._cc_packet = None
-        self._cc_waiting = None  # the CC beat offered without tready, to be held
+        self._cc_checks = _SourceChecks("m_axis_cc", self.lanes, self._error,
+                                        self.sb.cc_is_sop, self.sb.cc_is_eop,
+                                        self.sb.cc_eop_ptr)
 
     # -- reporting ----------------------------------------------------------
-
-    def _where(self):
-        return f"{self.name} cycle {self.cycle}"
-
-    def _error(self, message):
-        self.error_count += 1
-        if len(self.errors) < self.MAX_ERRORS:
-            self.errors.append(f"[{self._where()}] {message}")
 
     def pending(self):
         """The requests still waiting for completions, oldest first per tag."""
         return [p for queue in self._outstanding.values() for p in queue]
-
-    def assert_clean(self):
-        if not self.error_count:
-            return
-        shown = "\n  ".join(self.errors[:10])
-        more = f"\n  ... and {self.error_count - 10} more" if self.error_count > 10 else ""
-        raise ProtocolError(f"{self.name}: {self.error_count} PCIe protocol "
-                            f"violation(s):\n  {shown}{more}")
 
     def assert_idle(self):
         waiting = self.pending()
@@ -555,7 +900,7 @@ class CompleterMonitor:
             self._reset()
             return
         self._check_known(cq, cc)
-        self._check_cc_held(cc)
+        self._cc_checks.held(cc)
         if cq.fire:
             self._cq_beat(cq)
         if cc.fire:
@@ -564,40 +909,16 @@ class CompleterMonitor:
     def _reset(self):
         # The endpoint forgets everything in reset; so does the hard IP.
         self._outstanding.clear()
-        self._cq_packet = self._cc_packet = self._cc_waiting = None
+        self._cq_packet = self._cc_packet = None
+        self._cc_checks.reset()
 
     def _check_known(self, cq, cc):
         if "tready" in cq.unknown:
             self._error("s_axis_cq_tready is X/Z out of reset")
-        if "tvalid" in cc.unknown:
-            self._error("m_axis_cc_tvalid is X/Z out of reset")
-        if not cc.valid:
-            return
-        for name in ("tkeep", "tlast", "tuser"):
-            if name in cc.unknown:
-                self._error(f"m_axis_cc_{name} is X/Z while tvalid is high")
-        lanes_x = [lane for lane in range(self.lanes)
-                   if cc.keep >> lane & 1 and _bits(cc.data_x, 32 * lane, 32)]
-        if lanes_x:
-            self._error(f"m_axis_cc_tdata has X/Z bits in kept dwords {lanes_x}")
-
-    def _check_cc_held(self, cc):
-        """AXI-Stream: once offered, a beat stays unchanged until tready takes it."""
-        waiting = self._cc_waiting
-        if waiting is not None:
-            if not cc.valid:
-                self._error("m_axis_cc_tvalid dropped before tready took the beat")
-            else:
-                before, now = waiting.payload_fields(), cc.payload_fields()
-                changed = [name for name in before if before[name] != now[name]]
-                if changed:
-                    self._error(f"m_axis_cc {'/'.join(changed)} changed while "
-                                f"waiting for tready")
-        self._cc_waiting = cc if cc.valid and not cc.ready else None
+        self._cc_checks.known(cc)
 
     def _dwords(self, beat):
-        return [_bits(beat.data, 32 * lane, 32)
-                for lane in range(self.lanes) if beat.keep >> lane & 1]
+        return _dwords(beat, self.lanes)
 
     # -- CQ: requests ---------------------------------------------------------
 
@@ -635,9 +956,9 @@ class CompleterMonitor:
         first = self._cc_packet is None
         if first:
             self._cc_packet = _Packet(start=self.cycle, first_user=beat.user)
-        self._check_cc_keep(beat)
+        self._cc_checks.keep(beat)
         if self.width == 512:
-            self._check_cc_sop_eop(beat, first)
+            self._cc_checks.sop_eop(beat, first)
         if _bits(beat.user, self.sb.cc_discontinue, 1):
             self._error("m_axis_cc discontinue set: the completion is aborted")
         packet = self._cc_packet
@@ -645,32 +966,6 @@ class CompleterMonitor:
         if beat.last:
             self._cc_packet = None
             self._on_completion(packet)
-
-    def _check_cc_keep(self, beat):
-        keep, full = beat.keep, (1 << self.lanes) - 1
-        if keep == 0:
-            self._error("m_axis_cc_tkeep is 0 on a transferred beat")
-        elif keep & (keep + 1):
-            self._error(f"m_axis_cc_tkeep {keep:#b} is not contiguous from bit 0")
-        elif keep != full and not beat.last:
-            self._error(f"m_axis_cc_tkeep {keep:#b} on a beat that is not the last")
-
-    def _check_cc_sop_eop(self, beat, first):
-        """512 bits: is_sop/is_eop/eop pointer in tuser (no straddling: slot 0 only)."""
-        sb = self.sb
-        is_sop = _bits(beat.user, sb.cc_is_sop, 2)
-        is_eop = _bits(beat.user, sb.cc_is_eop, 2)
-        if is_sop != int(first):
-            self._error(f"m_axis_cc_tuser is_sop {is_sop:02b} on "
-                        f"{'the first' if first else 'a later'} beat of a packet, "
-                        f"expected {int(first):02b}")
-        if is_eop != int(bool(beat.last)):
-            self._error(f"m_axis_cc_tuser is_eop {is_eop:02b} with tlast {beat.last}, "
-                        f"expected {int(bool(beat.last)):02b}")
-        eop_ptr = _bits(beat.user, sb.cc_eop_ptr, 4)
-        if beat.last and beat.keep and eop_ptr != beat.keep.bit_length() - 1:
-            self._error(f"m_axis_cc_tuser eop pointer {eop_ptr}, but the last valid "
-                        f"dword is {beat.keep.bit_length() - 1} (tkeep {beat.keep:#b})")
 
     def _on_completion(self, packet):
         self.completions += 1
@@ -704,7 +999,296 @@ class CompleterMonitor:
 
 
 # ---------------------------------------------------------------------------
-# Part 2: the cocotb side
+# Part 2b: the requester monitor, fed with integers
+# ---------------------------------------------------------------------------
+
+@dataclass
+class _RqPacket:
+    start: int                   # cycle of the first beat
+    first_user: int              # tuser of the first beat
+    mps: int                     # the configuration when the first beat went out
+    mrrs: int
+    extended_tags: bool
+    dwords: list = field(default_factory=list)
+    discontinue: bool = False
+    bus_master_off: bool = False # a beat went out while Bus Master Enable was clear
+
+
+@dataclass
+class _OutstandingRead:
+    """A memory read waiting for its completions."""
+    request: RequesterRequest
+    sent: int                    # cycle of the request's last RQ beat
+    next_byte: int               # address of the first byte not delivered yet
+    remaining: int               # bytes not delivered yet
+    completions: int = 0
+
+
+class RequesterMonitor(_MonitorBase):
+    """Checks one endpoint's RQ/RC traffic (its DMA engine), one clock edge at a time.
+
+    Call sample() on every rising edge with what the RQ and RC buses show.
+    mps_fn() and mrrs_fn() give Max Payload Size and Max Read Request Size in
+    bytes, ext_tags_fn() the Extended Tag Field Enable: all three are read on
+    the first beat of each request. bus_master_fn() gives Bus Master Enable
+    and is read on every RQ beat. max_outstanding, if given, is the most
+    reads allowed to wait for completions at once.
+
+    Every RQ packet must pass RequestRules (Q1..Q8). Besides, each message
+    starting with its rule:
+        Q9 bus master     no RQ beat while Bus Master Enable is clear
+        Q10 discontinue   no RQ packet aborted with discontinue
+        Q11 tag reuse     no read with the tag of a read still outstanding, and
+                          no more than max_outstanding reads outstanding
+        C1 unknown tag    every completion answers an outstanding read
+        C2 header         requester ID (device/function; all 16 bits with
+                          requester ID enable), TC and attributes echo the read;
+                          not locked; dw_count matches the payload; a
+                          successful completion carries data
+        C3 lower address  the low 7 bits of the first byte still missing
+        C4 byte count     the bytes still missing
+        C5 split          payload <= MPS; a completion that is not the last ends
+                          on a 64-byte boundary; the last carries no extra dword
+    and the AXI4-Stream rules on RQ (X/Z, held under backpressure, tkeep, and
+    is_sop/is_eop/pointers at 512 bits). Completions may come in any order
+    across tags and split anywhere legal; a tag is released by a completion
+    whose byte count fits in what it carries, by one with a status other than
+    SC, or by one with the request-completed bit.
+
+    Counters: rq_requests, rq_writes, rq_reads, rq_bytes_written (enabled
+    bytes of writes the hard IP forwards), rq_bytes_requested, rc_completions,
+    rc_unsuccessful (status not SC), rc_poisoned, rc_discontinued,
+    outstanding_peak, rq_beats, rc_beats; latencies (cycles from a read's last
+    RQ beat to its first RC beat).
+    """
+
+    def __init__(self, width, mps_fn, mrrs_fn, ext_tags_fn, bus_master_fn,
+                 max_outstanding=None, name="requester"):
+        self.width = width
+        self.lanes = width // 32
+        self.sb = sideband(width)
+        self.mps_fn = mps_fn
+        self.mrrs_fn = mrrs_fn
+        self.ext_tags_fn = ext_tags_fn
+        self.bus_master_fn = bus_master_fn
+        self.max_outstanding = max_outstanding
+        self.name = name
+        self.errors = []
+        self.error_count = 0
+        self.rq_requests = self.rq_writes = self.rq_reads = 0
+        self.rq_bytes_written = self.rq_bytes_requested = 0
+        self.rc_completions = self.rc_unsuccessful = self.rc_poisoned = 0
+        self.rc_discontinued = 0
+        self.outstanding_peak = 0
+        self.rq_beats = self.rc_beats = 0
+        self.latencies = []
+        self.cycle = 0
+        self._outstanding = {}   # tag -> _OutstandingRead
+        self._rq_packet = None
+        self._rc_packet = None
+        sb = self.sb
+        self._rq_checks = _SourceChecks("m_axis_rq", self.lanes, self._error,
+                                        sb.rq_is_sop, sb.rq_is_eop, sb.rq_eop_ptr,
+                                        sb.rq_sop_ptr)
+
+    # -- reporting ----------------------------------------------------------
+
+    def outstanding(self):
+        """The reads still waiting for completions, by tag."""
+        return dict(self._outstanding)
+
+    def assert_idle(self):
+        waiting = list(self._outstanding.values())
+        partial = [bus for bus, packet in (("RQ", self._rq_packet), ("RC", self._rc_packet))
+                   if packet is not None]
+        if not waiting and not partial:
+            return
+        lines = [f"{r.request.summary()} (sent cycle {r.sent}, {r.remaining} bytes "
+                 f"missing after {r.completions} completion(s))" for r in waiting[:10]]
+        lines += [f"a {bus} packet is only partly transferred" for bus in partial]
+        raise ProtocolError(f"{self.name}: {len(waiting)} read(s) still waiting "
+                            f"for completions:\n  " + "\n  ".join(lines))
+
+    # -- per clock edge -----------------------------------------------------
+
+    def sample(self, in_reset, rq, rc):
+        """One rising clock edge: rq and rc are the Beats both buses show."""
+        self.cycle += 1
+        if in_reset:
+            self._reset()
+            return
+        if "tready" in rc.unknown:
+            self._error("s_axis_rc_tready is X/Z out of reset")
+        self._rq_checks.known(rq)
+        self._rq_checks.held(rq)
+        if rq.fire:
+            self._rq_beat(rq)
+        if rc.fire:
+            self._rc_beat(rc)
+
+    def _reset(self):
+        self._outstanding.clear()
+        self._rq_packet = self._rc_packet = None
+        self._rq_checks.reset()
+
+    # -- RQ: requests ---------------------------------------------------------
+
+    def _rq_beat(self, beat):
+        self.rq_beats += 1
+        first = self._rq_packet is None
+        if first:
+            self._rq_packet = _RqPacket(start=self.cycle, first_user=beat.user,
+                                        mps=self.mps_fn(), mrrs=self.mrrs_fn(),
+                                        extended_tags=bool(self.ext_tags_fn()))
+        packet = self._rq_packet
+        self._rq_checks.keep(beat)
+        if self.width == 512:
+            self._rq_checks.sop_eop(beat, first)
+        if not packet.bus_master_off and not self.bus_master_fn():
+            packet.bus_master_off = True
+            self._error("Q9 bus master: RQ beat sent while Bus Master Enable is clear "
+                        "(the hard IP drops the request)")
+        packet.discontinue |= bool(_bits(beat.user, self.sb.rq_discontinue, 1))
+        packet.dwords += _dwords(beat, self.lanes)
+        if beat.last:
+            self._rq_packet = None
+            self._on_request(packet)
+
+    def _seq_num(self, user):
+        sb = self.sb
+        seq = _bits(user, sb.rq_seq_num, sb.rq_seq_num_width)
+        if sb.rq_seq_num_hi is not None:
+            seq |= _bits(user, sb.rq_seq_num_hi, 2) << sb.rq_seq_num_width
+        return seq
+
+    def _on_request(self, packet):
+        user = packet.first_user
+        try:
+            req = RequesterRequest.from_rq_dwords(
+                packet.dwords, _bits(user, self.sb.rq_first_be, 4),
+                _bits(user, self.sb.rq_last_be, 4), packet.discontinue, self._seq_num(user))
+        except ValueError as exc:
+            self._error(f"undecodable RQ packet: {exc}")
+            return
+        self.rq_requests += 1
+        for problem in RequestRules.violations(req, packet.mps, packet.mrrs,
+                                               packet.extended_tags):
+            self._error(f"{req.summary()}: {problem}")
+        if req.discontinue:
+            self._error(f"{req.summary()}: Q10 discontinue: the request is aborted")
+        delivered = not (req.discontinue or packet.bus_master_off)
+        if req.req_type == ReqType.MEM_WRITE:
+            self.rq_writes += 1
+            if delivered:
+                self.rq_bytes_written += req.enabled_bytes
+        elif req.req_type == ReqType.MEM_READ:
+            self.rq_reads += 1
+            self.rq_bytes_requested += req.byte_count
+            if delivered:
+                self._track_read(req)
+
+    def _track_read(self, req):
+        earlier = self._outstanding.get(req.tag)
+        if earlier is not None:
+            self._error(f"{req.summary()}: Q11 tag reuse before completion: tag "
+                        f"{req.tag:#04x} still waits for {earlier.remaining} bytes of "
+                        f"{earlier.request.summary()} (sent cycle {earlier.sent})")
+            return
+        self._outstanding[req.tag] = _OutstandingRead(
+            req, sent=self.cycle, next_byte=req.address, remaining=req.byte_count)
+        count = len(self._outstanding)
+        self.outstanding_peak = max(self.outstanding_peak, count)
+        if self.max_outstanding is not None and count > self.max_outstanding:
+            self._error(f"{req.summary()}: Q11 tag reuse: {count} reads outstanding, "
+                        f"the limit is {self.max_outstanding}")
+
+    # -- RC: completions ------------------------------------------------------
+
+    def _rc_beat(self, beat):
+        self.rc_beats += 1
+        if self._rc_packet is None:
+            self._rc_packet = _Packet(start=self.cycle, first_user=beat.user)
+        packet = self._rc_packet
+        packet.dwords += _dwords(beat, self.lanes)
+        packet.discontinue |= bool(_bits(beat.user, self.sb.rc_discontinue, 1))
+        if beat.last:
+            self._rc_packet = None
+            self._on_completion(packet)
+
+    def _on_completion(self, packet):
+        try:
+            cpl = RequesterCompletion.from_rc_dwords(packet.dwords, packet.discontinue)
+        except ValueError as exc:
+            self._error(f"undecodable RC packet: {exc}")
+            return
+        self.rc_completions += 1
+        if cpl.discontinue:
+            self.rc_discontinued += 1        # the endpoint must drop it: nothing delivered
+            return
+        self.rc_unsuccessful += cpl.status != CplStatus.SC
+        self.rc_poisoned += cpl.poisoned
+        read = self._outstanding.get(cpl.tag)
+        if read is None:
+            self._error(f"{cpl.summary()}: C1 unknown tag: no read with tag "
+                        f"{cpl.tag:#04x} is waiting for completions")
+            return
+        if not read.completions:
+            self.latencies.append(packet.start - read.sent)
+        read.completions += 1
+        for problem in self._completion_violations(read, cpl):
+            self._error(f"{read.request.summary()}: {cpl.summary()}: {problem}")
+        carries = 4 * cpl.dw_count - (cpl.lower_address & 0x3)
+        if (cpl.status != CplStatus.SC or cpl.request_completed or cpl.dw_count == 0
+                or cpl.byte_count <= carries):
+            del self._outstanding[cpl.tag]
+
+    def _completion_violations(self, read, cpl):
+        """C2..C5 for one completion of an outstanding read; advances the read."""
+        req, problems = read.request, []
+        rid_mask = 0xFFFF if req.requester_id_enable else 0xFF
+        for name, mask in (("requester_id", rid_mask), ("tc", 0x7), ("attr", 0x7)):
+            got, want = getattr(cpl, name) & mask, getattr(req, name) & mask
+            if got != want:
+                problems.append(f"C2 header: {name} {got:#x}, the read has {want:#x}")
+        if cpl.locked:
+            problems.append("C2 header: locked completion (CplLk) for a memory read")
+        if cpl.dw_count != len(cpl.payload):
+            problems.append(f"C2 header: dw_count {cpl.dw_count} but carries "
+                            f"{len(cpl.payload)} payload dwords")
+        if cpl.status != CplStatus.SC:
+            return problems
+        if cpl.dw_count == 0:
+            return problems + ["C2 header: successful completion of a read without data"]
+        if (cpl.lower_address ^ read.next_byte) & 0x7F:
+            problems.append(f"C3 lower address: {cpl.lower_address & 0x7F:#04x}, the first "
+                            f"missing byte is at {read.next_byte:#x}")
+        if cpl.byte_count != read.remaining:
+            problems.append(f"C4 byte count: {cpl.byte_count}, {read.remaining} bytes of "
+                            f"the read are still missing")
+        mps = self.mps_fn()
+        if 4 * cpl.dw_count > mps:
+            problems.append(f"C5 split: payload of {4 * cpl.dw_count} bytes, MPS is {mps}")
+        offset = read.next_byte & 0x3
+        capacity = 4 * cpl.dw_count - offset
+        if capacity >= read.remaining:
+            spare = capacity - read.remaining
+            if spare >= 4:
+                problems.append(f"C5 split: the last completion carries {spare} bytes "
+                                f"after the last byte of the read")
+            read.next_byte += read.remaining
+            read.remaining = 0
+        else:
+            end = read.next_byte + capacity
+            if end % 64:
+                problems.append(f"C5 split: completion ends at {end:#x} with "
+                                f"{read.remaining - capacity} bytes to come, not on a "
+                                f"64-byte boundary")
+            read.next_byte, read.remaining = end, read.remaining - capacity
+        return problems
+
+
+# ---------------------------------------------------------------------------
+# Part 3: the cocotb side
 # ---------------------------------------------------------------------------
 
 def _read(handle):
@@ -743,24 +1327,17 @@ class _StreamPort:
                     unknown=frozenset(unknown), data_x=masks["tdata"])
 
 
-class InterfaceChecker(CompleterMonitor):
-    """A CompleterMonitor on a DUT's s_axis_cq_* and m_axis_cc_* signals.
+class _Sampler:
+    """Samples some of a DUT's buses with cocotb on every rising edge of clk
+    and hands the Beats to the monitor's sample(); beats while rst is high
+    (or X) count as reset."""
 
-    Starts a coroutine that samples both buses on every rising edge of clk;
-    beats while rst is high (or X) are ignored. mps_fn() and rcb_fn() give
-    the current Max Payload Size and Read Completion Boundary in bytes; they
-    are read when a non-posted request arrives.
-    """
-
-    def __init__(self, dut, clk, rst, width, mps_fn, rcb_fn, bar_ids=(0, 2)):
+    def _start(self, clk, rst, ports):
         import cocotb
 
-        super().__init__(width, mps_fn, rcb_fn, bar_ids,
-                         name=getattr(dut, "_name", "dut"))
         self._clk = clk
         self._rst = rst
-        self._cq = _StreamPort(dut, "s_axis_cq")
-        self._cc = _StreamPort(dut, "m_axis_cc")
+        self._ports = tuple(ports)
         self._task = cocotb.start_soon(self._run())
 
     def _where(self):
@@ -778,8 +1355,53 @@ class InterfaceChecker(CompleterMonitor):
         edge = RisingEdge(self._clk)
         while True:
             await edge
-            self.sample(self._in_reset(), self._cq.sample(), self._cc.sample())
+            self.sample(self._in_reset(), *[port.sample() for port in self._ports])
 
     def stop(self):
         """Stop sampling (the checks made so far stay in errors)."""
         self._task.cancel()
+
+
+class InterfaceChecker(_Sampler, CompleterMonitor):
+    """A CompleterMonitor on a DUT's s_axis_cq_* and m_axis_cc_* signals.
+
+    Starts a coroutine that samples both buses on every rising edge of clk;
+    beats while rst is high (or X) are ignored. mps_fn() and rcb_fn() give
+    the current Max Payload Size and Read Completion Boundary in bytes; they
+    are read when a non-posted request arrives.
+    """
+
+    def __init__(self, dut, clk, rst, width, mps_fn, rcb_fn, bar_ids=(0, 2)):
+        super().__init__(width, mps_fn, rcb_fn, bar_ids,
+                         name=getattr(dut, "_name", "dut"))
+        self._start(clk, rst, [_StreamPort(dut, "s_axis_cq"), _StreamPort(dut, "m_axis_cc")])
+
+
+class RequesterChecker(_Sampler, RequesterMonitor):
+    """A RequesterMonitor on a DUT's m_axis_rq_* and s_axis_rc_* signals.
+
+    Starts a coroutine that samples both buses on every rising edge of clk;
+    beats while rst is high (or X) are ignored. The functions are those of
+    RequesterMonitor; for_function() makes them from a cocotbext-pcie
+    function, which is the usual way:
+
+        checker = RequesterChecker.for_function(dut, clk, rst, 256,
+                                                model.functions[0])
+    """
+
+    def __init__(self, dut, clk, rst, width, mps_fn, mrrs_fn, ext_tags_fn, bus_master_fn,
+                 max_outstanding=None):
+        super().__init__(width, mps_fn, mrrs_fn, ext_tags_fn, bus_master_fn,
+                         max_outstanding, name=f"{getattr(dut, '_name', 'dut')} requester")
+        self._start(clk, rst, [_StreamPort(dut, "m_axis_rq"), _StreamPort(dut, "s_axis_rc")])
+
+    @classmethod
+    def for_function(cls, dut, clk, rst, width, function, max_outstanding=None):
+        """Read MPS, MRRS, Extended Tag Field Enable and Bus Master Enable
+        from a cocotbext-pcie Function (its PCIe capability and command register)."""
+        return cls(dut, clk, rst, width,
+                   mps_fn=lambda: mps_bytes(function.pcie_cap.max_payload_size),
+                   mrrs_fn=lambda: mps_bytes(function.pcie_cap.max_read_request_size),
+                   ext_tags_fn=lambda: bool(function.pcie_cap.extended_tag_field_enable),
+                   bus_master_fn=lambda: bool(function.bus_master_enable),
+                   max_outstanding=max_outstanding)
