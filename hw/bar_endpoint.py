@@ -426,7 +426,8 @@ class BarEndpoint(wiring.Component):
             m.d.comb += rd_row[b].eq(Mux(cpl_issue, cpl_row[b], dma_row))
         mem_rdata = []
         cq_mem_write = Signal()            # a CQ write to BAR2 uses the write ports now
-        m.d.comb += [cq_mem_write.eq(~bar0_now & (bank_wbe != 0)), dma.wr_busy.eq(cq_mem_write)]
+        m.d.comb += [cq_mem_write.eq(pop & write_now & ~bar0_now & (bank_wbe != 0)),
+                     dma.wr_busy.eq(cq_mem_write)]
         for b in range(N):
             mem = Memory(shape=unsigned(32), depth=mem_rows, init=[])
             m.submodules[f"mem{b}"] = mem

@@ -14,6 +14,7 @@ import time
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from hw.sim.peers import LatencyMemoryEndpoint
 from hw.sim.test_endpoint import cq_request
 from hw.sim.topology import Topology
 from hw.usp import ReqType
@@ -168,9 +169,40 @@ async def measure_dma_writes(tb, ep, rq, size, count, mps):
             "ratio": round(per_clk / limit, 4)}
 
 
+async def measure_dma_reads(tb, ep, rc, size, count, latency_ns):
+    """DMA peer -> BAR2 in steady state, the peer answering after `latency_ns`:
+    completion payload bytes per clock on RC, from its first beat to its last."""
+    width = tb.params.data_width
+    peer = tb.peer
+    peer.latency_ns = latency_ns
+    await ep.pci.set_readrq(5)                                 # MRRS 4096
+    cpl_size = 128 << peer.pcie_cap.max_payload_size           # the peer's completions
+    await ep.pci.set_master(False)
+    await ClockCycles(ep.clk, 8)
+    first = None
+    for i in range(count):
+        n = await ep.dma_submit((i * size) % tb.params.mem_size, peer.bar_address(0), size,
+                                from_bus=True)
+        first = n if first is None else first
+    rc.reset()
+    peer.reset_stats()
+    await ep.pci.set_master(True)
+    for i in range(count):
+        assert (await ep.dma_wait(first + i, timeout_cycles=50_000_000))[1] == 0
+    cycles = rc.lasts[-1] - rc.firsts[0] + 1
+    per_clk = size * count / cycles
+    limit = cpl_size / beats(12 + cpl_size, width)
+    return {"size": size, "count": count, "latency_ns": latency_ns, "completion_size": cpl_size,
+            "cycles": cycles, "completions": len(rc.lasts),
+            "payload_bytes_per_clk": round(per_clk, 3), "limit_bytes_per_clk": round(limit, 3),
+            "ratio": round(per_clk / limit, 4),
+            "outstanding_peak": peer.peak_outstanding, "tags": 32}
+
+
 @cocotb.test()
 async def bench(dut):
-    tb = await Topology.create(dut)
+    peer = LatencyMemoryEndpoint(size=1 << 20)
+    tb = await Topology.create(dut, peer=peer)
     await tb.start()
     ep = tb.a
     cq = BusProbe(ep.clk, "a_s_axis_cq", dut)
@@ -187,8 +219,12 @@ async def bench(dut):
     result["dma_writes"] = [await measure_dma_writes(tb, ep, rq, size, count, mps)
                             for size, count, mps in ((4096, 16, 256), (65536, 8, 256),
                                                      (1 << 20, 2, 1024))]
+    rc = BusProbe(ep.clk, "a_s_axis_rc", dut)
+    result["dma_reads"] = [await measure_dma_reads(tb, ep, rc, size, count, latency)
+                           for latency in (0, 500, 1000)
+                           for size, count in ((4096, 16), (65536, 4), (1 << 20, 1))]
     wall = time.monotonic() - t0
-    tlps = cq.packets + cc.packets + rq.packets
+    tlps = cq.packets + cc.packets + rq.packets + rc.packets
     result["simulation"] = {"wall_s": round(wall, 2), "cycles": cq.cycle,
                             "cycles_per_s": round(cq.cycle / wall),
                             "tlps_per_s": round(tlps / wall, 1)}

@@ -26,10 +26,7 @@ from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 from hw import regmap
 from hw.sim.dut import INSTANCES
 
-try:
-    from hw.sim.pcie_checker import InterfaceChecker
-except ImportError:                      # checker not available: no rule checks
-    InterfaceChecker = None
+from hw.sim.pcie_checker import InterfaceChecker, RequesterChecker
 
 PEER_MEM_SIZE = 1 << 20
 
@@ -86,11 +83,13 @@ class Endpoint:
         func.configure_bar(0, params.bar0_size, ext=False, prefetch=False)
         func.configure_bar(2, params.bar2_size, ext=True, prefetch=True)
         self.pci = None                  # cocotbext PciDevice, after enumeration
-        self.checker = None
-        if InterfaceChecker is not None:
-            self.checker = InterfaceChecker(
-                dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
-                width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
+        # PCIe rules, checked on every packet: completer side (CQ/CC) and
+        # requester side (RQ/RC, the DMA engine).
+        self.checker = InterfaceChecker(
+            dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
+            width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
+        self.req_checker = RequesterChecker.for_function(
+            _Prefixed(dut, inst), self.clk, self.rst, params.data_width, self.function)
 
     @property
     def function(self):
@@ -229,6 +228,13 @@ class Topology:
         await self.peer_pci.enable_device()
         await self.peer_pci.set_master()
 
+    async def set_mps(self, nbytes):
+        """Max Payload Size for every device, as Linux keeps it: the same along
+        the path (a TLP over the receiver's MPS is malformed)."""
+        code = (nbytes // 128).bit_length() - 1
+        for pci in (self.a.pci, self.b.pci, self.peer_pci):
+            await pci.set_mps(code)
+
     def describe(self):
         """Lines a newcomer can read: the topology and the enumerated devices."""
         lines = ["Root complex -> switch -> "
@@ -247,9 +253,9 @@ class Topology:
 
     def assert_clean(self):
         for ep in self.endpoints:
-            if ep.checker is not None:
-                ep.checker.assert_clean()
-                ep.checker.assert_idle()
+            for checker in (ep.checker, ep.req_checker):
+                checker.assert_clean()
+                checker.assert_idle()
 
     def mirror(self, offset):
         """Backing-memory offset that a BAR2 offset lands on."""
