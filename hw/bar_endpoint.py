@@ -456,6 +456,8 @@ class BarEndpoint(wiring.Component):
         cfg_value = Cat(self.cfg_max_payload, Const(0, 1), self.cfg_max_read_req,
                         Const(0, 1), self.cfg_rcb_status[0])
 
+        m.d.comb += dma.timeout.eq(rw["DMA_TIMEOUT"])
+
         # DMA descriptors: staged in registers, queued by a write to DMA_SUBMIT.
         ctl = regmap.by_name()["DMA_CONTROL"]
         m.submodules.descq = descq = SyncFIFO(width=32 + 64 + 25 + 2 + 16,

@@ -29,6 +29,10 @@ Read direction, for a descriptor (bus address A, local offset L, length):
   of the completions.
 * A completion is the last of its request when its Byte Count is the
   number of bytes it carries, or when its status is not Successful.
+* Completion timeout: a scanner visits one tag a cycle. A request still
+  outstanding `timeout` cycles after it was sent ends with TIMEOUT, and
+  its tag rests for another `timeout` before reuse, so a late completion
+  finds it unused and is ignored instead of landing in a newer request.
 * The receiver writes N-dword windows of BAR2: each window is a fixed
   byte offset into the completion's beats (the previous beat and the
   current one), so one window is written per beat; the window left over
@@ -109,6 +113,7 @@ def dma_signature(data_width, local_bits, row_bits):
         "rq_tuser": Out(sb.rq_user), "rq_tvalid": Out(1), "rq_tready": In(1),
         # Configuration.
         "max_payload": In(3), "max_read_req": In(3), "bus_master": In(1),
+        "timeout": In(32),                 # completion timeout, clock cycles
         "busy": Out(1),
     })
 
@@ -496,6 +501,11 @@ class DmaEngine(wiring.Component):
         init_done = init == TAGS
         tag_lbase = [Signal(LB, name=f"tag{k}_lbase") for k in range(TAGS)]
         tag_slot = [Signal(4, name=f"tag{k}_slot") for k in range(TAGS)]
+        tag_out = [Signal(name=f"tag{k}_out") for k in range(TAGS)]       # outstanding
+        tag_rest = [Signal(name=f"tag{k}_rest") for k in range(TAGS)]     # timed out, resting
+        tag_time = [Signal(32, name=f"tag{k}_time") for k in range(TAGS)]
+        now_cycle = Signal(32)
+        m.d.sync += now_cycle.eq(now_cycle + 1)
         free = Signal()
         free_tag = Signal(TB)
         with m.If(~init_done):
@@ -541,7 +551,8 @@ class DmaEngine(wiring.Component):
             tag = tags.r_data
             for k in range(TAGS):
                 with m.If(tag == k):
-                    m.d.sync += [tag_lbase[k].eq(q_local - q_addr[:12]), tag_slot[k].eq(q_slot)]
+                    m.d.sync += [tag_lbase[k].eq(q_local - q_addr[:12]), tag_slot[k].eq(q_slot),
+                                 tag_out[k].eq(1), tag_time[k].eq(now_cycle)]
             m.d.sync += [
                 rr_valid.eq(1), rr_beat.eq(0),
                 rr_hdr.eq(Cat(Const(0, 2), q_addr[2:64], q_dw, Const(ReqType.MEM_READ, 4),
@@ -626,7 +637,7 @@ class DmaEngine(wiring.Component):
         good = (status == CplStatus.SC) & (err == 0) & ~poisoned
         # The hard IP's error codes (PG213): 4, mismatched fields; 6, invalid
         # tag: not a completion of ours. 9: its completion timeout fired.
-        not_ours = (err == 4) | (err == 6)
+        not_ours = (err == 4) | (err == 6) | ~_mux_index(tag_out, tag_now)
         # Window 0 starts at packet byte 12 - (lp mod 4): byte offset in its beat.
         now_shift = Signal(range(WB))
         m.d.comb += now_shift.eq((12 - lp[:2] - WB) if WB <= 12 else (12 - lp[:2]))
@@ -635,7 +646,7 @@ class DmaEngine(wiring.Component):
             "bytes": Mux(bc < carried, bc, carried),
             "d0": lp[2:],
             "shift": now_shift,
-            "write": good,
+            "write": good & ~not_ours,
             "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
             "slot": _mux_index(tag_slot, tag_now), "tag": tag_now,
             "error": Mux(status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
@@ -724,10 +735,32 @@ class DmaEngine(wiring.Component):
                 pend_end.eq(cur["last"]), pend_slot.eq(cur["slot"]), pend_tag.eq(cur["tag"]),
                 pend_error.eq(cur["error"]),
             ]
-        # Requests end when their last completion's data is in BAR2.
+        # Requests end when their last completion's data is in BAR2 (unless
+        # the scanner ended them meanwhile), or when they time out.
+        cpl_end = pend_written & pend_end & _mux_index(tag_out, pend_tag)
+        scan = Signal(TB)
+        m.d.sync += scan.eq(scan + 1)
+        s_out = _mux_index(tag_out, scan)
+        s_rest = _mux_index(tag_rest, scan)
+        s_expired = (now_cycle - _mux_index(tag_time, scan)) > self.timeout
+        s_busy = cpl_end | (pend & (pend_tag == scan))
+        time_out = s_out & s_expired & ~s_busy & init_done
+        rested = s_rest & s_expired & ~cpl_end & init_done
+        with m.If(cpl_end):
+            for k in range(TAGS):
+                with m.If(pend_tag == k):
+                    m.d.sync += tag_out[k].eq(0)
+        for k in range(TAGS):
+            with m.If(scan == k):
+                with m.If(time_out):
+                    m.d.sync += [tag_out[k].eq(0), tag_rest[k].eq(1), tag_time[k].eq(now_cycle)]
+                with m.If(rested):
+                    m.d.sync += tag_rest[k].eq(0)
         m.d.comb += [
-            rd_end.eq(pend_written & pend_end), rd_end_slot.eq(pend_slot),
-            rd_error.eq(pend_error), free.eq(rd_end), free_tag.eq(pend_tag),
+            rd_end.eq(cpl_end | time_out),
+            rd_end_slot.eq(Mux(cpl_end, pend_slot, _mux_index(tag_slot, scan))),
+            rd_error.eq(Mux(cpl_end, pend_error, DmaStatus.TIMEOUT)),
+            free.eq(cpl_end | rested), free_tag.eq(Mux(cpl_end, pend_tag, scan)),
         ]
         # Back-pressure: the memory port is the CQ writes' first; a pending
         # window must go before the next completion's second beat.

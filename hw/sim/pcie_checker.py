@@ -1093,6 +1093,12 @@ class RequesterMonitor(_MonitorBase):
 
     # -- reporting ----------------------------------------------------------
 
+    def expire(self):
+        """The requester ended its outstanding reads by completion timeout:
+        forget them (their tags may be used again; a completion that still
+        comes for one is reported as unexpected)."""
+        self._outstanding.clear()
+
     def outstanding(self):
         """The reads still waiting for completions, by tag."""
         return dict(self._outstanding)
