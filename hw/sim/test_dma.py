@@ -210,6 +210,21 @@ async def test_dma_read_latency_and_faults(dut):
 
 
 @cocotb.test()
+async def test_dma_read_unclaimed_address(dut):
+    """A read of a bus address no device claims ends with UR; the next works."""
+    tb = await Topology.create(dut)
+    await tb.start()
+    a, b = tb.a, tb.b
+    n = await a.dma_submit(0, 0x7000_0000_0000, 256, from_bus=True, ident=5)
+    assert await a.dma_wait(n) == (5, regmap.DmaStatus.UNSUPPORTED_REQUEST)
+    data = await fill_bar2(b, tb, 0x100, 256)
+    n = await a.dma_submit(0x200, b.bar2_addr + 0x100, 256, from_bus=True, ident=6)
+    assert await a.dma_wait(n) == (6, OK)
+    assert await a.bar2.read(0x200, 256) == data
+    tb.assert_clean()
+
+
+@cocotb.test()
 async def test_dma_read_timeout(dut):
     """A peer that never completes: the descriptor ends with TIMEOUT, the tags
     come back, and later transfers (needing every tag several times) work."""
