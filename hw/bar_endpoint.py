@@ -2,7 +2,8 @@
 
 Connects to the Xilinx UltraScale+ hard IP (PG213) in dword-aligned mode
 without straddling: requests arrive on CQ, completions leave on CC. The
-requester side (RQ/RC) is reserved for the DMA engine and tied off.
+requester side (RQ/RC) belongs to the DMA engine (hw/dma.py), whose
+descriptors, results and MSI-X table (hw/msix.py) are BAR0 registers.
 
 Data flow:
 
@@ -30,6 +31,8 @@ from amaranth.lib.wiring import In, Out
 
 from . import regmap
 from .dma import DmaEngine
+from .msix import MsixSender
+from . import usp
 from .usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
 
 
@@ -106,6 +109,20 @@ def endpoint_signature(p):
         # Configuration status from the hard IP
         "cfg_max_payload": In(3), "cfg_max_read_req": In(3), "cfg_rcb_status": In(4),
         "cfg_function_status": In(16),
+        # Configuration management: the endpoint polls Device Control.
+        "cfg_mgmt_addr": Out(10), "cfg_mgmt_function_number": Out(8),
+        "cfg_mgmt_write": Out(1), "cfg_mgmt_write_data": Out(32),
+        "cfg_mgmt_byte_enable": Out(4), "cfg_mgmt_read": Out(1),
+        "cfg_mgmt_read_data": In(32), "cfg_mgmt_read_write_done": In(1),
+        # MSI-X with the table in BAR0 (the hard IP's external-table mode).
+        "cfg_interrupt_msix_enable": In(4), "cfg_interrupt_msix_mask": In(4),
+        "cfg_interrupt_msix_int": Out(1), "cfg_interrupt_msix_address": Out(64),
+        "cfg_interrupt_msix_data": Out(32), "cfg_interrupt_msix_sent": In(1),
+        "cfg_interrupt_msix_fail": In(1), "cfg_interrupt_msi_function_number": Out(8),
+        # Sequence numbers of RQ packets the hard IP has taken into its
+        # transmit pipeline: interrupts wait for the writes before them.
+        "pcie_rq_seq_num0": In(6), "pcie_rq_seq_num_vld0": In(1),
+        "pcie_rq_seq_num1": In(6), "pcie_rq_seq_num_vld1": In(1),
         # Non-posted request flow control to the hard IP
         "pcie_cq_np_req": Out(2), "pcie_cq_np_req_count": In(6),
     })
@@ -159,7 +176,29 @@ class BarEndpoint(wiring.Component):
             dma.max_payload.eq(self.cfg_max_payload),
             dma.max_read_req.eq(self.cfg_max_read_req),
             dma.bus_master.eq(self.cfg_function_status[2]),
+            dma.rq_seq_num0.eq(self.pcie_rq_seq_num0), dma.rq_seq_vld0.eq(self.pcie_rq_seq_num_vld0),
+            dma.rq_seq_num1.eq(self.pcie_rq_seq_num1), dma.rq_seq_vld1.eq(self.pcie_rq_seq_num_vld1),
         ]
+
+        # Extended Tag Field Enable, from Device Control: read through
+        # cfg_mgmt every 256 cycles (one read at a time, held until done).
+        ext_tags = Signal()
+        poll_wait = Signal(8)
+        poll_busy = Signal()
+        m.d.comb += [
+            self.cfg_mgmt_addr.eq(usp.DEVICE_CONTROL_DWORD),
+            self.cfg_mgmt_byte_enable.eq(0xF),
+            self.cfg_mgmt_read.eq(poll_busy),
+            dma.ext_tags.eq(ext_tags),
+        ]
+        with m.If(poll_busy):
+            with m.If(self.cfg_mgmt_read_write_done):
+                m.d.sync += [poll_busy.eq(0),
+                             ext_tags.eq(self.cfg_mgmt_read_data[usp.DEVCTL_EXT_TAG_BIT])]
+        with m.Else():
+            m.d.sync += poll_wait.eq(poll_wait + 1)
+            with m.If(poll_wait == 255):
+                m.d.sync += poll_busy.eq(1)
 
         # ------------------------------------------------------------------
         # Ingress: whole CQ packets, store and forward.
@@ -452,22 +491,25 @@ class BarEndpoint(wiring.Component):
               for r in regmap.REGISTERS if r.access == regmap.Access.RW and r.name != "DMA_SUBMIT"}
         clear_counters = Signal()
         submit = Signal()
-        caps = (int(p.mem_size < p.bar2_size) << 0) | (1 << 1) | (_log2(p.data_width) << 8)
+        regs = regmap.by_name()
+        caps = (int(p.mem_size < p.bar2_size) << 0) | (1 << 1) | (1 << 2) \
+            | (_log2(p.data_width) << 8)
         cfg_value = Cat(self.cfg_max_payload, Const(0, 1), self.cfg_max_read_req,
-                        Const(0, 1), self.cfg_rcb_status[0])
+                        Const(0, 1), self.cfg_rcb_status[0], ext_tags)
 
         m.d.comb += dma.timeout.eq(rw["DMA_TIMEOUT"])
 
         # DMA descriptors: staged in registers, queued by a write to DMA_SUBMIT.
         ctl = regmap.by_name()["DMA_CONTROL"]
-        m.submodules.descq = descq = SyncFIFO(width=32 + 64 + 25 + 2 + 16,
+        m.submodules.descq = descq = SyncFIFO(width=32 + 64 + 25 + 2 + 16 + 2,
                                               depth=regmap.DMA_QUEUE_DEPTH)
         m.d.comb += [
             descq.w_data.eq(Cat(rw["DMA_LOCAL"], rw["DMA_BUS_LO"], rw["DMA_BUS_HI"],
                                 rw["DMA_LENGTH"][:25],
                                 rw["DMA_CONTROL"][ctl.field("from_bus").lsb],
                                 rw["DMA_CONTROL"][ctl.field("irq").lsb],
-                                rw["DMA_CONTROL"][ctl.field("id").lsb:][:16])),
+                                rw["DMA_CONTROL"][ctl.field("id").lsb:][:16],
+                                rw["DMA_CONTROL"][ctl.field("vector").lsb:][:2])),
             descq.w_en.eq(submit),
             dma.desc_valid.eq(descq.r_rdy),
             dma.desc_local.eq(descq.r_data[:dma.local_bits]),
@@ -476,6 +518,7 @@ class BarEndpoint(wiring.Component):
             dma.desc_from_bus.eq(descq.r_data[121]),
             dma.desc_irq.eq(descq.r_data[122]),
             dma.desc_id.eq(descq.r_data[123:139]),
+            dma.desc_vector.eq(descq.r_data[139:141]),
             descq.r_en.eq(dma.desc_ready),
         ]
         # Lengths beyond what the queue carries must not wrap into valid ones.
@@ -484,6 +527,11 @@ class BarEndpoint(wiring.Component):
         dma_submitted = Signal(32)
         dma_done = Signal(32)
         dma_overflow = Signal(32)
+        reads_peak = Signal(9)
+        with m.If(clear_counters):
+            m.d.sync += reads_peak.eq(0)
+        with m.Elif(dma.reads_out > reads_peak):
+            m.d.sync += reads_peak.eq(dma.reads_out)
         results = [Signal(32, name=f"dma_result{k}") for k in range(regmap.DMA_RESULTS)]
         with m.If(submit):
             with m.If(descq.w_rdy):
@@ -497,6 +545,27 @@ class BarEndpoint(wiring.Component):
                     with m.Case(k):
                         m.d.sync += results[k].eq(Cat(dma.res_id, dma.res_status,
                                                       Const(0, 4), dma_done[:8]))
+
+        # MSI-X: the table is in the register file; the sender asks the hard
+        # IP to send the messages.
+        m.submodules.msix = msix = MsixSender(regmap.MSIX_VECTORS)
+        for v in range(regmap.MSIX_VECTORS):
+            m.d.comb += [
+                msix.addr[v].eq(Cat(rw[f"MSIX_VEC{v}_ADDR_LO"] & 0xFFFF_FFFC,
+                                    rw[f"MSIX_VEC{v}_ADDR_HI"])),
+                msix.data[v].eq(rw[f"MSIX_VEC{v}_DATA"]),
+                msix.masked[v].eq(rw[f"MSIX_VEC{v}_CTRL"][0]),
+            ]
+        m.d.comb += [
+            msix.event.eq(dma.res_valid & dma.res_irq), msix.event_vector.eq(dma.res_vector),
+            msix.cfg_enable.eq(self.cfg_interrupt_msix_enable[0]),
+            msix.cfg_mask.eq(self.cfg_interrupt_msix_mask[0]),
+            msix.cfg_sent.eq(self.cfg_interrupt_msix_sent),
+            msix.cfg_fail.eq(self.cfg_interrupt_msix_fail),
+            self.cfg_interrupt_msix_int.eq(msix.cfg_int),
+            self.cfg_interrupt_msix_address.eq(msix.cfg_address),
+            self.cfg_interrupt_msix_data.eq(msix.cfg_data),
+        ]
 
         reg_values = {
             "ID": Const(regmap.MAGIC, 32),
@@ -514,8 +583,10 @@ class BarEndpoint(wiring.Component):
             "DMA_DONE": dma_done,
             "DMA_STATE": Cat(dma.busy | descq.r_rdy, self.cfg_function_status[2]),
             "DMA_ERR_OVERFLOW": dma_overflow,
+            "DMA_READS": Cat(dma.reads_out, Const(0, 7), reads_peak),
             **{f"DMA_RESULT{k}": results[k] for k in range(regmap.DMA_RESULTS)},
-            **rw,
+            **{name: reg & regs[name].writable for name, reg in rw.items()},
+            "MSIX_PBA": msix.pending,
             **counters,
         }
         missing = {r.name for r in regmap.REGISTERS} - set(reg_values)

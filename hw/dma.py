@@ -40,18 +40,23 @@ Read direction, for a descriptor (bus address A, local offset L, length):
   arrives.
 
 Descriptors end in the order they were queued: each has a slot (16) that
-records its direction, its outstanding reads and how it ended.
+records its direction, its outstanding reads and how it ended. A write
+descriptor ends when the hard IP reports, on pcie_rq_seq_num, that its
+last packet has entered the transmit pipeline: its interrupt and its
+result can then not overtake its data.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import regmap
 from .usp import CplStatus, ReqType, sideband
 
 DmaStatus = regmap.DmaStatus
+SEQ_LAST = 0x10         # RQ sequence number flag: the last packet of a write descriptor
 
 
 def _log2(x):
@@ -68,17 +73,27 @@ def _last_be(offset):
     return Mux(offset == 0, 0x1, Mux(offset == 1, 0x3, Mux(offset == 2, 0x7, 0xF)))
 
 
-def _rq_tuser(width, sop, eop, keep, first_be, last_be):
-    """RQ tuser: byte enables on the first beat; at 512 bits, is_sop/is_eop too."""
+def _rq_tuser(width, sop, eop, keep, first_be, last_be, seq):
+    """RQ tuser: byte enables and sequence number; at 512 bits, is_sop/is_eop too."""
     n = width // 32
+    sb = sideband(width)
     fbe = Mux(sop, first_be, 0)
     lbe = Mux(sop, last_be, 0)
+    parts = {sb.rq_first_be: fbe, sb.rq_last_be: lbe}
     if width != 512:
-        return Cat(fbe, lbe)
-    eop_ptr = Const(0, 4)
-    for k in range(n):
-        eop_ptr = Mux(keep[k], k, eop_ptr)
-    return Cat(fbe, Const(0, 4), lbe, Const(0, 8), sop, Const(0, 5), eop, Const(0, 1), eop_ptr)
+        parts[sb.rq_seq_num] = seq[:4]
+        parts[sb.rq_seq_num_hi] = seq[4:6]
+    else:
+        eop_ptr = Const(0, 4)
+        for k in range(n):
+            eop_ptr = Mux(keep[k], k, eop_ptr)
+        parts.update({sb.rq_seq_num: seq, sb.rq_is_sop: sop, sb.rq_is_eop: eop,
+                      sb.rq_eop_ptr: eop_ptr})
+    out, pos = [], 0
+    for lsb in sorted(parts):
+        out += [Const(0, lsb - pos), parts[lsb]]
+        pos = lsb + len(parts[lsb])
+    return Cat(*out)
 
 
 def _mux_index(values, index):
@@ -96,9 +111,10 @@ def dma_signature(data_width, local_bits, row_bits):
         # Descriptors, from the register block.
         "desc_valid": In(1), "desc_ready": Out(1),
         "desc_local": In(local_bits), "desc_bus": In(64), "desc_length": In(25),
-        "desc_from_bus": In(1), "desc_irq": In(1), "desc_id": In(16),
+        "desc_from_bus": In(1), "desc_irq": In(1), "desc_id": In(16), "desc_vector": In(2),
         # Results, one per descriptor, in order.
         "res_valid": Out(1), "res_id": Out(16), "res_status": Out(4), "res_irq": Out(1),
+        "res_vector": Out(2),
         # BAR2 bank reads: rows for every bank; data one cycle after a grant.
         "rd_want": Out(1), "rd_grant": In(1),
         "rd_row": Out(row_bits * n), "rd_data": In(data_width),
@@ -111,15 +127,22 @@ def dma_signature(data_width, local_bits, row_bits):
         # Requester reQuest stream to the hard IP.
         "rq_tdata": Out(data_width), "rq_tkeep": Out(n), "rq_tlast": Out(1),
         "rq_tuser": Out(sb.rq_user), "rq_tvalid": Out(1), "rq_tready": In(1),
+        # Sequence numbers the hard IP reports for RQ packets it has sent.
+        "rq_seq_num0": In(6), "rq_seq_vld0": In(1), "rq_seq_num1": In(6), "rq_seq_vld1": In(1),
         # Configuration.
         "max_payload": In(3), "max_read_req": In(3), "bus_master": In(1),
         "timeout": In(32),                 # completion timeout, clock cycles
+        "ext_tags": In(1),                 # Extended Tag Field Enable: 256 tags, else 32
         "busy": Out(1),
+        "reads_out": Out(9),               # read requests outstanding
     })
 
 
 class DmaEngine(wiring.Component):
-    def __init__(self, data_width, bar2_size):
+    def __init__(self, data_width, bar2_size, cpl_buffer=32768):
+        # cpl_buffer: bytes of completion data the hard IP can hold (PG213
+        # gives 32 KiB); outstanding reads never ask for more.
+        self.cpl_credits = cpl_buffer // 16
         self.width = data_width
         self.n = data_width // 32
         self.local_bits = _log2(bar2_size)
@@ -141,13 +164,12 @@ class DmaEngine(wiring.Component):
         ret_seq = Signal(8)                # descriptors ended
         slot_id = [Signal(16, name=f"slot{k}_id") for k in range(SLOTS)]
         slot_irq = [Signal(name=f"slot{k}_irq") for k in range(SLOTS)]
+        slot_vector = [Signal(2, name=f"slot{k}_vector") for k in range(SLOTS)]
         slot_status = [Signal(4, name=f"slot{k}_status") for k in range(SLOTS)]
         slot_read = [Signal(name=f"slot{k}_read") for k in range(SLOTS)]
         slot_sent = [Signal(name=f"slot{k}_sent") for k in range(SLOTS)]   # all TLPs out
         slot_reads = [Signal(range(257), name=f"slot{k}_reads") for k in range(SLOTS)]
         # Events from the paths below.
-        wr_done = Signal()                 # a write descriptor's last TLP went out
-        wr_done_slot = Signal(4)
         rd_issue = Signal()                # a read request went out
         rd_issue_slot = Signal(4)
         rd_issued_all = Signal()           # ... and it was the descriptor's last
@@ -190,17 +212,24 @@ class DmaEngine(wiring.Component):
             rq_cmd.w_data.eq(Cat(self.desc_bus, length, self.desc_local, slot)),
             rq_cmd.w_en.eq(accept & ~bad & is_read),
         ]
+        def seq_done(k):
+            # Sequence number of a write descriptor's last packet: SEQ_LAST | slot.
+            return ((self.rq_seq_vld0 & (self.rq_seq_num0 == (SEQ_LAST | k))) |
+                    (self.rq_seq_vld1 & (self.rq_seq_num1 == (SEQ_LAST | k))))
+
         for k in range(SLOTS):
             here = lambda sig, k=k: sig == k
             with m.If(accept & here(slot)):
                 m.d.sync += [
                     slot_id[k].eq(self.desc_id), slot_irq[k].eq(self.desc_irq),
+                    slot_vector[k].eq(self.desc_vector),
                     slot_status[k].eq(Mux(bad, DmaStatus.BAD_DESCRIPTOR, DmaStatus.OK)),
                     slot_read[k].eq(is_read & ~bad), slot_sent[k].eq(bad),
                 ]
             with m.Else():
-                with m.If((wr_done & here(wr_done_slot)) |
-                          (rd_issue & rd_issued_all & here(rd_issue_slot))):
+                # A write descriptor has gone when the hard IP reports the
+                # sequence number of its last packet.
+                with m.If(seq_done(k) | (rd_issue & rd_issued_all & here(rd_issue_slot))):
                     m.d.sync += slot_sent[k].eq(1)
                 with m.If(rd_end & here(rd_end_slot) & (rd_error != DmaStatus.OK)
                           & (slot_status[k] == DmaStatus.OK)):
@@ -219,20 +248,21 @@ class DmaEngine(wiring.Component):
         # for reads, all its requests have ended.
         head = ret_seq[:4]
         head_done = Signal()
-        head_id, head_status, head_irq = Signal(16), Signal(4), Signal()
+        head_id, head_status, head_irq, head_vector = Signal(16), Signal(4), Signal(), Signal(2)
         with m.Switch(head):
             for k in range(SLOTS):
                 with m.Case(k):
                     m.d.comb += [
                         head_done.eq(slot_sent[k] & (slot_reads[k] == 0)),
                         head_id.eq(slot_id[k]), head_status.eq(slot_status[k]),
-                        head_irq.eq(slot_irq[k]),
+                        head_irq.eq(slot_irq[k]), head_vector.eq(slot_vector[k]),
                     ]
         ending = head_done & (ret_seq != acc_seq)
         m.d.sync += ret_seq.eq(ret_seq + ending)
         m.d.comb += [
             self.res_valid.eq(ending), self.res_id.eq(head_id),
             self.res_status.eq(head_status), self.res_irq.eq(head_irq),
+            self.res_vector.eq(head_vector),
         ]
 
         # ------------------------------------------------------------------
@@ -421,7 +451,9 @@ class DmaEngine(wiring.Component):
         m.d.comb += [
             pk["tdata"].eq(Cat(*lanes)), pk["tkeep"].eq(keep), pk["tlast"].eq(is_last_beat),
         ]
-        m.d.comb += pk["tuser"].eq(_rq_tuser(W, p_beat == 0, is_last_beat, keep, p_fbe, p_lbe))
+        seq = Mux(p_last, SEQ_LAST | p_slot, 0)
+        m.d.comb += pk["tuser"].eq(_rq_tuser(W, p_beat == 0, is_last_beat, keep, p_fbe, p_lbe,
+                                             seq))
 
         # Payload words: w0 drops once the beats are past it; w0 and w1 are
         # filled from the payload queue, never beyond the descriptor's words.
@@ -472,7 +504,6 @@ class DmaEngine(wiring.Component):
         with m.Elif(fire):
             m.d.sync += p_beat.eq(p_beat + 1)
 
-        m.d.comb += [wr_done.eq(desc_end), wr_done_slot.eq(p_slot)]
 
         rq_busy = self._read_path(m, rq_cmd, pk, beat_ok, pk_ready, p_active & (p_beat != 0),
                                   rd_issue, rd_issue_slot, rd_issued_all,
@@ -492,27 +523,57 @@ class DmaEngine(wiring.Component):
         LOGN = _log2(N)
         LB = self.local_bits
         WB = W // 8
-        TAGS = 32                          # 5-bit tags: legal without extended tags
-        TB = _log2(TAGS)
+        TAGS, LOW = 256, 32                # 8-bit tags; 5-bit ones without extended tags
+        TB = 8
+        CB = 10                            # credit count bits of one request (<= 256)
 
-        # Free tags, filled at reset.
-        m.submodules.tags = tags = SyncFIFO(width=TB, depth=TAGS)
+        # Free tags in two pools, filled at reset: tags below 32 are legal
+        # always, the others only while Extended Tag Field Enable is set.
+        m.submodules.tags_lo = tags_lo = SyncFIFO(width=TB, depth=LOW)
+        m.submodules.tags_hi = tags_hi = SyncFIFO(width=TB, depth=TAGS - LOW)
         init = Signal(range(TAGS + 1))
         init_done = init == TAGS
-        tag_lbase = [Signal(LB, name=f"tag{k}_lbase") for k in range(TAGS)]
-        tag_slot = [Signal(4, name=f"tag{k}_slot") for k in range(TAGS)]
-        tag_out = [Signal(name=f"tag{k}_out") for k in range(TAGS)]       # outstanding
-        tag_rest = [Signal(name=f"tag{k}_rest") for k in range(TAGS)]     # timed out, resting
-        tag_time = [Signal(32, name=f"tag{k}_time") for k in range(TAGS)]
-        now_cycle = Signal(32)
-        m.d.sync += now_cycle.eq(now_cycle + 1)
         free = Signal()
         free_tag = Signal(TB)
+        push_tag = Mux(init_done, free_tag, init[:TB])
+        push = ~init_done | free
+        m.d.comb += [
+            tags_lo.w_data.eq(push_tag), tags_lo.w_en.eq(push & (push_tag < LOW)),
+            tags_hi.w_data.eq(push_tag), tags_hi.w_en.eq(push & (push_tag >= LOW)),
+        ]
         with m.If(~init_done):
-            m.d.comb += [tags.w_en.eq(1), tags.w_data.eq(init)]
             m.d.sync += init.eq(init + 1)
-        with m.Else():
-            m.d.comb += [tags.w_en.eq(free), tags.w_data.eq(free_tag)]
+        use_hi = ~tags_lo.r_rdy & self.ext_tags
+        tag_ready = tags_lo.r_rdy | (use_hi & tags_hi.r_rdy)
+        tag = Signal(TB)
+        m.d.comb += tag.eq(Mux(tags_lo.r_rdy, tags_lo.r_data, tags_hi.r_data))
+
+        # Per tag: the BAR2 offset its bus page maps to, its slot, the
+        # completion credits it reserved and when it was sent. Read at the
+        # completion's tag and at the timeout scanner's.
+        info_fields = [("lbase", LB), ("slot", 4), ("credits", CB), ("time", 32)]
+        m.submodules.tag_info = tag_info = Memory(
+            shape=sum(w for _, w in info_fields), depth=TAGS, init=[])
+        info_w = tag_info.write_port()
+        info_cpl = tag_info.read_port(domain="comb")
+        info_scan = tag_info.read_port(domain="comb")
+
+        def fields(port):
+            out, pos = {}, 0
+            for name, width in info_fields:
+                out[name] = port.data[pos:pos + width]
+                pos += width
+            return out
+
+        tag_out = Signal(TAGS)             # outstanding
+        tag_rest = Signal(TAGS)            # timed out, resting
+        now_cycle = Signal(32)
+        m.d.sync += now_cycle.eq(now_cycle + 1)
+        # Completion credits (16 bytes each) reserved by outstanding reads:
+        # never more than the hard IP's completion buffer holds, so that a
+        # read never waits inside the hard IP and holds up the writes behind it.
+        credits = Signal(range(self.cpl_credits + 257))
+        outstanding = Signal(range(TAGS + 1))
 
         # Requester: one Memory Read per MRRS-aligned piece.
         q_active = Signal()
@@ -542,21 +603,22 @@ class DmaEngine(wiring.Component):
         rr_hdr = Signal(128)
         rr_fbe, rr_lbe = Signal(4), Signal(4)
         rr_beat = Signal()                 # second beat (64-bit interface)
-        issue = q_active & init_done & tags.r_rdy & ~rr_valid
+        q_credits = Signal(CB)
+        m.d.comb += q_credits.eq((q_dw + 3) >> 2)
+        room = credits + q_credits <= self.cpl_credits
+        issue = q_active & init_done & tag_ready & room & ~rr_valid
         m.d.comb += [
-            tags.r_en.eq(issue),
+            tags_lo.r_en.eq(issue & tags_lo.r_rdy),
+            tags_hi.r_en.eq(issue & ~tags_lo.r_rdy),
             rd_issue.eq(issue), rd_issue_slot.eq(q_slot), rd_issued_all.eq(q_rem == n_bytes),
+            info_w.addr.eq(tag), info_w.en.eq(issue),
+            info_w.data.eq(Cat((q_local - q_addr[:12])[:LB], q_slot, q_credits, now_cycle)),
         ]
         with m.If(issue):
-            tag = tags.r_data
-            for k in range(TAGS):
-                with m.If(tag == k):
-                    m.d.sync += [tag_lbase[k].eq(q_local - q_addr[:12]), tag_slot[k].eq(q_slot),
-                                 tag_out[k].eq(1), tag_time[k].eq(now_cycle)]
             m.d.sync += [
                 rr_valid.eq(1), rr_beat.eq(0),
                 rr_hdr.eq(Cat(Const(0, 2), q_addr[2:64], q_dw, Const(ReqType.MEM_READ, 4),
-                              Const(0, 17), tag, Const(0, 32 - TB))),
+                              Const(0, 17), tag, Const(0, 24))),
                 rr_fbe.eq(Mux(q_dw == 1, fbe & lbe, fbe)), rr_lbe.eq(Mux(q_dw == 1, 0, lbe)),
                 q_addr.eq(q_addr + n_bytes), q_local.eq(q_local + n_bytes),
                 q_rem.eq(q_rem - n_bytes),
@@ -586,7 +648,8 @@ class DmaEngine(wiring.Component):
             self.rq_tdata.eq(Mux(sel_rd, rr_data, pk["tdata"])),
             self.rq_tkeep.eq(Mux(sel_rd, rr_keep, pk["tkeep"])),
             self.rq_tlast.eq(Mux(sel_rd, rr_last, pk["tlast"])),
-            self.rq_tuser.eq(Mux(sel_rd, _rq_tuser(W, ~rr_beat, rr_last, rr_keep, rr_fbe, rr_lbe),
+            self.rq_tuser.eq(Mux(sel_rd, _rq_tuser(W, ~rr_beat, rr_last, rr_keep, rr_fbe, rr_lbe,
+                                                   Const(0, 6)),
                                  pk["tuser"])),
             pk_ready.eq(~sel_rd & self.rq_tready),
         ]
@@ -629,7 +692,10 @@ class DmaEngine(wiring.Component):
         c_slot = Signal(4)
         c_tag = Signal(TB)
         c_error = Signal(4)
-        lbase = _mux_index(tag_lbase, tag_now)
+        c_credits = Signal(CB)
+        m.d.comb += info_cpl.addr.eq(tag_now)
+        cpl_info = fields(info_cpl)
+        lbase = cpl_info["lbase"]
         lp = Signal(LB)                    # BAR2 byte of payload byte 0
         m.d.comb += lp.eq(lbase + Cat(Const(0, 2), lower[2:12]))
         carried = Signal(13)
@@ -637,7 +703,7 @@ class DmaEngine(wiring.Component):
         good = (status == CplStatus.SC) & (err == 0) & ~poisoned
         # The hard IP's error codes (PG213): 4, mismatched fields; 6, invalid
         # tag: not a completion of ours. 9: its completion timeout fired.
-        not_ours = (err == 4) | (err == 6) | ~_mux_index(tag_out, tag_now)
+        not_ours = (err == 4) | (err == 6) | ~tag_out.bit_select(tag_now, 1)
         # Window 0 starts at packet byte 12 - (lp mod 4): byte offset in its beat.
         now_shift = Signal(range(WB))
         m.d.comb += now_shift.eq((12 - lp[:2] - WB) if WB <= 12 else (12 - lp[:2]))
@@ -648,7 +714,7 @@ class DmaEngine(wiring.Component):
             "shift": now_shift,
             "write": good & ~not_ours,
             "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
-            "slot": _mux_index(tag_slot, tag_now), "tag": tag_now,
+            "slot": cpl_info["slot"], "tag": tag_now, "credits": cpl_info["credits"],
             "error": Mux(status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
                      Mux(status == CplStatus.CA, DmaStatus.COMPLETER_ABORT,
                      Mux(status != CplStatus.SC, DmaStatus.BAD_COMPLETION,
@@ -657,7 +723,8 @@ class DmaEngine(wiring.Component):
                      Mux(err != 0, DmaStatus.BAD_COMPLETION, DmaStatus.OK)))))),
         }
         reg = {"lo": c_lo, "bytes": c_bytes, "d0": c_d0, "shift": c_shift, "write": c_write,
-               "last": c_last, "slot": c_slot, "tag": c_tag, "error": c_error}
+               "last": c_last, "slot": c_slot, "tag": c_tag, "error": c_error,
+               "credits": c_credits}
         at_hdr = rc_beat == hdr_beat
         # Values of the current completion: computed at its descriptor beat,
         # registered for the beats after it.
@@ -681,6 +748,7 @@ class DmaEngine(wiring.Component):
         pend_d = Signal(LB - 2)
         pend_end = Signal()                # the request ends when `pend` is written
         pend_slot, pend_tag, pend_error = Signal(4), Signal(TB), Signal(4)
+        pend_credits = Signal(CB)
 
         def window_mask(i):
             """Valid bytes of window i: [lo, lo + bytes) from window 0's start."""
@@ -733,34 +801,44 @@ class DmaEngine(wiring.Component):
                 pend_mask.eq(Mux(cur["write"], window_mask(tail_i), 0)),
                 pend_d.eq(cur["d0"] + (tail_i << LOGN)),
                 pend_end.eq(cur["last"]), pend_slot.eq(cur["slot"]), pend_tag.eq(cur["tag"]),
-                pend_error.eq(cur["error"]),
+                pend_error.eq(cur["error"]), pend_credits.eq(cur["credits"]),
             ]
         # Requests end when their last completion's data is in BAR2 (unless
         # the scanner ended them meanwhile), or when they time out.
-        cpl_end = pend_written & pend_end & _mux_index(tag_out, pend_tag)
+        cpl_end = pend_written & pend_end & tag_out.bit_select(pend_tag, 1)
+        # The timeout scanner visits one tag a cycle. A tag rests until
+        # twice the timeout after it was sent.
         scan = Signal(TB)
         m.d.sync += scan.eq(scan + 1)
-        s_out = _mux_index(tag_out, scan)
-        s_rest = _mux_index(tag_rest, scan)
-        s_expired = (now_cycle - _mux_index(tag_time, scan)) > self.timeout
+        m.d.comb += info_scan.addr.eq(scan)
+        scan_info = fields(info_scan)
+        s_out = tag_out.bit_select(scan, 1)
+        s_rest = tag_rest.bit_select(scan, 1)
+        age = Signal(32)
+        m.d.comb += age.eq(now_cycle - scan_info["time"])
+        s_expired = age > self.timeout
+        s_rested = age > (self.timeout << 1)
         s_busy = cpl_end | (pend & (pend_tag == scan))
         time_out = s_out & s_expired & ~s_busy & init_done
-        rested = s_rest & s_expired & ~cpl_end & init_done
-        with m.If(cpl_end):
-            for k in range(TAGS):
-                with m.If(pend_tag == k):
-                    m.d.sync += tag_out[k].eq(0)
-        for k in range(TAGS):
-            with m.If(scan == k):
-                with m.If(time_out):
-                    m.d.sync += [tag_out[k].eq(0), tag_rest[k].eq(1), tag_time[k].eq(now_cycle)]
-                with m.If(rested):
-                    m.d.sync += tag_rest[k].eq(0)
+        rested = s_rest & s_rested & ~cpl_end & init_done
+        one = Const(1, TAGS)
+        set_out = Mux(issue, one << tag, 0)
+        clr_out = Mux(cpl_end, one << pend_tag, 0) | Mux(time_out, one << scan, 0)
+        m.d.sync += [
+            tag_out.eq((tag_out & ~clr_out) | set_out),
+            tag_rest.eq((tag_rest | Mux(time_out, one << scan, 0)) & ~Mux(rested, one << scan, 0)),
+        ]
+        ended_credits = Mux(cpl_end, pend_credits, Mux(time_out, scan_info["credits"], 0))
+        m.d.sync += [
+            credits.eq(credits + Mux(issue, q_credits, 0) - ended_credits),
+            outstanding.eq(outstanding + issue - (cpl_end | time_out)),
+        ]
         m.d.comb += [
             rd_end.eq(cpl_end | time_out),
-            rd_end_slot.eq(Mux(cpl_end, pend_slot, _mux_index(tag_slot, scan))),
+            rd_end_slot.eq(Mux(cpl_end, pend_slot, scan_info["slot"])),
             rd_error.eq(Mux(cpl_end, pend_error, DmaStatus.TIMEOUT)),
             free.eq(cpl_end | rested), free_tag.eq(Mux(cpl_end, pend_tag, scan)),
+            self.reads_out.eq(outstanding),
         ]
         # Back-pressure: the memory port is the CQ writes' first; a pending
         # window must go before the next completion's second beat.

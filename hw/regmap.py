@@ -52,6 +52,7 @@ class Register:
     doc: str
     fields: tuple = ()
     reset: int = 0
+    writable: int = 0xFFFF_FFFF     # RW registers: the bits that store writes
 
     def field(self, name):
         for f in self.fields:
@@ -65,7 +66,7 @@ CAPS_FIELDS = (
     Field("mirrored", 0, 1, "1 when BAR2 is larger than the backing memory "
           "and mirrors it (offsets wrap at MEM_SIZE)"),
     Field("dma", 1, 1, "1 when the DMA engine is present (DMA block at DMA_BASE)"),
-    Field("msix", 2, 1, "1 when MSI-X is implemented"),
+    Field("msix", 2, 1, "1 when MSI-X is implemented (MSIX_VECTORS vectors)"),
     Field("data_width_log2", 8, 4, "log2 of the hard-IP interface width in bits "
           "(6 = 64 ... 9 = 512)"),
 )
@@ -74,6 +75,8 @@ CFG_FIELDS = (
     Field("max_payload", 0, 3, "Max Payload Size set by the host: 128 << value bytes"),
     Field("max_read_req", 4, 3, "Max Read Request Size set by the host: 128 << value bytes"),
     Field("rcb_128", 8, 1, "Read Completion Boundary: 0 = 64 bytes, 1 = 128 bytes"),
+    Field("ext_tags", 9, 1, "Extended Tag Field Enable: the DMA engine keeps up to "
+          "256 reads outstanding, else 32"),
 )
 
 CTRL_FIELDS = (
@@ -149,6 +152,7 @@ DMA_REGISTERS = (
              fields=(Field("from_bus", 0, 1, "0: BAR2 -> bus (memory writes); "
                            "1: bus -> BAR2 (memory reads)"),
                      Field("irq", 1, 1, "interrupt when the descriptor ends"),
+                     Field("vector", 2, 2, "the MSI-X vector of that interrupt"),
                      Field("id", 16, 16, "caller's identifier, echoed in DMA_RESULT"))),
     Register("DMA_SUBMIT", DMA_BLOCK_OFFSET + 0x14, Access.RW,
              "write: queue the staged descriptor (the value is ignored); "
@@ -158,13 +162,18 @@ DMA_REGISTERS = (
     Register("DMA_DONE", DMA_BLOCK_OFFSET + 0x1C, Access.RO,
              "descriptors ended since reset, successfully or not"),
     Register("DMA_TIMEOUT", DMA_BLOCK_OFFSET + 0x20, Access.RW,
-             "completion timeout in clock cycles", reset=1 << 20),
+             "completion timeout in clock cycles, 1 to 2^31 - 1", reset=1 << 20),
     Register("DMA_STATE", DMA_BLOCK_OFFSET + 0x24, Access.RO, "engine state",
              fields=(Field("busy", 0, 1, "a descriptor is queued or moving"),
                      Field("bus_master", 1, 1, "bus mastering is enabled: "
                            "nothing is sent while it is off"))),
     Register("DMA_ERR_OVERFLOW", DMA_BLOCK_OFFSET + 0x28, Access.RO,
              "descriptors submitted while the queue was full (dropped)"),
+    Register("DMA_READS", DMA_BLOCK_OFFSET + 0x2C, Access.RO,
+             "read requests outstanding on the bus",
+             fields=(Field("now", 0, 9, "outstanding now"),
+                     Field("peak", 16, 9, "most outstanding at once since reset or "
+                           "CTRL.clear_counters"))),
 ) + tuple(
     Register(f"DMA_RESULT{k}", DMA_BLOCK_OFFSET + 0x100 + 4 * k, Access.RO,
              f"how descriptor number k ended, for k % {DMA_RESULTS} == {k}",
@@ -173,10 +182,35 @@ DMA_REGISTERS = (
                      Field("seq", 24, 8, "k % 256, to tell results apart")))
     for k in range(DMA_RESULTS))
 
-REGISTERS = REGISTERS + DMA_REGISTERS
-
+# MSI-X table and Pending Bit Array (PCIe spec, MSI-X capability), in BAR0.
+# The DMA engine signals descriptors that end with DMA_CONTROL.irq set on
+# vector DMA_CONTROL.vector.
+MSIX_VECTORS = 4
 MSIX_TABLE_OFFSET = 0x8000
 MSIX_PBA_OFFSET = 0x9000
+
+MSIX_REGISTERS = tuple(
+    reg
+    for v in range(MSIX_VECTORS)
+    for reg in (
+        Register(f"MSIX_VEC{v}_ADDR_LO", MSIX_TABLE_OFFSET + 16 * v, Access.RW,
+                 f"MSI-X vector {v}: message address, bits 31:0 (bits 1:0 stay 0)",
+                 writable=0xFFFF_FFFC),
+        Register(f"MSIX_VEC{v}_ADDR_HI", MSIX_TABLE_OFFSET + 16 * v + 4, Access.RW,
+                 f"MSI-X vector {v}: message address, bits 63:32"),
+        Register(f"MSIX_VEC{v}_DATA", MSIX_TABLE_OFFSET + 16 * v + 8, Access.RW,
+                 f"MSI-X vector {v}: message data"),
+        Register(f"MSIX_VEC{v}_CTRL", MSIX_TABLE_OFFSET + 16 * v + 12, Access.RW,
+                 f"MSI-X vector {v}: vector control",
+                 fields=(Field("mask", 0, 1, "1: the vector is masked (reset value)"),),
+                 reset=1, writable=1),
+    )
+) + (
+    Register("MSIX_PBA", MSIX_PBA_OFFSET, Access.RO,
+             "MSI-X Pending Bit Array: bit v is set while vector v waits, masked"),
+)
+
+REGISTERS = REGISTERS + DMA_REGISTERS + MSIX_REGISTERS
 
 COUNTERS = ("ERR_UR", "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED", "ERR_MALFORMED_DROPPED",
             "STAT_WRITES", "STAT_READS", "STAT_CPLS")
@@ -199,6 +233,8 @@ def check():
         if r.offset in seen:
             raise ValueError(f"{r.name} and {seen[r.offset]} share offset {r.offset:#x}")
         seen[r.offset] = r.name
+        if r.reset & ~r.writable and r.access == Access.RW:
+            raise ValueError(f"{r.name}: reset value has bits that are not writable")
         bits = 0
         for f in r.fields:
             if f.lsb < 0 or f.lsb + f.width > 32:

@@ -183,3 +183,15 @@ def mps_bytes(code):
 
 def rcb_bytes(bit):
     return 128 if bit else 64
+
+
+# ---------------------------------------------------------------------------
+# Configuration space as seen through cfg_mgmt (dword addresses). The hard
+# IP puts the PCI Express Capability at byte 0x70; the hard IP exports Max
+# Payload Size and Max Read Request Size on cfg_* outputs, but not Extended
+# Tag Field Enable, so the endpoint reads Device Control itself.
+# ---------------------------------------------------------------------------
+
+PCIE_CAP_OFFSET = 0x70
+DEVICE_CONTROL_DWORD = (PCIE_CAP_OFFSET + 0x08) // 4
+DEVCTL_EXT_TAG_BIT = 8

@@ -74,11 +74,17 @@ async def demo(dut):
     assert status == regmap.DmaStatus.OK and await b.bar2.read(0x8000, len(big)) == big
     say(f"  A BAR2 -> B BAR2 (DMA)       {kib(len(big))} written by A's DMA engine into B's BAR2: "
         f"match ({len(big) / (t1 - t0):.2f} GB/s over the simulated link)")
-    n = await a.dma_submit(0x30000, b.bar2_addr + 0x8000, len(big), from_bus=True, ident=2)
+    assert await a.pci.alloc_irq_vectors(1, 1) == 1
+    irq = a.pci.msi_vectors[0].event
+    irq.clear()
+    n = await a.dma_submit(0x30000, b.bar2_addr + 0x8000, len(big), from_bus=True, irq=True,
+                           ident=2)
     ident, status = await a.dma_wait(n)
     assert status == regmap.DmaStatus.OK and await a.bar2.read(0x30000, len(big)) == big
+    await ClockCycles(a.clk, 200)
+    assert irq.is_set()
     say(f"  B BAR2 -> A BAR2 (DMA)       {kib(len(big))} read by A's DMA engine, B's RTL "
-        "completing the reads: match")
+        "completing the reads: match; MSI-X vector 0 received by the root complex")
     await a.bar2.write(p.mem_size + 0x100, b"mirror")
     if p.mem_size < p.bar2_size:
         assert await a.bar2.read(0x100, 6) == b"mirror"

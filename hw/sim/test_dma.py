@@ -285,12 +285,15 @@ async def test_dma_read_timeout(dut):
         assert await a.dma_wait(n) == (i, regmap.DmaStatus.TIMEOUT)
         forget_timed_out_reads(a)
     peer.clear_faults()
-    data = tb.rng.randbytes(48 * 512 + 7)        # more requests than tags
+    # 32 KiB of completions queue for 4096 cycles at 64 bits: no timeouts here.
+    await a.write_reg("DMA_TIMEOUT", 100_000)
+    data = tb.rng.randbytes(300 * 512 + 7)       # more requests than tags
     peer.mem[0x20000:0x20000 + len(data)] = data
     n = await a.dma_submit(0x5, base + 0x20000, len(data), from_bus=True, ident=7)
     assert await a.dma_wait(n) == (7, OK)
     assert await a.bar2.read(0x5, len(data)) == data
     # A completion that comes after its request timed out is ignored.
+    await a.write_reg("DMA_TIMEOUT", 2000)
     await a.bar2.write(0x40, bytes(64))
     peer.mem[0x100:0x140] = b"late" * 16
     peer.latency_ns = 20_000
@@ -305,6 +308,122 @@ async def test_dma_read_timeout(dut):
     assert await a.dma_wait(n) == (9, OK)
     assert await a.bar2.read(0x40, 64) == data[:64]
     await peer.idle()
+    tb.assert_clean()
+
+
+@cocotb.test()
+async def test_dma_read_tags(dut):
+    """Up to 256 reads outstanding with Extended Tag Field Enable set, 32 (tags
+    0-31, checked on every request) once the host clears it."""
+    from cocotbext.pcie.core.caps import PciCapId
+    from hw.sim.peers import LatencyMemoryEndpoint
+    peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=4000, seed=5)
+    tb = await Topology.create(dut, peer=peer)
+    await tb.start()
+    a = tb.a
+    base = peer.bar_address(0)
+    cfg = regmap.by_name()["CFG"].field("ext_tags")
+    reads = regmap.by_name()["DMA_READS"].field("peak")
+    devctl = await a.pci.capability_read_word(PciCapId.EXP, 0x8)
+    # MRRS 128 bytes: 256 reads fit in the 32 KiB completion buffer.
+    devctl = devctl & ~0x7000
+    await a.pci.capability_write_word(PciCapId.EXP, 0x8, devctl)
+    for ext in (True, False):
+        await a.pci.capability_write_word(PciCapId.EXP, 0x8,
+                                          (devctl & ~0x100) | (0x100 if ext else 0))
+        await ClockCycles(a.clk, 600)           # the endpoint polls Device Control
+        assert bool((await a.read_reg("CFG")) & cfg.mask) == ext
+        await a.write_reg("CTRL", 1)            # clear counters, and the peak
+        data = tb.rng.randbytes(64 << 10)
+        peer.mem[0x10000:0x10000 + len(data)] = data
+        peer.reset_stats()
+        n = await a.dma_submit(0x3, base + 0x10000, len(data), from_bus=True, ident=ext)
+        assert await a.dma_wait(n, timeout_cycles=400_000) == (ext, OK)
+        assert await a.bar2.read(0x3, len(data)) == data
+        peak = ((await a.read_reg("DMA_READS")) & reads.mask) >> reads.lsb
+        limit = 256 if ext else 32
+        assert limit // 2 < peak <= limit, f"extended tags {ext}: peak {peak} of {limit} tags"
+        assert limit // 2 < peer.peak_outstanding <= peak, "the peer saw fewer reads at once"
+    tb.assert_clean()
+
+
+@cocotb.test()
+async def test_dma_msix(dut):
+    """MSI-X delivered at the root complex: a descriptor with irq raises its
+    vector after its data is in host memory; none without irq; a masked
+    vector (or a masked function) holds the message, shows it in the PBA
+    and sends it once unmasked."""
+    from cocotbext.pcie.core.caps import PciCapId
+    tb = await Topology.create(dut)
+    await tb.start()
+    a = tb.a
+    vectors = regmap.MSIX_VECTORS
+    assert await a.pci.alloc_irq_vectors(vectors, vectors) == vectors
+    host = tb.rc.mem_pool.alloc_region(1 << 16)
+    host_base = host.get_absolute_address(0)
+    seen = []                                   # vectors, in arrival order
+    at_arrival = []                             # host memory when each arrived
+
+    for v in range(vectors):
+        async def handler(v=v):
+            seen.append(v)
+            at_arrival.append(bytes(host[0:0x2000]))
+        a.pci.request_irq(v, handler)
+
+    async def settle():
+        await ClockCycles(a.clk, 400)
+
+    # The table holds what the host wrote; reserved bits read as zero.
+    vec0 = a.pci.msi_vectors[0]
+    assert await a.read_reg("MSIX_VEC0_ADDR_LO") == vec0.addr & 0xFFFF_FFFC
+    assert await a.read_reg("MSIX_VEC0_DATA") == vec0.data
+    await a.write_reg("MSIX_VEC3_CTRL", 0xFFFF_FFFF)
+    assert await a.read_reg("MSIX_VEC3_CTRL") == 1
+    await a.write_reg("MSIX_VEC3_CTRL", 0)
+
+    # Each vector, with its data in host memory before its message.
+    for v in range(vectors):
+        data = await fill_bar2(a, tb, 0x1000, 0x2000)
+        n = await a.dma_submit(0x1000, host_base, 0x2000, irq=True, vector=v, ident=v)
+        assert await a.dma_wait(n) == (v, OK)
+        await settle()
+        assert seen == [v], f"vector {v}: interrupts seen {seen}"
+        assert at_arrival[0] == data, f"vector {v}: the interrupt overtook the data"
+        seen.clear()
+        at_arrival.clear()
+
+    # No irq flag, no interrupt.
+    n = await a.dma_submit(0x1000, host_base, 64, ident=9)
+    assert await a.dma_wait(n) == (9, OK)
+    await settle()
+    assert not seen
+
+    # A masked vector: pending in the PBA, sent when unmasked.
+    await a.write_reg("MSIX_VEC2_CTRL", 1)
+    n = await a.dma_submit(0x1000, host_base, 64, from_bus=True, irq=True, vector=2, ident=10)
+    assert await a.dma_wait(n) == (10, OK)
+    await settle()
+    assert not seen
+    assert await a.read_reg("MSIX_PBA") == 1 << 2
+    await a.write_reg("MSIX_VEC2_CTRL", 0)
+    await settle()
+    assert seen == [2]
+    assert await a.read_reg("MSIX_PBA") == 0
+    seen.clear()
+
+    # The function mask holds every vector.
+    ctrl = await a.pci.capability_read_word(PciCapId.MSIX, 2)
+    await a.pci.capability_write_word(PciCapId.MSIX, 2, ctrl | 0x4000)
+    for v in (0, 1):
+        n = await a.dma_submit(0x1000, host_base, 64, irq=True, vector=v, ident=11 + v)
+        assert await a.dma_wait(n) == (11 + v, OK)
+    await settle()
+    assert not seen
+    assert await a.read_reg("MSIX_PBA") == 0b11
+    await a.pci.capability_write_word(PciCapId.MSIX, 2, ctrl & ~0x4000)
+    await settle()
+    assert sorted(seen) == [0, 1]
+    assert await a.read_reg("MSIX_PBA") == 0
     tb.assert_clean()
 
 

@@ -14,6 +14,7 @@ import time
 import cocotb
 from cocotb.triggers import ClockCycles, RisingEdge
 
+from hw import regmap
 from hw.sim.peers import LatencyMemoryEndpoint
 from hw.sim.test_endpoint import cq_request
 from hw.sim.topology import Topology
@@ -169,13 +170,16 @@ async def measure_dma_writes(tb, ep, rq, size, count, mps):
             "ratio": round(per_clk / limit, 4)}
 
 
-async def measure_dma_reads(tb, ep, rc, size, count, latency_ns):
+async def measure_dma_reads(tb, ep, rc, size, count, latency_ns, mrrs=512):
     """DMA peer -> BAR2 in steady state, the peer answering after `latency_ns`:
-    completion payload bytes per clock on RC, from its first beat to its last."""
+    completion payload bytes per clock on RC, from its first beat to its last.
+    MRRS 512 (Linux's usual setting): the 32 KiB completion buffer then
+    allows 64 reads outstanding."""
     width = tb.params.data_width
     peer = tb.peer
     peer.latency_ns = latency_ns
-    await ep.pci.set_readrq(5)                                 # MRRS 4096
+    await ep.pci.set_readrq((mrrs // 128).bit_length() - 1)
+    await ep.write_reg("CTRL", 1)                              # clear counters and peaks
     cpl_size = 128 << peer.pcie_cap.max_payload_size           # the peer's completions
     await ep.pci.set_master(False)
     await ClockCycles(ep.clk, 8)
@@ -192,11 +196,15 @@ async def measure_dma_reads(tb, ep, rc, size, count, latency_ns):
     cycles = rc.lasts[-1] - rc.firsts[0] + 1
     per_clk = size * count / cycles
     limit = cpl_size / beats(12 + cpl_size, width)
+    ext_tags = await ep.read_reg("CFG") & regmap.by_name()["CFG"].field("ext_tags").mask
+    peak = regmap.by_name()["DMA_READS"].field("peak")
+    reads_peak = (await ep.read_reg("DMA_READS") & peak.mask) >> peak.lsb
     return {"size": size, "count": count, "latency_ns": latency_ns, "completion_size": cpl_size,
             "cycles": cycles, "completions": len(rc.lasts),
             "payload_bytes_per_clk": round(per_clk, 3), "limit_bytes_per_clk": round(limit, 3),
             "ratio": round(per_clk / limit, 4),
-            "outstanding_peak": peer.peak_outstanding, "tags": 32}
+            "mrrs": mrrs, "tags": 256 if ext_tags else 32,
+            "outstanding_peak": reads_peak, "outstanding_peak_at_peer": peer.peak_outstanding}
 
 
 @cocotb.test()

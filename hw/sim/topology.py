@@ -75,6 +75,32 @@ class Endpoint:
             cfg_max_read_req=sig("cfg_max_read_req"),
             cfg_rcb_status=sig("cfg_rcb_status"),
             cfg_function_status=sig("cfg_function_status"),
+            cfg_mgmt_addr=sig("cfg_mgmt_addr"),
+            cfg_mgmt_function_number=sig("cfg_mgmt_function_number"),
+            cfg_mgmt_write=sig("cfg_mgmt_write"),
+            cfg_mgmt_write_data=sig("cfg_mgmt_write_data"),
+            cfg_mgmt_byte_enable=sig("cfg_mgmt_byte_enable"),
+            cfg_mgmt_read=sig("cfg_mgmt_read"),
+            cfg_mgmt_read_data=sig("cfg_mgmt_read_data"),
+            cfg_mgmt_read_write_done=sig("cfg_mgmt_read_write_done"),
+            pcie_rq_seq_num0=sig("pcie_rq_seq_num0"),
+            pcie_rq_seq_num_vld0=sig("pcie_rq_seq_num_vld0"),
+            pcie_rq_seq_num1=sig("pcie_rq_seq_num1"),
+            pcie_rq_seq_num_vld1=sig("pcie_rq_seq_num_vld1"),
+            pf0_msix_enable=True,
+            pf0_msix_table_size=regmap.MSIX_VECTORS - 1,
+            pf0_msix_table_bir=0,
+            pf0_msix_table_offset=regmap.MSIX_TABLE_OFFSET,
+            pf0_msix_pba_bir=0,
+            pf0_msix_pba_offset=regmap.MSIX_PBA_OFFSET,
+            cfg_interrupt_msix_enable=sig("cfg_interrupt_msix_enable"),
+            cfg_interrupt_msix_mask=sig("cfg_interrupt_msix_mask"),
+            cfg_interrupt_msix_address=sig("cfg_interrupt_msix_address"),
+            cfg_interrupt_msix_data=sig("cfg_interrupt_msix_data"),
+            cfg_interrupt_msix_int=sig("cfg_interrupt_msix_int"),
+            cfg_interrupt_msix_sent=sig("cfg_interrupt_msix_sent"),
+            cfg_interrupt_msix_fail=sig("cfg_interrupt_msix_fail"),
+            cfg_interrupt_msi_function_number=sig("cfg_interrupt_msi_function_number"),
         )
         func = self.model.functions[0]
         func.vendor_id = regmap.PCI_VENDOR_ID
@@ -119,14 +145,16 @@ class Endpoint:
     async def write_reg(self, name, value):
         await self.bar0.write_dword(regmap.offset(name), value)
 
-    async def dma_submit(self, local, bus, length, from_bus=False, irq=False, ident=0):
+    async def dma_submit(self, local, bus, length, from_bus=False, irq=False, ident=0,
+                         vector=0):
         """Queue one DMA descriptor; returns its number (counting from 0)."""
         number = await self.read_reg("DMA_SUBMITTED")
         await self.write_reg("DMA_LOCAL", local)
         await self.write_reg("DMA_BUS_LO", bus & 0xFFFFFFFF)
         await self.write_reg("DMA_BUS_HI", bus >> 32)
         await self.write_reg("DMA_LENGTH", length)
-        await self.write_reg("DMA_CONTROL", int(from_bus) | int(irq) << 1 | ident << 16)
+        await self.write_reg("DMA_CONTROL",
+                             int(from_bus) | int(irq) << 1 | vector << 2 | ident << 16)
         await self.write_reg("DMA_SUBMIT", 1)
         return number
 
@@ -176,7 +204,11 @@ class Topology:
             for name in ("clk", "rst", "s_axis_cq_tvalid", "m_axis_cc_tready",
                          "m_axis_rq_tready", "s_axis_rc_tvalid", "cfg_max_payload",
                          "cfg_max_read_req", "cfg_rcb_status", "cfg_function_status",
-                         "pcie_cq_np_req_count"):
+                         "pcie_cq_np_req_count", "cfg_mgmt_read_data",
+                         "cfg_mgmt_read_write_done", "pcie_rq_seq_num_vld0",
+                         "pcie_rq_seq_num_vld1", "cfg_interrupt_msix_enable",
+                         "cfg_interrupt_msix_mask", "cfg_interrupt_msix_sent",
+                         "cfg_interrupt_msix_fail"):
                 getattr(dut, f"{inst}_{name}").value = 0
         await Timer(1, "ns")
         return cls(dut, **kwargs)
