@@ -180,7 +180,8 @@ async def measure_dma_reads(tb, ep, rc, size, count, latency_ns, mrrs=512):
     peer.latency_ns = latency_ns
     await ep.pci.set_readrq((mrrs // 128).bit_length() - 1)
     await ep.write_reg("CTRL", 1)                              # clear counters and peaks
-    cpl_size = 128 << peer.pcie_cap.max_payload_size           # the peer's completions
+    # The peer's completions: MPS bytes, or the whole request when smaller.
+    cpl_size = min(128 << peer.pcie_cap.max_payload_size, mrrs)
     await ep.pci.set_master(False)
     await ClockCycles(ep.clk, 8)
     first = None
