@@ -262,5 +262,66 @@ def markdown():
     return "\n".join(lines)
 
 
+C_HEADER = "driver/p2p_dax_regs.h"     # committed; tests/test_regmap.py checks it is current
+
+
+def _project_version():
+    """The package version from pyproject.toml (the driver reports it)."""
+    import tomllib
+    from pathlib import Path
+    with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def c_header():
+    """The register map as a C header for the driver and for C code in the host library.
+
+    Plain #defines only, so the same file serves kernel and user space. Field
+    masks are in place (shifted): value = (reg & MASK) >> SHIFT.
+    """
+    def define(name, value):
+        return f"#define {name:<44} {value}"
+
+    out = ["/* SPDX-License-Identifier: GPL-2.0 OR MIT */",
+           "/*",
+           " * p2p-dax register map. Generated from hw/regmap.py by",
+           " * `python -m hw.regmap --c-header`: do not edit by hand.",
+           " */",
+           "#ifndef P2P_DAX_REGS_H",
+           "#define P2P_DAX_REGS_H",
+           "",
+           define("P2PDAX_PROJECT_VERSION", f'"{_project_version()}"'),
+           define("P2PDAX_MAGIC", f"0x{MAGIC:08x}u"),
+           define("P2PDAX_MAP_VERSION_MAJOR", VERSION_MAJOR),
+           define("P2PDAX_MAP_VERSION_MINOR", VERSION_MINOR),
+           define("P2PDAX_MAP_VERSION_PATCH", VERSION_PATCH),
+           define("P2PDAX_PCI_VENDOR_ID", f"0x{PCI_VENDOR_ID:04x}"),
+           define("P2PDAX_PCI_DEVICE_ID", f"0x{PCI_DEVICE_ID:04x}"),
+           define("P2PDAX_PCI_CLASS_CODE", f"0x{PCI_CLASS_CODE:06x}"),
+           define("P2PDAX_BAR0_SIZE", f"0x{BAR0_SIZE:x}u"),
+           define("P2PDAX_BAR2_MIN_SIZE", f"0x{BAR2_MIN_SIZE:x}u"),
+           define("P2PDAX_DMA_QUEUE_DEPTH", DMA_QUEUE_DEPTH),
+           define("P2PDAX_DMA_RESULTS", DMA_RESULTS),
+           define("P2PDAX_DMA_MAX_LENGTH", f"0x{DMA_MAX_LENGTH:x}u"),
+           define("P2PDAX_MSIX_VECTORS", MSIX_VECTORS),
+           "",
+           "/* DMA_RESULT.status */"]
+    out += [define(f"P2PDAX_DMA_STATUS_{s.name}", s.value) for s in DmaStatus]
+    for r in REGISTERS:
+        out += ["", f"/* {r.name} ({r.access.value}): {r.doc} */",
+                define(f"P2PDAX_REG_{r.name}", f"0x{r.offset:04x}")]
+        for f in r.fields:
+            out += [define(f"P2PDAX_{r.name}_{f.name.upper()}_SHIFT", f.lsb),
+                    define(f"P2PDAX_{r.name}_{f.name.upper()}_MASK", f"0x{f.mask:08x}u")]
+    out += ["", "#endif /* P2P_DAX_REGS_H */", ""]
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    print(markdown())
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m hw.regmap",
+                                     description="Print the p2p-dax register map.")
+    parser.add_argument("--c-header", action="store_true",
+                        help=f"print the C header (committed as {C_HEADER})")
+    args = parser.parse_args()
+    print(c_header() if args.c_header else markdown(), end="" if args.c_header else "\n")

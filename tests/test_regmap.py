@@ -1,6 +1,7 @@
 """The register map and the endpoint's build parameters."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,31 @@ def test_verilog_cli_refuses_bad_arguments(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "bar2_size" in err and "power of two" in err
+
+
+def test_c_header_is_current():
+    """driver/p2p_dax_regs.h is generated from the map; a stale copy fails here."""
+    committed = (Path(__file__).resolve().parent.parent / regmap.C_HEADER).read_text()
+    assert committed == regmap.c_header(), (
+        f"{regmap.C_HEADER} is stale: run `python -m hw.regmap --c-header > {regmap.C_HEADER}`")
+
+
+def test_c_header_compiles_and_matches_map(tmp_path):
+    """Every register offset and field mask in the header has the map's value, checked by a C compiler."""
+    import shutil
+    import subprocess
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not installed")
+    src = tmp_path / "check.c"
+    asserts = []
+    for r in regmap.REGISTERS:
+        asserts.append(f"_Static_assert(P2PDAX_REG_{r.name} == {r.offset}, \"{r.name}\");")
+        for f in r.fields:
+            asserts.append(f"_Static_assert(P2PDAX_{r.name}_{f.name.upper()}_MASK == {f.mask}u "
+                           f"&& P2PDAX_{r.name}_{f.name.upper()}_SHIFT == {f.lsb}, \"{r.name}.{f.name}\");")
+    asserts.append(f"_Static_assert(P2PDAX_MAGIC == {regmap.MAGIC}u, \"magic\");")
+    src.write_text("#include \"p2p_dax_regs.h\"\n" + "\n".join(asserts) + "\n")
+    header_dir = Path(__file__).resolve().parent.parent / "driver"
+    out = subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-fsyntax-only",
+                          "-I", str(header_dir), str(src)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
