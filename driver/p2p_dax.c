@@ -514,7 +514,7 @@ static struct pci_driver p2p_dax_driver = {
 	.id_table = p2p_dax_ids,
 	.probe = p2p_dax_probe,
 	.remove = p2p_dax_remove,
-	.driver.dev_groups = p2p_dax_groups,
+	.dev_groups = p2p_dax_groups,
 };
 
 static int __init p2p_dax_check_params(void)
