@@ -1,6 +1,6 @@
 # p2p-dax: one entry point for set-up, simulation, tests and builds. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help setup sim test verilog synth bench clean
+.PHONY: help setup sim test verilog synth bench driver vm vm-test vm-bench clean
 
 PY := .venv/bin/python
 STAMP := .venv/.setup-stamp
@@ -8,14 +8,21 @@ STAMP := .venv/.setup-stamp
 BUILD_ARGS := $(if $(DATA_WIDTH),--data-width $(DATA_WIDTH)) \
               $(if $(BAR2_SIZE),--bar2-size $(BAR2_SIZE)) \
               $(if $(MEM_SIZE),--mem-size $(MEM_SIZE))
+# Kernel for `driver` and `vm`: 6.1, 6.12 (Debian's) or 6.12-p2pdma (built here)
+KERNEL ?= 6.1
 
 help:
-	@echo "make setup     create .venv with the project and its tools, install iverilog (scripts/setup.sh)"
+	@echo "make setup     create .venv with the project and its tools, install iverilog and the VM tools (scripts/setup.sh)"
 	@echo "make sim       run the simulation demo: root complex, switch, two endpoints, peer traffic"
 	@echo "make test      run the test suite on both cores (pytest -n 2)"
 	@echo "make verilog   write build/verilog/p2p_dax_endpoint.v  [DATA_WIDTH= BAR2_SIZE= MEM_SIZE=]"
 	@echo "make synth     open-source UltraScale+ synthesis, resource use vs xcvu9p  [same variables]"
 	@echo "make bench     run the simulation benchmarks"
+	@echo "make driver    build driver/p2p_dax.ko for a Debian kernel, print its path  [KERNEL=6.1]"
+	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
+	@echo "               make vm KERNEL=6.12 CMD='daxctl list'  [VM_ARGS='--no-driver --params ...']"
+	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
+	@echo "make vm-bench  O_DIRECT NVMe -> dax mapping beside NVMe -> RAM, in a VM  [KERNEL=6.12]"
 	@echo "make clean     remove build/"
 
 setup: $(STAMP)
@@ -41,6 +48,21 @@ synth: setup
 
 bench: setup
 	@$(PY) -m hw.sim.bench
+
+driver: setup
+	@$(PY) -m tests.vm build-driver --kernel $(KERNEL)
+
+# CMD goes to the guest's shell verbatim ($ and quotes included). make exits 2
+# when CMD fails; its "Error N" line has the command's exit code.
+vm: setup
+	$(if $(value CMD),,@echo "make vm: give a command: make vm KERNEL=6.1 CMD='...'" >&2; exit 2)
+	@$(PY) -m tests.vm run --kernel $(KERNEL) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
+
+vm-bench: setup
+	@$(PY) -m tests.vm.bench --kernel $(KERNEL)
+
+vm-test: setup
+	@$(PY) -m pytest -n 2 tests/test_vm_*.py
 
 clean:
 	rm -rf build

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up this repository on a Debian 12 machine: .venv with the project installed
-# editable with extras [sim,test] (hdl comes with sim), and Icarus Verilog on PATH.
+# editable with extras [sim,test] (hdl comes with sim), Icarus Verilog on PATH,
+# and the tools of the VM harness (tests/vm/).
 # Idempotent; a re-run skips pip while .venv/.setup-stamp is newer than pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,44 @@ if ! command -v iverilog >/dev/null; then
     echo "setup: installed $(iverilog -V 2>/dev/null | head -1) (apt)"
 else
     echo "setup: $(iverilog -V 2>/dev/null | head -1 || echo iverilog) found"
+fi
+
+# 4. The VM harness (tests/vm/): QEMU, Debian's static busybox for the guest,
+#    depmod (kmod) and zstd for the fetched kernels, pahole (dwarves) for 6.12
+#    module builds, daxctl and fio for the guest in host-root mode, the P2PDMA
+#    kernel's build tools; and apt's
+#    package lists, which `apt-get download` of the kernels needs.
+vm_missing=()
+need() {  # need COMMAND-OR-PATH PACKAGE
+    command -v "$1" >/dev/null || [ -e "$1" ] || vm_missing+=("$2")
+}
+need qemu-system-x86_64 qemu-system-x86
+dpkg -s busybox-static >/dev/null 2>&1 || vm_missing+=(busybox-static)
+need /sbin/depmod kmod
+need zstd zstd
+need pahole dwarves
+need daxctl daxctl
+need fio fio
+need gcc-12 gcc-12
+need make make
+# What the P2PDMA kernel build needs (tests/vm/p2pdma.py says, in BUILD_PACKAGES).
+for pkg in $("$VENV/bin/python" -c 'from tests.vm.p2pdma import BUILD_PACKAGES; print(*BUILD_PACKAGES)'); do
+    dpkg -s "$pkg" >/dev/null 2>&1 || vm_missing+=("$pkg")
+done
+apt_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
+if [ ${#vm_missing[@]} -eq 0 ] && apt_lists; then
+    echo "setup: VM harness tools found"
+elif ! is_root; then
+    if [ ${#vm_missing[@]} -gt 0 ]; then
+        echo "setup: the VM harness needs: run 'sudo apt-get install -y --no-install-recommends ${vm_missing[*]}'" >&2
+    fi
+    apt_lists || echo "setup: apt has no package lists (the VM harness downloads kernels): run 'sudo apt-get update'" >&2
+else
+    if ! apt_lists; then apt-get update -qq; apt_updated=1; fi
+    if [ ${#vm_missing[@]} -gt 0 ]; then
+        apt_install --no-install-recommends "${vm_missing[@]}"
+        echo "setup: installed ${vm_missing[*]} (apt)"
+    fi
 fi
 
 touch "$STAMP"

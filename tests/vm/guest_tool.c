@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,22 +200,31 @@ static int cmd_mmap_errors(char **a)
 	return 0;
 }
 
-/* Map the dax device, write, unbind the PCI device, touch the mapping again. */
+/*
+ * Map the last 2 MiB of the dax device, write, then take the device away
+ * (unbind the PCI device at ADDRESS, or "rmmod" the driver) and touch the
+ * mapping again.
+ */
 static int cmd_hold_unbind(char **a)
 {
+	unsigned long size = num(a[1]);
 	size_t maplen;
-	unsigned char *m = map_dev(a[0], 0, MAP_UNIT, &maplen);
+	unsigned char *m = map_dev(a[0], size - MAP_UNIT, MAP_UNIT, &maplen) + size - MAP_UNIT;
 	int fd;
 
-	m[0] = 0xa5;
-	printf("before unbind: %s\n", touch(m, 1));
-	fd = open("/sys/bus/pci/drivers/p2p_dax/unbind", O_WRONLY);
-	if (fd < 0 || write(fd, a[1], strlen(a[1])) < 0)
-		die("unbind");
-	close(fd);
-	printf("unbind returned\n");
-	printf("after unbind: read %s, write %s\n", touch(m, 0), touch(m, 1));
-	munmap(m, maplen);
+	printf("before: %s\n", touch(m, 1));
+	if (!strcmp(a[2], "rmmod")) {
+		if (syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK))
+			die("delete_module p2p_dax");
+	} else {
+		fd = open("/sys/bus/pci/drivers/p2p_dax/unbind", O_WRONLY);
+		if (fd < 0 || write(fd, a[2], strlen(a[2])) < 0)
+			die("unbind");
+		close(fd);
+	}
+	printf("%s returned\n", a[2]);
+	printf("after: read %s, write %s\n", touch(m, 0), touch(m, 1));
+	munmap(m - (size - MAP_UNIT), maplen);
 	return 0;
 }
 
@@ -277,7 +287,7 @@ static const struct {
 	{ "dio-in", 5, "dio-in BLOCKDEV BLOCKOFF MAPFILE OFFSET LENGTH" },
 	{ "dio-out", 5, "dio-out MAPFILE OFFSET BLOCKDEV BLOCKOFF LENGTH" },
 	{ "mmap-errors", 2, "mmap-errors DAXDEV SIZE" },
-	{ "hold-unbind", 2, "hold-unbind DAXDEV PCI_ADDRESS" },
+	{ "hold-unbind", 3, "hold-unbind DAXDEV SIZE PCI_ADDRESS|rmmod" },
 	{ "bench", 5, "bench BLOCKDEV MAPFILE LENGTH CHUNK ROUNDS" },
 };
 

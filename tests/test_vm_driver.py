@@ -1,0 +1,213 @@
+"""The driver in real Debian kernels under QEMU: ivshmem's BAR2 stands in for
+the board's memory BAR (memory-only mode), two emulated NVMe devices sit on
+the same PCIe switch. What the guest moves is checked on the host, in
+ivshmem's backing file and the NVMe images, so a test does not trust the
+guest's word for it."""
+
+import os
+import re
+
+import pytest
+
+from tests.vm import guest
+from tests.vm.qemu import run
+
+pytestmark = pytest.mark.vm
+
+KERNELS = ["6.1", "6.12"]
+MiB = 1 << 20
+IVSHMEM_SIZE = 64 * MiB
+TOOL = guest.TOOL_GUEST_PATH
+
+
+def vm(kernel, script, **kw):
+    """Run a shell script in the guest with the tool and the prelude; return its output."""
+    kw.setdefault("extra_files", {TOOL: guest.tool()})
+    result = run(kernel, guest.SHELL_PRELUDE + script, **kw)
+    return result
+
+
+def images(tmp_path, nvme0=b""):
+    iv = tmp_path / "ivshmem.bin"
+    iv.write_bytes(b"")
+    os.truncate(iv, IVSHMEM_SIZE)
+    n0, n1 = tmp_path / "nvme0.img", tmp_path / "nvme1.img"
+    n0.write_bytes(nvme0)
+    os.truncate(n0, 64 * MiB)
+    n1.write_bytes(b"")
+    os.truncate(n1, 64 * MiB)
+    return iv, [n0, n1]
+
+
+def read(path, offset, length):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dax_device_mmap_and_o_direct(kernel, tmp_path):
+    """/dev/dax0.0 has BAR2's size; mmap writes land in the BAR; O_DIRECT moves
+    NVMe -> BAR and BAR -> NVMe."""
+    source = os.urandom(8 * MiB)
+    iv, nvme = images(tmp_path, nvme0=source)
+    r = vm(kernel, f"""
+set -e
+IV=$(ivshmem); N0=$(nvme n0); N1=$(nvme n1)
+echo size=$(cat /sys/bus/dax/devices/dax0.0/size)
+for a in mode kind bar bar_size dax_device dax_size; do echo $a=$(cat /sys/bus/pci/devices/$IV/p2p_dax/$a); done
+ls /sys/bus/pci/devices/$IV/p2p_dax/
+{TOOL} fill /dev/dax0.0 {32 * MiB} {4 * MiB} 1234
+{TOOL} check /dev/dax0.0 {32 * MiB} {4 * MiB} 1234
+{TOOL} dio-in $N0 0 /dev/dax0.0 0 {8 * MiB}
+{TOOL} dio-out /dev/dax0.0 {32 * MiB} $N1 {MiB} {4 * MiB}
+""", ivshmem_file=iv, nvme_images=nvme)
+    assert r.returncode == 0, r.output
+    values = dict(re.findall(r"^(\w+)=(.*)$", r.output, re.M))
+    assert values == {"size": str(IVSHMEM_SIZE), "mode": "dax", "kind": "memory-only",
+                      "bar": "2", "bar_size": str(IVSHMEM_SIZE), "dax_device": "dax0.0",
+                      "dax_size": str(IVSHMEM_SIZE)}
+    # Memory-only devices have no gateware and nothing registered as p2pmem.
+    assert "gateware_version" not in r.output and "p2pmem_size" not in r.output
+    written = guest.pattern(1234, 4 * MiB)
+    assert read(iv, 32 * MiB, 4 * MiB) == written, "mmap writes did not reach the BAR"
+    assert read(iv, 0, 8 * MiB) == source, "NVMe -> BAR data differs in ivshmem's file"
+    assert read(nvme[1], MiB, 4 * MiB) == written, "BAR -> NVMe data differs in the image"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bind_unbind_and_removal_while_mapped(kernel, tmp_path):
+    """50 bind/unbind cycles, then unbind and rmmod while a process has the dax
+    device mapped: the process gets SIGBUS, the kernel no warning."""
+    iv, nvme = images(tmp_path)
+    r = vm(kernel, f"""
+IV=$(ivshmem) || exit 2
+D=/sys/bus/pci/drivers/p2p_dax
+i=0
+while [ $i -lt 50 ]; do
+    echo $IV > $D/unbind || {{ echo "unbind $i failed"; exit 1; }}
+    [ -e /dev/dax0.0 ] && {{ echo "dax0.0 still there after unbind $i"; exit 1; }}
+    echo $IV > $D/bind || {{ echo "bind $i failed"; exit 1; }}
+    [ "$(cat /sys/bus/pci/devices/$IV/p2p_dax/dax_device)" = dax0.0 ] || {{ echo "bind $i: no dax0.0"; exit 1; }}
+    i=$((i + 1))
+done
+echo cycles=$i
+{TOOL} hold-unbind /dev/dax0.0 {IVSHMEM_SIZE} $IV
+echo $IV > $D/bind && echo rebound=$(cat /sys/bus/pci/devices/$IV/p2p_dax/dax_device)
+{TOOL} hold-unbind /dev/dax0.0 {IVSHMEM_SIZE} rmmod
+[ -d /sys/module/p2p_dax ] && echo "module still loaded"
+ls /sys/bus/auxiliary/devices/ | grep p2p_dax && echo "auxiliary device left behind"
+bad_dmesg && exit 1
+echo clean
+""", ivshmem_file=iv, nvme_images=nvme, timeout=300)
+    assert r.returncode == 0, r.output
+    assert "cycles=50" in r.output
+    assert r.output.count("before: ok") == 2
+    assert r.output.count("after: read SIGBUS, write SIGBUS") == 2, r.output
+    assert "rebound=dax0.0" in r.output
+    assert "rmmod returned" in r.output
+    assert "left behind" not in r.output and "still loaded" not in r.output
+    assert r.output.rstrip().endswith("clean")
+    # The writes made before the device went away are in the BAR.
+    assert read(iv, IVSHMEM_SIZE - 2 * MiB, 1) == b"\x5a"
+
+
+BAD_PARAMS = [
+    ("mode=bogus", "mode=bogus: use dax, p2pdma or both"),
+    ("mode=p2pdma", "built without CONFIG_PCI_P2PDMA; use mode=dax"),
+    ("align=12345", "align=12345: use 4096 or 2097152"),
+    ("memory_bar=9", "memory_bar=9: use a BAR number, 0 to 5"),
+    ("p2pdma_size=4194304", "p2pdma_size=4194304: only with mode=both"),
+]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bad_input(kernel, tmp_path):
+    """Bad module parameters, binding a device that is not a board, BARs that
+    cannot be used, and bad mmap requests: a clear error each, no oops."""
+    iv, nvme = images(tmp_path)
+    bad_loads = "\n".join(
+        f"insmod /lib/modules/p2p_dax.ko {p} 2>/dev/null && echo 'LOADED with {p}' && rmmod p2p_dax"
+        for p, _ in BAD_PARAMS)
+    r = vm(kernel, f"""
+IV=$(ivshmem) || exit 2
+D=/sys/bus/pci/drivers/p2p_dax
+{bad_loads}
+# driver_override: loading the driver probes ivshmem, as after a bind by hand.
+echo p2p_dax > /sys/bus/pci/devices/$IV/driver_override
+try_bind() {{  # try_bind PARAMS: load, report whether ivshmem is bound
+    insmod /lib/modules/p2p_dax.ko "$@" || {{ echo "insmod $* failed"; return; }}
+    if [ -e /sys/bus/pci/devices/$IV/driver ]; then echo "bound with $*"; else
+        echo "refused with $*"
+        echo $IV > $D/bind 2>/dev/null && echo "bind by hand succeeded with $*"
+    fi
+}}
+try_bind
+rmmod p2p_dax
+try_bind memory_bar=0
+rmmod p2p_dax
+try_bind memory_bar=1
+rmmod p2p_dax
+try_bind memory_bar=2 align=2097152
+{TOOL} mmap-errors /dev/dax0.0 {IVSHMEM_SIZE}
+{TOOL} fill /dev/dax0.0 0 {2 * MiB} 5 && {TOOL} check /dev/dax0.0 0 {2 * MiB} 5
+rmmod p2p_dax
+dmesg | grep p2p_dax
+bad_dmesg && exit 1
+echo clean
+""", ivshmem_file=iv, nvme_images=nvme, driver_params=None, bind_ivshmem=False)
+    assert r.returncode == 0, r.output
+    out = r.output
+    assert "LOADED" not in out, out
+    for _, message in BAD_PARAMS:
+        assert message in out, f"no message {message!r} in:\n{out}"
+    assert "1af4:1110 is not a p2p-dax board; to use one of its BARs as memory, " \
+           "load p2p_dax with memory_bar=N" in out
+    assert "BAR0 is 32-bit non-prefetchable; p2p_dax needs a 64-bit prefetchable" in out
+    assert "BAR1 is not a memory BAR: check memory_bar" in out
+    assert "bound with memory_bar=2 align=2097152" in out
+    assert "bind by hand succeeded" not in out
+    for refused in ("refused with \n", "refused with memory_bar=0", "refused with memory_bar=1"):
+        assert refused in out + "\n", out
+    # With 2 MiB alignment, mappings must be whole 2 MiB units.
+    mmap = dict(re.findall(r"^([\w-]+): (mmap .*)$", out, re.M))
+    assert mmap == {"private": "mmap EINVAL", "zero-length": "mmap EINVAL",
+                    "unaligned-offset": "mmap EINVAL", "half-unit-length": "mmap EINVAL",
+                    "beyond-end": "mmap ok, access SIGBUS"}, out
+    assert "checked 2097152 bytes at 0: ok" in out
+    assert out.rstrip().endswith("clean")
+    assert read(iv, 0, 2 * MiB) == guest.pattern(5, 2 * MiB)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bar_too_small(kernel, tmp_path):
+    """A 1 MiB memory BAR is refused with the sizes in the message."""
+    r = vm(kernel, """
+IV=$(ivshmem) || exit 2
+[ -e /dev/dax0.0 ] && echo "dax0.0 exists"
+dmesg | grep p2p_dax
+bad_dmesg && exit 1
+echo clean
+""", ivshmem_size=MiB)
+    assert r.returncode == 0, r.output
+    assert "dax0.0 exists" not in r.output
+    assert "BAR2 is 1048576 bytes at" in r.output
+    assert "p2p_dax needs at least 2 MiB, a multiple of 2 MiB, at a 2 MiB aligned address" in r.output
+
+
+def test_check_abi_catches_a_struct_mismatch(tmp_path):
+    """check-abi.sh fails the build when p2p_dax_compat.h's struct dev_dax_data
+    differs from the kernel's: here 6.12's without the memmap_on_memory member."""
+    from tests.vm import kernels
+    source = tmp_path / "driver-bad-compat"
+    source.mkdir()
+    for f in kernels.DRIVER_SOURCE.iterdir():
+        if f.is_file() and f.suffix in (".c", ".h", ".sh") or f.name in ("Kbuild", "Makefile"):
+            (source / f.name).write_bytes(f.read_bytes())
+    compat = source / "p2p_dax_compat.h"
+    text = compat.read_text()
+    assert "KERNEL_VERSION(6, 8, 0)" in text
+    compat.write_text(text.replace("KERNEL_VERSION(6, 8, 0)", "KERNEL_VERSION(6, 13, 0)"))
+    kernel = kernels.get("6.12")
+    with pytest.raises(kernels.KernelError, match="does not match the kernel"):
+        kernels.build_driver(kernel, source=source)

@@ -1,0 +1,70 @@
+"""What the driver's VM tests put in the guest, and how the host checks the result.
+
+- `tool()`: p2pdax-vmtool (guest_tool.c), built statically with the host's gcc
+  and cached in build/vm/, so the initramfs needs no C library.
+- `pattern()`: the tool's data pattern (splitmix64), to check on the host
+  what the guest wrote into ivshmem's backing file or an NVMe image.
+- `SHELL_PRELUDE`: shell functions for guest scripts: `ivshmem` (the PCI
+  address of the ivshmem device), `nvme SERIAL` (the block device of the
+  emulated NVMe with that serial), `bad_dmesg` (kernel warnings, oopses).
+"""
+
+import hashlib
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL_SOURCE = Path(__file__).with_name("guest_tool.c")
+TOOL_GUEST_PATH = "/bin/p2pdax-vmtool"
+
+_MASK = (1 << 64) - 1
+
+
+def tool():
+    """Path of the static guest tool, rebuilt when its source changes."""
+    digest = hashlib.sha256(TOOL_SOURCE.read_bytes()).hexdigest()[:16]
+    out = ROOT / "build" / "vm" / f"p2pdax-vmtool-{digest}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")     # pytest -n: one build per worker
+        cc = subprocess.run(["gcc", "-O2", "-static", "-Wall", "-Wextra", "-Werror",
+                             "-o", str(tmp), str(TOOL_SOURCE)],
+                            capture_output=True, text=True)
+        if cc.returncode:
+            raise RuntimeError(f"building {TOOL_SOURCE.name} failed:\n{cc.stderr}")
+        os.replace(tmp, out)
+    return out
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def pattern(seed, length):
+    """The bytes `p2pdax-vmtool fill ... LENGTH SEED` writes."""
+    assert length % 8 == 0
+    return struct.pack(f"<{length // 8}Q", *(_splitmix64(seed + i) for i in range(length // 8)))
+
+
+SHELL_PRELUDE = r"""
+ivshmem() {
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat $d/vendor):$(cat $d/device)" = "0x1af4:0x1110" ] && { echo ${d##*/}; return 0; }
+    done
+    echo "no ivshmem device" >&2; return 1
+}
+nvme() {
+    for d in /sys/block/nvme*n1; do
+        [ "$(tr -d ' ' < $d/device/serial)" = "$1" ] && { echo /dev/${d##*/}; return 0; }
+    done
+    echo "no NVMe with serial $1" >&2; return 1
+}
+bad_dmesg() {
+    dmesg | grep -iE 'WARNING|BUG:|Oops|Call Trace|general protection|refcount_t|use-after-free'
+}
+"""

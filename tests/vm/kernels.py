@@ -1,0 +1,275 @@
+"""Kernels the VM tests boot: Debian's stock 6.1 and 6.12, fetched with
+`apt-get download` into a project-local cache, and a 6.12 built with
+CONFIG_PCI_P2PDMA (tests/vm/p2pdma.py).
+
+fetch(name) resolves the concrete packages behind Debian's metapackages
+(`apt-cache depends`), downloads the image, the arch headers, the -common
+headers and linux-kbuild into .cache/kernels/<name>/ (repository root), unpacks
+them with `dpkg -x` into one tree there and points the headers' absolute
+/usr/src and /usr/lib/linux-kbuild-* references into that tree, so nothing of
+the host's kernel packages is needed. A stamp file with the resolved versions
+makes later calls free (no apt, no network); fetch(name, refresh=True) asks apt
+again. build_driver(kernel) builds driver/ against the unpacked headers.
+"""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str               # "6.1", "6.12", "6.12-p2pdma": what KERNEL= takes
+    release: str            # `uname -r` of the kernel
+    vmlinuz: Path           # the bootable image
+    modules_dir: Path       # lib/modules/<release>: modules.dep, modules.builtin, kernel/...
+    kdir: Path              # tree for out-of-tree builds: make -C kdir M=... modules
+    make_args: tuple = field(default=())    # extra make arguments for module builds
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "kernels"
+DRIVER_SOURCE = ROOT / "driver"
+# name -> (image metapackage, headers metapackage)
+METAPACKAGES = {
+    "6.1": ("linux-image-amd64", "linux-headers-amd64"),
+    "6.12": ("linux-image-6.12-amd64", "linux-headers-6.12-amd64"),
+}
+P2PDMA = "6.12-p2pdma"          # built from source by tests/vm/p2pdma.py
+NAMES = (*METAPACKAGES, P2PDMA)
+
+
+class KernelError(RuntimeError):
+    pass
+
+
+def get(name) -> Kernel:
+    """The kernel called name: Debian's (fetch) or the P2PDMA build (p2pdma.build)."""
+    if name == P2PDMA:
+        try:
+            from . import p2pdma
+        except ImportError:
+            import p2pdma
+        return p2pdma.build()
+    return fetch(name)
+
+
+def _run(cmd, what, cwd=None):
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        msg = (f"{what}: `{' '.join(map(str, cmd))}` failed (exit {r.returncode}):\n"
+               f"{r.stdout}{r.stderr}")
+        if not any(Path("/var/lib/apt/lists").glob("*Packages*")):
+            msg += "\napt has no package lists: run `apt-get update` as root, then try again"
+        raise KernelError(msg.rstrip())
+    return r.stdout
+
+
+def _depends(package):
+    """The packages `package` depends on (first alternative of each), per apt-cache."""
+    out = _run(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+                "--no-breaks", "--no-replaces", "--no-enhances", package],
+               f"looking up {package}")
+    return re.findall(r"^\s*\|?(?:Pre)?Depends: ([^<\s]\S*)", out, re.M)
+
+
+def _one(deps, pattern, package):
+    found = [d for d in deps if re.fullmatch(pattern, d)]
+    if not found:
+        raise KernelError(f"{package} depends on no package matching {pattern}: {deps}")
+    return found[0]
+
+
+def _resolve(name):
+    image_meta, headers_meta = METAPACKAGES[name]
+    image = _one(_depends(image_meta), r"linux-image-.*", image_meta)
+    headers = _one(_depends(headers_meta), r"linux-headers-.*", headers_meta)
+    hdeps = _depends(headers)
+    return [image, headers, _one(hdeps, r"linux-headers-.*-common", headers),
+            _one(hdeps, r"linux-kbuild-.*", headers)]
+
+
+def _make_args():
+    # 6.12's module builds run pahole (package dwarves) for BTF; without it, switch BTF off.
+    return () if shutil.which("pahole") else ("CONFIG_DEBUG_INFO_BTF_MODULES=",)
+
+
+def _kernel(name, stamp, tree):
+    rel = stamp["release"]
+    return Kernel(name=name, release=rel, vmlinuz=tree / "boot" / f"vmlinuz-{rel}",
+                  modules_dir=tree / "lib" / "modules" / rel,
+                  kdir=tree / "usr" / "src" / f"linux-headers-{rel}",
+                  make_args=_make_args())
+
+
+def _cached(name):
+    d = CACHE / name
+    try:
+        stamp = json.loads((d / "stamp.json").read_text())
+    except (OSError, ValueError):
+        return None
+    k = _kernel(name, stamp, d / "tree")
+    return k if k.vmlinuz.is_file() and k.kdir.is_dir() and k.modules_dir.is_dir() else None
+
+
+def fetch(name, refresh=False) -> Kernel:
+    """Debian's kernel `name` ("6.1" or "6.12"), downloaded and unpacked once."""
+    if name not in METAPACKAGES:
+        raise KernelError(f"unknown kernel {name!r}: use one of {', '.join(NAMES)}")
+    if not refresh and (k := _cached(name)):
+        return k
+    d = CACHE / name
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # one fetch at a time (pytest -n)
+        if not refresh and (k := _cached(name)):
+            return k
+        packages = _resolve(name)
+        old = _cached(name)
+        if old and json.loads((d / "stamp.json").read_text())["packages"] == packages:
+            return old                          # refresh found nothing newer
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=d) as tmp:
+            tmp = Path(tmp)
+            # APT::Sandbox::User=root: the _apt user may not write into our folder.
+            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *packages],
+                 f"downloading kernel {name}", cwd=tmp)
+            versions = {}
+            tree = tmp / "tree"
+            for deb in sorted(tmp.glob("*.deb")):
+                pkg, ver = _run(["dpkg-deb", "-f", deb, "Package", "Version"], "dpkg-deb") \
+                    .split("\n")[:2]
+                versions[pkg.split(": ")[1]] = ver.split(": ")[1]
+                _run(["dpkg", "-x", deb, tree], f"unpacking {deb.name}")
+                deb.unlink()
+            release = _fix_tree(tree, d / "tree", packages)
+            stamp = {"packages": packages, "versions": versions, "release": release,
+                     "fetch_seconds": round(time.monotonic() - t0, 1)}
+            (d / "stamp.json").unlink(missing_ok=True)
+            if (d / "tree").exists():
+                shutil.rmtree(d / "tree")
+            tree.rename(d / "tree")
+            (d / "stamp.json").write_text(json.dumps(stamp, indent=1) + "\n")
+        return _cached(name)
+
+
+def _fix_tree(tree, final, packages):
+    """Point the unpacked headers at the unpacked -common tree and kbuild (the
+    tree moves to `final` afterwards); return the kernel release."""
+    image = packages[0]
+    vmlinuz, = (tree / "boot").glob("vmlinuz-*")
+    release = vmlinuz.name[len("vmlinuz-"):]
+    if not image.startswith(f"linux-image-{release}"):
+        raise KernelError(f"{image} unpacked to {vmlinuz.name}: unexpected")
+    # Absolute symlinks into /usr/src or /usr/lib (kbuild's scripts and tools,
+    # lib/modules/*/build and source) become relative links inside the tree.
+    for link in tree.rglob("*"):
+        if link.is_symlink():
+            target = os.readlink(link)
+            if target.startswith("/"):
+                link.unlink()
+                link.symlink_to(os.path.relpath(tree / target.lstrip("/"), link.parent))
+    # The arch headers' Makefile includes the -common tree by its /usr/src path.
+    kdir = tree / "usr" / "src" / f"linux-headers-{release}"
+    fixed = 0
+    for mk in [kdir / "Makefile", *kdir.glob("*.mk")]:
+        if mk.is_file():
+            text = mk.read_text()
+            new = re.sub(r"(?<![\w/.])/usr/(src|lib)/", lambda m: f"{final}/usr/{m[1]}/", text)
+            if new != text:
+                mk.write_text(new)
+                fixed += 1
+    if not fixed:
+        raise KernelError(f"{kdir}/Makefile has no /usr/src include to fix: layout changed?")
+    # Debian's packages leave modules.dep to depmod in their postinst.
+    if not (tree / "lib" / "modules" / release / "modules.dep").exists():
+        depmod = shutil.which("depmod") or "/sbin/depmod"
+        _run([depmod, "-b", tree, release], "depmod (package kmod)")
+    dangling = [str(p) for p in kdir.rglob("*") if p.is_symlink() and not p.exists()]
+    if dangling:
+        raise KernelError(f"dangling links in the unpacked headers: {dangling[:5]}")
+    return release
+
+
+# ---------------------------------------------------------------- the driver
+
+# What kbuild leaves in a module's folder: never copied from the sources.
+_BUILD_OUTPUT = re.compile(r"^\.|\.(o|ko|mod|mod\.c|cmd|order|symvers|a|dwo|tmp)$")
+
+
+def build_driver(kernel, source=None) -> Path:
+    """Build the driver in `source` (default driver/) for `kernel` in
+    build/driver/<name>/; return the path of the .ko (p2p_dax.ko for the
+    driver). Quiet; on failure a KernelError with make's whole output."""
+    source = Path(source or DRIVER_SOURCE)
+    out = ROOT / "build" / "driver" / (kernel.name if source == DRIVER_SOURCE
+                                       else f"{kernel.name}-{source.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".p2pdax-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # one build at a time in out (pytest -n)
+        return _build(kernel, source, out)
+
+
+def _build(kernel, source, out):
+    files = {p.name: p for p in source.iterdir()
+             if p.is_file() and not _BUILD_OUTPUT.search(p.name)}
+    for name, src in files.items():     # copy what changed (new mtime), leave the rest for make
+        dst = out / name
+        if not (dst.is_file() and dst.read_bytes() == src.read_bytes()):
+            shutil.copyfile(src, dst)
+            shutil.copymode(src, dst)
+    for p in out.iterdir():                 # sources deleted from driver/
+        if p.is_file() and not _BUILD_OUTPUT.search(p.name) and p.name not in files:
+            p.unlink()
+    kbuild = (out / "Kbuild") if (out / "Kbuild").is_file() else out / "Makefile"
+    names = re.findall(r"obj-[m$(\w)]*\s*[+:]?=\s*(\w+)\.o", kbuild.read_text())
+    if not names:
+        raise KernelError(f"{kbuild}: no obj-m line")
+    ko = out / f"{names[0]}.ko"
+    # Up to date: the module is newer than every source and built for this kernel and make line.
+    stamp = out / ".p2pdax-build"
+    what = json.dumps([str(kernel.kdir), kernel.release, list(kernel.make_args)])
+    if ko.is_file() and stamp.is_file() and stamp.read_text() == what and \
+            all((out / f).stat().st_mtime_ns <= ko.stat().st_mtime_ns for f in files):
+        return ko
+    stamp.unlink(missing_ok=True)
+    cmd = ["make", "-C", str(kernel.kdir), f"M={out}", *kernel.make_args, "modules"]
+    r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if r.returncode != 0 or not ko.is_file():
+        raise KernelError(f"building {source.name} for {kernel.name} ({kernel.release}) failed: "
+                          f"{' '.join(cmd)}\n{r.stdout}{r.stderr}".rstrip())
+    check_abi(kernel, out)
+    stamp.write_text(what)
+    return ko
+
+
+def _has_btf(elf):
+    r = subprocess.run(["readelf", "-S", "-W", str(elf)], capture_output=True, text=True)
+    return r.returncode == 0 and " .BTF " in r.stdout
+
+
+def check_abi(kernel, build_dir):
+    """Run the driver's check-abi.sh for `kernel`: its BTF comes from the headers'
+    vmlinux (6.12) or from the kernel image itself (6.1, unpacked by qemu.py).
+    A kernel without BTF (the P2PDMA build) is reported as not checked."""
+    script = build_dir / "check-abi.sh"
+    if not script.is_file():
+        return ""
+    btf = kernel.kdir / "vmlinux"
+    if not (btf.is_file() and _has_btf(btf)):
+        from .qemu import _boot_image          # unpacks the image; qemu imports this module
+        btf = _boot_image(kernel)
+        if btf == kernel.vmlinuz or not _has_btf(btf):
+            btf = ""
+    r = subprocess.run(["sh", str(script), str(kernel.kdir), str(btf)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise KernelError(f"check-abi for {kernel.name} failed:\n{r.stdout}{r.stderr}".rstrip())
+    return r.stdout.strip()

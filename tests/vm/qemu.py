@@ -1,0 +1,566 @@
+"""Boot a kernel under QEMU with the project's PCIe topology, run one shell
+command in the guest, return its output and exit code (like `vng --exec`).
+
+    from tests.vm.qemu import run
+    r = run("6.1", "ls /dev/dax0.0")     # Result(returncode, output, seconds, log)
+
+The guest (q35, TCG unless KVM is shown to work, 1 GiB):
+
+    pcie.0 - root port rp0 - x3130 upstream port up0 - downstream dn0: ivshmem-plain (1af4:1110)
+                                                      - downstream dn1: nvme serial n0 (16 MiB CMB)
+                                                      - downstream dn2: nvme serial n1
+    pcie.0 - virtio-9p-pci: the host's / (host_root=True), and one per directory in shares
+
+ivshmem's memory is a host file (ivshmem_file, or a temporary one), the NVMe
+namespaces are raw image files (nvme_images, or temporary ones), so a test can
+check on the host what the guest wrote.
+
+The guest boots a busybox initramfs (Debian's busybox-static) whose /init
+loads nvme, device_dax and the 9p modules, loads p2p_dax.ko with
+driver_params (driver_params=None: the module is at /lib/modules/p2p_dax.ko
+but not loaded), binds ivshmem to it (bind_ivshmem), and runs the command with
+`sh -c`. With host_root=True the command runs chrooted in the host's root file
+system (read-only over 9p, tmpfs on /tmp, /run, /var/tmp) in the host's
+current directory, so the host's tools and the project's .venv work in the
+guest; extra_files are in the initramfs only, and the host's /tmp is hidden:
+give a directory the guest writes to, or must see under /tmp, in `shares`.
+Problems of the set-up (a module that did not load, no /dev/dax0.0) are
+printed as "p2pdax-vm: ..." lines ahead of the command's output. Results are
+read from the serial console between two marker lines; the console log of a
+run that failed goes to build/vm-logs/.
+
+Environment: P2PDAX_VM_ACCEL=tcg|kvm skips the KVM probe (cached in .cache/vm/).
+"""
+
+import fcntl
+import gzip
+import hashlib
+import json
+import lzma
+import os
+import re
+import secrets
+import select
+import shlex
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .kernels import ROOT, Kernel, build_driver
+from .kernels import get as get_kernel
+
+BUSYBOX = Path("/bin/busybox")                  # Debian's busybox-static
+QEMU = "qemu-system-x86_64"
+MODULES = ("nvme", "device_dax", "virtio_pci", "9pnet_virtio", "9p")   # + their dependencies
+DRIVER_GUEST_PATH = "/lib/modules/p2p_dax.ko"
+IVSHMEM_ID = "0x1af4:0x1110"
+APPEND = "console=ttyS0 nokaslr panic=-1 quiet loglevel=1"
+INITRAMFS = ROOT / "build" / "vm" / "initramfs"
+LOGS = ROOT / "build" / "vm-logs"
+STATE = ROOT / ".cache" / "vm"
+MiB = 1 << 20
+
+
+class VMError(RuntimeError):
+    pass
+
+
+@dataclass
+class Result:
+    returncode: int
+    output: str                 # what the command printed (stdout and stderr, in order)
+    seconds: float              # QEMU start to exit
+    log: Path | None = None     # the whole console log, kept when the command failed
+
+
+# ---------------------------------------------------------------- the guest's /init
+
+INIT = r"""#!/bin/sh
+# /init of the p2p-dax VM harness (tests/vm/qemu.py)
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+. /etc/p2pdax/run.conf
+say() { echo "p2pdax-vm: $*" >> /tmp/p2pdax-say; }      # shown before the command's output
+for m in $(cat /etc/p2pdax/modules); do
+    insmod /lib/modules/$m 2>/tmp/err ||
+        say "insmod $m failed: $(cat /tmp/err) (load order: $(echo $(cat /etc/p2pdax/modules)))"
+done
+if [ "$LOAD_DRIVER" = 1 ]; then
+    insmod /lib/modules/p2p_dax.ko $DRIVER_PARAMS || say "insmod p2p_dax.ko $DRIVER_PARAMS failed"
+fi
+if [ "$LOAD_DRIVER" = 1 ] && [ "$BIND" = 1 ]; then
+    dev=
+    for d in /sys/bus/pci/devices/*; do
+        [ "$(cat $d/vendor):$(cat $d/device)" = "$IVSHMEM_ID" ] && dev=${d##*/}
+    done
+    if [ -z "$dev" ]; then
+        say "no ivshmem device ($IVSHMEM_ID) to bind"
+    else
+        echo p2p_dax > /sys/bus/pci/devices/$dev/driver_override
+        echo $dev > /sys/bus/pci/drivers_probe
+        i=0
+        while [ ! -e /dev/dax0.0 ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+        [ -e /dev/dax0.0 ] || say "no /dev/dax0.0 after binding $dev to p2p_dax (run dmesg)"
+    fi
+fi
+R=
+if [ "$HOST_ROOT" = 1 ]; then
+    R=/newroot
+    mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose hostroot $R ||
+        say "cannot mount the host's root file system"
+    mount -t proc proc $R/proc
+    mount -t sysfs sys $R/sys
+    mount -t devtmpfs dev $R/dev
+    mkdir -p $R/dev/pts $R/dev/shm
+    mount -t devpts devpts $R/dev/pts
+    mount -t tmpfs shm $R/dev/shm
+    for d in /tmp /run /var/tmp; do mount -t tmpfs tmp $R$d; done
+fi
+i=0
+for path in $SHARES; do
+    mkdir -p "$R$path"
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share$i "$R$path" ||
+        say "cannot mount share$i at $path"
+    i=$((i + 1))
+done
+echo "P2PDAX-VM-START-$TOKEN"
+[ -f /tmp/p2pdax-say ] && cat /tmp/p2pdax-say >&2
+if [ -n "$R" ]; then
+    env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
+        TERM=dumb LANG=C.UTF-8 P2PDAX_CMD="$(cat /etc/p2pdax/cmd)" chroot $R /bin/sh -c \
+        'cd "$0" || { echo "p2pdax-vm: running in / instead" >&2; cd /; }
+         c=$P2PDAX_CMD; unset P2PDAX_CMD; exec /bin/sh -c "$c"' \
+        "$CWD" </dev/null
+else
+    sh -c "$(cat /etc/p2pdax/cmd)" </dev/null
+fi
+rc=$?
+printf '\nP2PDAX-VM-EXIT-%s %s\n' "$TOKEN" $rc
+[ $rc -ne 0 ] && dmesg
+# tcsetattr(TCSADRAIN): wait until the console has sent everything, then power off.
+stty -F /dev/console sane 2>/dev/null
+poweroff -f
+"""
+
+
+# ---------------------------------------------------------------- initramfs (cpio newc)
+
+class Cpio:
+    """A cpio archive in the kernel's newc format, built in memory."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.ino = 0
+        self.dirs = set()
+
+    def _entry(self, path, mode, body=b"", rdev=(0, 0)):
+        name = path.strip("/").encode() + b"\0"
+        self.ino += 1
+        fields = (self.ino, mode, 0, 0, 1, 0, len(body), 0, 0, *rdev, len(name), 0)
+        self.data += b"070701" + "".join(f"{v:08x}" for v in fields).encode() + name
+        self.data += b"\0" * (-len(self.data) % 4) + body
+        self.data += b"\0" * (-len(self.data) % 4)
+
+    def dir(self, path):
+        path = path.strip("/")
+        if path and path not in self.dirs:
+            self.dir(os.path.dirname(path))
+            self.dirs.add(path)
+            self._entry(path, 0o040755)
+
+    def file(self, path, body, mode=0o644):
+        self.dir(os.path.dirname(path.strip("/")))
+        self._entry(path, 0o100000 | mode, body)
+
+    def symlink(self, path, target):
+        self.dir(os.path.dirname(path.strip("/")))
+        self._entry(path, 0o120777, target.encode())
+
+    def chardev(self, path, major, minor, mode=0o600):
+        self.dir(os.path.dirname(path.strip("/")))
+        self._entry(path, 0o020000 | mode, rdev=(major, minor))
+
+    def bytes(self):
+        self._entry("TRAILER!!!", 0)
+        return bytes(self.data + b"\0" * (-len(self.data) % 512))
+
+
+def _modname(path):
+    return re.sub(r"\.ko(\.\w+)?$", "", os.path.basename(path)).replace("-", "_")
+
+
+def _module_order(kernel, names):
+    """Module files (relative to modules_dir) to load for `names`, dependencies
+    first; built-in ones left out."""
+    deps = {}
+    for line in (kernel.modules_dir / "modules.dep").read_text().splitlines():
+        mod, _, rest = line.partition(":")
+        deps[mod] = rest.split()
+    by_name = {_modname(p): p for p in deps}
+    builtin_file = kernel.modules_dir / "modules.builtin"
+    builtin = ({_modname(p) for p in builtin_file.read_text().split()}
+               if builtin_file.exists() else set())
+    order = []
+
+    def visit(path):
+        if path not in order:
+            for d in deps[path]:
+                visit(d)
+            order.append(path)
+    for name in names:
+        name = name.replace("-", "_")
+        if name in builtin:
+            continue
+        if name not in by_name:
+            raise VMError(f"kernel {kernel.name} ({kernel.release}) has no module {name}, "
+                          "neither built in nor in modules.dep")
+        visit(by_name[name])
+    return order
+
+
+def _modinfo_depends(ko_bytes):
+    m = re.search(rb"(?:^|\0)depends=([^\0]*)", ko_bytes)
+    return [d.decode() for d in m[1].split(b",") if d] if m else []
+
+
+def _decompress(path):
+    if path.suffix == ".xz":
+        return lzma.decompress(path.read_bytes())
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes())
+    if path.suffix == ".zst":
+        return subprocess.run(["zstd", "-dcq", str(path)], check=True, capture_output=True).stdout
+    return path.read_bytes()
+
+
+def _busybox():
+    """busybox's bytes and applets; it must be static (no C library in the guest)."""
+    try:
+        elf = BUSYBOX.read_bytes()
+        applets = subprocess.run([str(BUSYBOX), "--list-full"], capture_output=True, text=True,
+                                 check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        applets = None
+    if not applets or any(ptype == 3 for ptype, _, _ in _segments(elf)):     # PT_INTERP
+        raise VMError(f"{BUSYBOX} is missing or not static: install busybox-static "
+                      "(scripts/setup.sh)")
+    return elf, applets
+
+
+def _segments(elf):
+    """(type, file offset, size) of an x86-64 ELF's program headers."""
+    if elf[:5] != b"\x7fELF\x02":
+        return []
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    return [(ptype, off, size) for ptype, _, off, _, _, size in
+            (struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize) for i in range(phnum))]
+
+
+def initramfs(kernel, driver_ko=None):
+    """The guest's base initramfs (gzip'd cpio) for kernel, cached in build/vm/
+    on a hash of its inputs. Per-run settings go into a second archive (run())."""
+    order = _module_order(kernel, MODULES)
+    driver = Path(driver_ko).read_bytes() if driver_ko else None
+    if driver:
+        for m in _module_order(kernel, _modinfo_depends(driver)):
+            if m not in order:
+                order.append(m)
+    h = hashlib.sha256(Path(__file__).read_bytes())    # this builder and INIT
+    h.update(json.dumps([kernel.release, str(kernel.modules_dir), order]).encode())
+    for p in [BUSYBOX, *(kernel.modules_dir / m for m in order)]:
+        st = p.stat()
+        h.update(f"{p} {st.st_size} {st.st_mtime_ns}".encode())
+    h.update(hashlib.sha256(driver).digest() if driver else b"no driver")
+    out = INITRAMFS / f"{kernel.name}-{h.hexdigest()[:16]}.cpio.gz"
+    if out.exists():
+        os.utime(out)               # recently used: kept by the pruning below
+        return out
+    a = Cpio()
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
+              "newroot", "etc/p2pdax", "lib/modules", "root"):
+        a.dir(d)
+    a.chardev("dev/console", 5, 1)
+    busybox, applets = _busybox()
+    a.file("bin/busybox", busybox, 0o755)
+    for applet in applets:
+        if applet != "bin/busybox":
+            a.symlink(applet, "/bin/busybox")
+    a.file("init", INIT.encode(), 0o755)
+    names = []
+    for m in order:                 # decompressed: busybox insmod reads plain .ko only
+        name = re.sub(r"\.ko\.\w+$", ".ko", os.path.basename(m))
+        a.file(f"lib/modules/{name}", _decompress(kernel.modules_dir / m))
+        names.append(name)
+    a.file("etc/p2pdax/modules", ("\n".join(names) + "\n").encode())
+    if driver:
+        a.file(DRIVER_GUEST_PATH, driver)
+    INITRAMFS.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    gz = gzip.compress(a.bytes(), compresslevel=6, mtime=0)
+    tmp.write_bytes(gz + b"\0" * (-len(gz) % 512))     # the next archive starts aligned
+    tmp.rename(out)
+    # keep the 12 most recently used
+    for old in sorted(INITRAMFS.glob("*.cpio.gz"), key=lambda p: p.stat().st_mtime)[:-12]:
+        old.unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------- QEMU
+
+def _topology(ivshmem_file, ivshmem_size, nvme_images):
+    args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
+            "-device", "x3130-upstream,id=up0,bus=rp0"]
+    for i in range(3):
+        args += ["-device", f"xio3130-downstream,id=dn{i},bus=up0,chassis={i + 2},slot={i}"]
+    args += ["-object", f"memory-backend-file,id=ivmem,share=on,mem-path={ivshmem_file},"
+                        f"size={ivshmem_size}",
+             "-device", "ivshmem-plain,memdev=ivmem,bus=dn0"]
+    for i, img in enumerate(nvme_images):
+        cmb = ",cmb_size_mb=16" if i == 0 else ""
+        args += ["-drive", f"file={img},if=none,id=nvm{i},format=raw",
+                 "-device", f"nvme,serial=n{i},drive=nvm{i}{cmb},bus=dn{i + 1}"]
+    return args
+
+
+def _virtfs(tag, path, readonly):
+    ro = ",readonly=on" if readonly else ""
+    return ["-fsdev", f"local,id={tag},path={path},security_model=none,multidevs=remap{ro}",
+            "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+
+
+def _boot_image(kernel):
+    """The kernel's uncompressed ELF (cached in build/vm/) when it has a PVH
+    entry point, which QEMU boots directly: under TCG that saves the
+    decompression, about 3 s for Debian's XZ-compressed 6.1. Else the bzImage."""
+    image = kernel.vmlinuz
+    st = image.stat()
+    key = hashlib.sha256(f"{image} {st.st_size} {st.st_mtime_ns}".encode()).hexdigest()[:16]
+    elf = INITRAMFS.parent / f"vmlinux-{kernel.name}-{key}"
+    if elf.exists():
+        return elf
+    nopvh = elf.with_name(elf.name + ".nopvh")
+    if nopvh.exists():
+        return image
+    data = image.read_bytes()
+    vmlinux = None
+    if data[0x202:0x206] == b"HdrS":
+        setup = ((data[0x1f1] or 4) + 1) * 512
+        offset, length = struct.unpack_from("<II", data, 0x248)
+        payload = data[setup + offset:setup + offset + length]
+        try:
+            if payload.startswith(b"\xfd7zXZ\0"):
+                vmlinux = lzma.LZMADecompressor().decompress(payload)
+            elif payload.startswith(b"\x1f\x8b"):
+                vmlinux = gzip.decompress(payload)
+            elif payload.startswith(b"\x28\xb5\x2f\xfd"):
+                if not shutil.which("zstd"):
+                    return image                # no marker: try again once zstd is installed
+                # the payload ends with the 4-byte uncompressed size, which zstd refuses
+                vmlinux = subprocess.run(["zstd", "-dcq"], input=payload[:-4],
+                                         capture_output=True, check=True).stdout
+        except (lzma.LZMAError, OSError, EOFError, subprocess.CalledProcessError):
+            vmlinux = None
+    elf.parent.mkdir(parents=True, exist_ok=True)
+    if not (vmlinux and _has_pvh_entry(vmlinux)):
+        nopvh.touch()
+        return image
+    tmp = elf.with_name(f".{elf.name}.{os.getpid()}")
+    tmp.write_bytes(vmlinux)
+    tmp.rename(elf)
+    for old in elf.parent.glob(f"vmlinux-{kernel.name}-" + "?" * 16):    # older images
+        if old != elf:
+            old.unlink(missing_ok=True)
+    return elf
+
+
+def _has_pvh_entry(elf):
+    """A Xen note of type 18 (XEN_ELFNOTE_PHYS32_ENTRY) in the ELF's PT_NOTE segments."""
+    for ptype, pos, size in _segments(elf):
+        end = pos + size
+        while ptype == 4 and pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", elf, pos)
+            if elf[pos + 12:pos + 12 + namesz].rstrip(b"\0") == b"Xen" and ntype == 18:
+                return True
+            pos += 12 + (namesz + 3 & ~3) + (descsz + 3 & ~3)
+    return False
+
+
+def _qemu_version():
+    try:
+        out = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        raise VMError(f"no {QEMU}: install qemu-system-x86 (scripts/setup.sh)") from None
+    return out.split("\n")[0]
+
+
+def _pick_accel(kernel):
+    """tcg or kvm: P2PDAX_VM_ACCEL, else KVM if a short boot with it printed
+    the marker within 20 s (the answer is cached in .cache/vm/accel.json)."""
+    forced = os.environ.get("P2PDAX_VM_ACCEL")
+    if forced:
+        if forced not in ("tcg", "kvm"):
+            raise VMError(f"P2PDAX_VM_ACCEL={forced}: use tcg or kvm")
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    key = [_qemu_version(), os.uname().release]
+    STATE.mkdir(parents=True, exist_ok=True)
+    cache = STATE / "accel.json"
+    with open(STATE / "accel.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            saved = json.loads(cache.read_text())
+            if saved["key"] == key:
+                return saved["accel"]
+        except (OSError, ValueError, KeyError):
+            pass
+        try:
+            r = run(kernel, "echo kvm-ok", driver=False, timeout=20, accel="kvm")
+            accel = "kvm" if r.returncode == 0 and r.output.strip() == "kvm-ok" else "tcg"
+            note = f"probe boot: exit {r.returncode}, {r.seconds:.1f} s"
+        except VMError as e:
+            accel, note = "tcg", str(e).split("\n")[0]
+        cache.write_text(json.dumps({"key": key, "accel": accel, "probe": note}, indent=1) + "\n")
+        return accel
+
+
+def _save_log(kernel, token, console, cmdline):
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for old in sorted(LOGS.glob("*.log"))[:-50]:
+        old.unlink(missing_ok=True)
+    log = LOGS / f"{time.strftime('%Y%m%d-%H%M%S')}-{kernel.name}-{token}.log"
+    log.write_text(f"$ {shlex.join(cmdline)}\n{console}")
+    return log
+
+
+def _console(proc, deadline, done):
+    """Read QEMU's output until it exits or the deadline (then kill it). Once
+    done(recent output) holds, wait at most 10 s more for the exit. Return the
+    output and whether done() held or QEMU exited by itself."""
+    buf = bytearray()
+    fd = proc.stdout.fileno()
+    finished = False
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            proc.wait()
+            return bytes(buf), True
+        buf += chunk
+        if not finished and done(bytes(buf[-len(chunk) - 100:])):
+            finished = True
+            deadline = min(deadline, time.monotonic() + 10)
+    proc.kill()
+    proc.wait()
+    return bytes(buf), finished
+
+
+def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivshmem=True,
+        host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
+        extra_append="", extra_files=None, shares=(), cwd=None, accel=None):
+    """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
+    sh -c, return Result(returncode, output, seconds, log).
+
+    driver: True builds driver/ for the kernel, a path is a .ko to use,
+    False/None means no driver. driver_params: the module parameters, or None
+    to put the module at /lib/modules/p2p_dax.ko without loading it.
+    host_root: run chrooted in the host's / (read-only 9p) in cwd (default:
+    the current directory). shares: host directories to mount writable at the
+    same paths in the guest. extra_files: {guest path: host file}.
+    accel: "tcg" or "kvm" (default: P2PDAX_VM_ACCEL, else a cached probe).
+    ivshmem_size defaults to the file's size, or 64 MiB; nvme_images: two raw
+    images (default: temporary 64 MiB ones). Raises VMError when the guest
+    does not finish in `timeout` seconds or dies before the command ends."""
+    if not isinstance(kernel, Kernel):
+        kernel = get_kernel(kernel)
+    if driver is True:
+        driver = build_driver(kernel)
+    ko = Path(driver) if driver else None
+    base = initramfs(kernel, ko)
+    token = secrets.token_hex(6)
+    cwd = str(cwd or os.getcwd())
+    shares = [str(Path(s).resolve()) for s in shares]
+    for s in shares:
+        if not Path(s).is_dir() or any(c.isspace() for c in s):
+            raise VMError(f"share {s}: not a directory, or has white space in its path")
+    conf = {"TOKEN": token, "IVSHMEM_ID": IVSHMEM_ID,
+            "LOAD_DRIVER": int(ko is not None and driver_params is not None),
+            "DRIVER_PARAMS": driver_params or "", "BIND": int(bool(bind_ivshmem)),
+            "HOST_ROOT": int(bool(host_root)), "CWD": cwd, "SHARES": " ".join(shares)}
+    per_run = Cpio()
+    per_run.file("etc/p2pdax/run.conf",
+                 "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in conf.items()).encode())
+    per_run.file("etc/p2pdax/cmd", command.encode())
+    for guest_path, host_path in (extra_files or {}).items():
+        host_path = Path(host_path)
+        per_run.file(guest_path, host_path.read_bytes(), host_path.stat().st_mode & 0o7777)
+    accel = accel or _pick_accel(kernel)
+
+    with tempfile.TemporaryDirectory(prefix="p2pdax-vm-") as tmp:
+        tmp = Path(tmp)
+        initrd = tmp / "initrd"
+        with open(initrd, "wb") as f:        # the kernel unpacks concatenated archives
+            with open(base, "rb") as b:
+                shutil.copyfileobj(b, f)
+            f.write(per_run.bytes())
+        if ivshmem_file is None:
+            ivshmem_file = tmp / "ivshmem"
+            ivshmem_file.touch()
+        ivshmem_file = Path(ivshmem_file)
+        if ivshmem_size is None:
+            ivshmem_size = (ivshmem_file.exists() and ivshmem_file.stat().st_size) or 64 * MiB
+        if nvme_images is None:
+            nvme_images = [tmp / "nvme0.img", tmp / "nvme1.img"]
+            for img in nvme_images:
+                with open(img, "wb") as f:
+                    f.truncate(64 * MiB)
+        if len(nvme_images) != 2:
+            raise VMError("nvme_images: give two image files")
+        cmdline = [QEMU, "-machine", "q35", "-accel", accel, "-cpu", "max", "-m", "1G",
+                   "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+                   "-no-reboot", "-kernel", str(_boot_image(kernel)), "-initrd", str(initrd),
+                   "-append", f"{APPEND} {extra_append}".strip(),
+                   *_topology(ivshmem_file, ivshmem_size, nvme_images)]
+        if host_root:
+            cmdline += _virtfs("hostroot", "/", readonly=True)
+        for i, s in enumerate(shares):
+            cmdline += _virtfs(f"share{i}", s, readonly=False)
+
+        exit_re = re.compile(rb"\nP2PDAX-VM-EXIT-" + token.encode() + rb" (\d+)\r?\n")
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+        except FileNotFoundError:
+            raise VMError(f"no {QEMU}: install qemu-system-x86 (scripts/setup.sh)") from None
+        with proc:
+            raw, ended = _console(proc, t0 + timeout, exit_re.search)
+        seconds = time.monotonic() - t0
+
+    console = raw.decode(errors="replace").replace("\r\n", "\n")
+    start = f"P2PDAX-VM-START-{token}\n"
+    m = re.search(f"\nP2PDAX-VM-EXIT-{token} (\\d+)\n", console)
+    if start not in console or not m:
+        log = _save_log(kernel, token, console, cmdline)
+        why = (f"did not finish within {timeout} s (QEMU killed)" if not ended else
+               f"QEMU exited (status {proc.returncode}) before the command ended")
+        raise VMError(f"VM {kernel.name} ({accel}): {why}; console log: {log}\n"
+                      f"{_tail(console)}")
+    output = console[console.index(start) + len(start):m.start()]
+    rc = int(m[1])
+    log = _save_log(kernel, token, console, cmdline) if rc else None
+    return Result(rc, output, seconds, log)
+
+
+def _tail(text, lines=60):
+    tail = text.rstrip("\n").split("\n")[-lines:]
+    return "\n".join(("console, last lines:", *tail)) if text.strip() else "(no console output)"
