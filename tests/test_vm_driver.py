@@ -77,8 +77,9 @@ ls /sys/bus/pci/devices/$IV/p2p_dax/
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bind_unbind_and_removal_while_mapped(kernel, tmp_path):
-    """50 bind/unbind cycles, then unbind and rmmod while a process has the dax
-    device mapped: the process gets SIGBUS, the kernel no warning."""
+    """50 bind/unbind cycles, then unbind, rmmod and PCI hot-remove while a
+    process has the dax device mapped: the process gets SIGBUS, the kernel
+    no warning."""
     iv, nvme = images(tmp_path)
     r = vm(kernel, f"""
 IV=$(ivshmem) || exit 2
@@ -97,15 +98,21 @@ echo $IV > $D/bind && echo rebound=$(cat /sys/bus/pci/devices/$IV/p2p_dax/dax_de
 {TOOL} hold-unbind /dev/dax0.0 {IVSHMEM_SIZE} rmmod
 [ -d /sys/module/p2p_dax ] && echo "module still loaded"
 ls /sys/bus/auxiliary/devices/ | grep p2p_dax && echo "auxiliary device left behind"
+insmod /lib/modules/p2p_dax.ko memory_bar=2   # binds ivshmem: driver_override is still set
+echo reloaded=$(cat /sys/bus/pci/devices/$IV/p2p_dax/dax_device)
+{TOOL} hold-unbind /dev/dax0.0 {IVSHMEM_SIZE} remove:$IV
+echo 1 > /sys/bus/pci/rescan
+[ -e /sys/bus/pci/devices/$IV ] && echo "rescanned $(cat /sys/bus/pci/devices/$IV/vendor)"
 bad_dmesg && exit 1
 echo clean
 """, ivshmem_file=iv, nvme_images=nvme, timeout=300)
     assert r.returncode == 0, r.output
     assert "cycles=50" in r.output
-    assert r.output.count("before: ok") == 2
-    assert r.output.count("after: read SIGBUS, write SIGBUS") == 2, r.output
+    assert r.output.count("before: ok") == 3
+    assert r.output.count("after: read SIGBUS, write SIGBUS") == 3, r.output
     assert "rebound=dax0.0" in r.output
     assert "rmmod returned" in r.output
+    assert "reloaded=dax0.0" in r.output and "rescanned 0x1af4" in r.output
     assert "left behind" not in r.output and "still loaded" not in r.output
     assert r.output.rstrip().endswith("clean")
     # The writes made before the device went away are in the BAR.

@@ -202,8 +202,8 @@ static int cmd_mmap_errors(char **a)
 
 /*
  * Map the last 2 MiB of the dax device, write, then take the device away
- * (unbind the PCI device at ADDRESS, or "rmmod" the driver) and touch the
- * mapping again.
+ * (unbind the PCI device at ADDRESS, hot-remove it with "remove:ADDRESS", or
+ * "rmmod" the driver) and touch the mapping again.
  */
 static int cmd_hold_unbind(char **a)
 {
@@ -217,9 +217,17 @@ static int cmd_hold_unbind(char **a)
 		if (syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK))
 			die("delete_module p2p_dax");
 	} else {
-		fd = open("/sys/bus/pci/drivers/p2p_dax/unbind", O_WRONLY);
-		if (fd < 0 || write(fd, a[2], strlen(a[2])) < 0)
-			die("unbind");
+		/* "remove:ADDRESS": hot-remove the PCI device; "ADDRESS": unbind it */
+		int remove = !strncmp(a[2], "remove:", 7);
+		char path[128];
+
+		if (remove)
+			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", a[2] + 7);
+		else
+			snprintf(path, sizeof(path), "/sys/bus/pci/drivers/p2p_dax/unbind");
+		fd = open(path, O_WRONLY);
+		if (fd < 0 || write(fd, remove ? "1" : a[2], remove ? 1 : strlen(a[2])) < 0)
+			die(path);
 		close(fd);
 	}
 	printf("%s returned\n", a[2]);
@@ -287,7 +295,7 @@ static const struct {
 	{ "dio-in", 5, "dio-in BLOCKDEV BLOCKOFF MAPFILE OFFSET LENGTH" },
 	{ "dio-out", 5, "dio-out MAPFILE OFFSET BLOCKDEV BLOCKOFF LENGTH" },
 	{ "mmap-errors", 2, "mmap-errors DAXDEV SIZE" },
-	{ "hold-unbind", 3, "hold-unbind DAXDEV SIZE PCI_ADDRESS|rmmod" },
+	{ "hold-unbind", 3, "hold-unbind DAXDEV SIZE PCI_ADDRESS|remove:PCI_ADDRESS|rmmod" },
 	{ "bench", 5, "bench BLOCKDEV MAPFILE LENGTH CHUNK ROUNDS" },
 };
 
