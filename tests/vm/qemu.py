@@ -22,8 +22,10 @@ but not loaded), binds ivshmem to it (bind_ivshmem), and runs the command with
 `sh -c`. With host_root=True the command runs chrooted in the host's root file
 system (read-only over 9p, tmpfs on /tmp, /run, /var/tmp) in the host's
 current directory, so the host's tools and the project's .venv work in the
-guest; extra_files are in the initramfs only, and the host's /tmp is hidden:
-give a directory the guest writes to, or must see under /tmp, in `shares`.
+guest; extra_files are in the initramfs only. The host's /tmp is hidden, but
+for the top directory of the working directory when that is under /tmp (a
+clone there), which is shared read-only; give a directory the guest writes
+to in `shares`.
 Problems of the set-up (a module that did not load, no /dev/dax0.0) are
 printed as "p2pdax-vm: ..." lines ahead of the command's output. Results are
 read from the serial console between two marker lines; the console log of a
@@ -63,6 +65,7 @@ INITRAMFS = ROOT / "build" / "vm" / "initramfs"
 LOGS = ROOT / "build" / "vm-logs"
 STATE = ROOT / ".cache" / "vm"
 MiB = 1 << 20
+GUEST_TMPFS = ("/tmp", "/run", "/var/tmp")     # the guest's own in host-root mode
 
 
 class VMError(RuntimeError):
@@ -121,12 +124,13 @@ if [ "$HOST_ROOT" = 1 ]; then
     mkdir -p $R/dev/pts $R/dev/shm
     mount -t devpts devpts $R/dev/pts
     mount -t tmpfs shm $R/dev/shm
-    for d in /tmp /run /var/tmp; do mount -t tmpfs tmp $R$d; done
+    for d in $GUEST_TMPFS; do mount -t tmpfs tmp $R$d; done
 fi
 i=0
-for path in $SHARES; do
+for share in $SHARES; do        # PATH:rw or PATH:ro
+    path=${share%:*}
     mkdir -p "$R$path"
-    mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share$i "$R$path" ||
+    mount -t 9p -o ${share##*:},trans=virtio,version=9p2000.L,msize=512000 share$i "$R$path" ||
         say "cannot mount share$i at $path"
     i=$((i + 1))
 done
@@ -492,10 +496,20 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     for s in shares:
         if not Path(s).is_dir() or any(c.isspace() for c in s):
             raise VMError(f"share {s}: not a directory, or has white space in its path")
+    mounts = [(s, "rw") for s in shares]
+    if host_root:
+        # The guest has its own /tmp, /run and /var/tmp: a working directory
+        # there (a clone in /tmp, say) is shared read-only at its place.
+        for masked in GUEST_TMPFS:
+            rel = os.path.relpath(cwd, masked)
+            if not rel.startswith("..") and rel != "." and not any(c.isspace() for c in cwd) and \
+                    not any(cwd == s or cwd.startswith(s + "/") for s in shares):
+                mounts.insert(0, (os.path.join(masked, rel.split(os.sep)[0]), "ro"))
     conf = {"TOKEN": token, "IVSHMEM_ID": IVSHMEM_ID,
             "LOAD_DRIVER": int(ko is not None and driver_params is not None),
             "DRIVER_PARAMS": driver_params or "", "BIND": int(bool(bind_ivshmem)),
-            "HOST_ROOT": int(bool(host_root)), "CWD": cwd, "SHARES": " ".join(shares)}
+            "HOST_ROOT": int(bool(host_root)), "CWD": cwd, "GUEST_TMPFS": " ".join(GUEST_TMPFS),
+            "SHARES": " ".join(f"{path}:{mode}" for path, mode in mounts)}
     per_run = Cpio()
     per_run.file("etc/p2pdax/run.conf",
                  "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in conf.items()).encode())
@@ -532,8 +546,8 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                    *_topology(ivshmem_file, ivshmem_size, nvme_images)]
         if host_root:
             cmdline += _virtfs("hostroot", "/", readonly=True)
-        for i, s in enumerate(shares):
-            cmdline += _virtfs(f"share{i}", s, readonly=False)
+        for i, (path, mode) in enumerate(mounts):
+            cmdline += _virtfs(f"share{i}", path, readonly=mode == "ro")
 
         exit_re = re.compile(rb"\nP2PDAX-VM-EXIT-" + token.encode() + rb" (\d+)\r?\n")
         t0 = time.monotonic()
