@@ -73,7 +73,6 @@ struct p2p_dax {
 	u32 version;			/* gateware VERSION register */
 	resource_size_t dax_size;	/* dax part: from the BAR's start */
 	resource_size_t p2p_size;	/* p2pdma part: at the BAR's end */
-	struct auxiliary_device *adev;	/* the dax region's parent */
 	char dax_name[32];		/* e.g. "dax0.0" */
 };
 
@@ -155,8 +154,22 @@ static void p2p_dax_region_release(struct device *dev)
 	kfree(container_of(dev, struct p2p_dax_region, adev.dev));
 }
 
+/*
+ * Deleting the auxiliary device unbinds it, which unmaps the dax device from
+ * every process (a later access gets SIGBUS) and waits for pages pinned by
+ * I/O in flight before the BAR's struct pages go.
+ */
+static void p2p_dax_remove_dax(void *data)
+{
+	struct auxiliary_device *adev = data;
+
+	auxiliary_device_delete(adev);
+	auxiliary_device_uninit(adev);
+}
+
 static int p2p_dax_add_dax(struct p2p_dax *p2p)
 {
+	struct device *dev = &p2p->pdev->dev;
 	struct p2p_dax_region *region;
 	int rc;
 
@@ -166,7 +179,7 @@ static int p2p_dax_add_dax(struct p2p_dax *p2p)
 	region->p2p = p2p;
 	region->adev.name = "dax";
 	region->adev.id = p2p->id;
-	region->adev.dev.parent = &p2p->pdev->dev;
+	region->adev.dev.parent = dev;
 	region->adev.dev.release = p2p_dax_region_release;
 	rc = auxiliary_device_init(&region->adev);
 	if (rc) {
@@ -175,32 +188,18 @@ static int p2p_dax_add_dax(struct p2p_dax *p2p)
 	}
 	rc = auxiliary_device_add(&region->adev);
 	if (rc) {
-		auxiliary_device_uninit(&region->adev);
+		auxiliary_device_uninit(&region->adev);	/* frees region */
 		return rc;
 	}
-	p2p->adev = &region->adev;
+	rc = devm_add_action_or_reset(dev, p2p_dax_remove_dax, &region->adev);
+	if (rc)
+		return rc;
 	/* Probing is synchronous: the auxiliary driver has run by now. */
 	if (!region->adev.dev.driver) {
-		dev_err(&p2p->pdev->dev, "no dax device for BAR%d (see the messages above)\n",
-			p2p->bar);
+		dev_err(dev, "no dax device for BAR%d (see the messages above)\n", p2p->bar);
 		return -ENXIO;
 	}
 	return 0;
-}
-
-static void p2p_dax_remove_dax(struct p2p_dax *p2p)
-{
-	if (!p2p->adev)
-		return;
-	/*
-	 * Unbinding the auxiliary device unmaps the dax device from every
-	 * process (a later access gets SIGBUS) and waits for pinned pages
-	 * (O_DIRECT in flight) to be released.
-	 */
-	auxiliary_device_delete(p2p->adev);
-	auxiliary_device_uninit(p2p->adev);
-	p2p->adev = NULL;
-	p2p->dax_name[0] = '\0';
 }
 
 static int p2p_dax_add_p2pdma(struct p2p_dax *p2p)
@@ -320,98 +319,79 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
 	return 0;
 }
 
+static void p2p_dax_free_id(void *data)
+{
+	ida_free(&p2p_dax_ida, (int)(long)data);
+}
+
+/*
+ * Everything is device-managed, released in reverse order when the device
+ * is unbound: p2pmem, the dax device, the region id, BAR0, the enable.
+ */
 static int p2p_dax_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 {
 	bool board = pci_match_id(p2p_dax_ids, pdev) != NULL;
+	struct device *dev = &pdev->dev;
 	struct p2p_dax *p2p;
 	int rc;
 
 	if (!board && memory_bar < 0) {
-		dev_err(&pdev->dev, "%04x:%04x is not a p2p-dax board; to use one of its "
-			"BARs as memory, load p2p_dax with memory_bar=N\n",
-			pdev->vendor, pdev->device);
+		dev_err(dev, "%04x:%04x is not a p2p-dax board; to use one of its BARs as "
+			"memory, load p2p_dax with memory_bar=N\n", pdev->vendor, pdev->device);
 		return -ENODEV;
 	}
-	p2p = devm_kzalloc(&pdev->dev, sizeof(*p2p), GFP_KERNEL);
+	p2p = devm_kzalloc(dev, sizeof(*p2p), GFP_KERNEL);
 	if (!p2p)
 		return -ENOMEM;
 	p2p->pdev = pdev;
 	p2p->bar = board ? P2P_DAX_BOARD_MEM_BAR : memory_bar;
 	pci_set_drvdata(pdev, p2p);
 
-	rc = pci_enable_device_mem(pdev);
+	rc = pcim_enable_device(pdev);
 	if (rc) {
-		dev_err(&pdev->dev, "enabling the device failed: %d\n", rc);
+		dev_err(dev, "enabling the device failed: %d\n", rc);
 		return rc;
 	}
 	if (board) {
-		rc = pci_request_region(pdev, P2P_DAX_REG_BAR, KBUILD_MODNAME);
+		rc = pcim_iomap_regions(pdev, BIT(P2P_DAX_REG_BAR), KBUILD_MODNAME);
 		if (rc) {
-			dev_err(&pdev->dev, "BAR0 is in use by someone else\n");
-			goto err_disable;
+			dev_err(dev, "BAR0 cannot be mapped (in use by another driver?): %d\n", rc);
+			return rc;
 		}
-		p2p->regs = pci_iomap(pdev, P2P_DAX_REG_BAR, P2PDAX_BAR0_SIZE);
-		if (!p2p->regs) {
-			rc = -ENOMEM;
-			goto err_release;
-		}
+		p2p->regs = pcim_iomap_table(pdev)[P2P_DAX_REG_BAR];
 		rc = p2p_dax_check_board(p2p);
 		if (rc)
-			goto err_unmap;
+			return rc;
 	}
 	rc = p2p_dax_check_bar(p2p);
 	if (rc)
-		goto err_unmap;
+		return rc;
 
 	rc = ida_alloc(&p2p_dax_ida, GFP_KERNEL);
 	if (rc < 0)
-		goto err_unmap;
+		return rc;
 	p2p->id = rc;
+	rc = devm_add_action_or_reset(dev, p2p_dax_free_id, (void *)(long)p2p->id);
+	if (rc)
+		return rc;
 
 	if (p2p->dax_size) {
 		rc = p2p_dax_add_dax(p2p);
 		if (rc)
-			goto err_dax;
+			return rc;
 	}
 	if (p2p->p2p_size) {
 		rc = p2p_dax_add_p2pdma(p2p);
 		if (rc)
-			goto err_dax;
+			return rc;
 	}
-	dev_info(&pdev->dev, "%s BAR%d: %s%s%s%s (%llu MiB)\n",
+	dev_info(dev, "%s BAR%d: %s%s%s%s (%llu MiB)\n",
 		 board ? "board" : "memory-only", p2p->bar,
 		 p2p->dax_size ? "/dev/" : "", p2p->dax_name,
 		 p2p->dax_size && p2p->p2p_size ? " + " : "",
 		 p2p->p2p_size ? "p2pmem" : "",
 		 (u64)pci_resource_len(pdev, p2p->bar) >> 20);
 	return 0;
-
-err_dax:
-	p2p_dax_remove_dax(p2p);
-	ida_free(&p2p_dax_ida, p2p->id);
-err_unmap:
-	if (p2p->regs)
-		pci_iounmap(pdev, p2p->regs);
-err_release:
-	if (board)
-		pci_release_region(pdev, P2P_DAX_REG_BAR);
-err_disable:
-	pci_disable_device(pdev);
-	return rc;
-}
-
-static void p2p_dax_remove(struct pci_dev *pdev)
-{
-	struct p2p_dax *p2p = pci_get_drvdata(pdev);
-
-	p2p_dax_remove_dax(p2p);
-	ida_free(&p2p_dax_ida, p2p->id);
-	if (p2p->regs) {
-		pci_iounmap(pdev, p2p->regs);
-		pci_release_region(pdev, P2P_DAX_REG_BAR);
-	}
-	pci_disable_device(pdev);
-	/* The p2pdma part (devres of the PCI device) goes after this returns. */
 }
 
 /* sysfs: /sys/bus/pci/devices/<address>/p2p_dax/ */
@@ -513,7 +493,6 @@ static struct pci_driver p2p_dax_driver = {
 	.name = KBUILD_MODNAME,
 	.id_table = p2p_dax_ids,
 	.probe = p2p_dax_probe,
-	.remove = p2p_dax_remove,
 	.dev_groups = p2p_dax_groups,
 };
 
