@@ -1,0 +1,192 @@
+"""p2p-dax host library: find the devices bound to p2p_dax and map their BAR.
+
+    from host import client
+    for dev in client.devices():
+        print(dev.address, dev.dax_node, dev.dax_size)
+    with client.open_bar(client.devices()[0]) as bar:
+        bar.write(0, b"hello")
+        assert bar.read(0, 5) == b"hello"
+
+Discovery reads what the driver publishes in sysfs (through pyudev, so it
+works wherever libudev does, with or without a running udevd): the PCI
+device, its p2p_dax/ attributes, its dax device. Mapping goes through the
+dax node (/dev/daxN.M), shared, in whole units of the alignment the dax
+device requires.
+
+Still to come (issue 5): peer transfers with O_DIRECT and checksums, the
+monitor, cffi helpers, the CLI's copy, bench and selftest.
+"""
+
+import mmap
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DRIVER = "p2p_dax"
+UDEV_GROUP = "p2pdax"
+SYSFS = Path("/sys")
+
+
+class NoDeviceError(LookupError):
+    """No device is bound to p2p_dax (or not the one asked for)."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """One PCI device bound to p2p_dax, as the driver describes it in sysfs."""
+    address: str            # PCI address, e.g. 0000:03:00.0
+    vendor: int
+    device: int
+    kind: str               # "board" or "memory-only"
+    mode: str               # "dax", "p2pdma" or "both"
+    bar: int                # the memory BAR's number
+    bar_size: int
+    dax_device: str | None  # e.g. "dax0.0"; None without a dax part
+    dax_size: int
+    dax_align: int          # mappings are whole multiples of this
+    p2pmem_size: int
+    numa_node: int          # -1: none
+    link_speed: str | None  # e.g. "8.0 GT/s PCIe"; None where the device has no link
+    link_width: int | None
+    gateware_version: str | None    # boards only
+    driver_version: str | None
+
+    @property
+    def dax_node(self):
+        return f"/dev/{self.dax_device}" if self.dax_device else None
+
+    def as_dict(self):
+        d = asdict(self)
+        d["dax_node"] = self.dax_node
+        return d
+
+
+def _read(path, default=None):
+    try:
+        return Path(path).read_text().strip()
+    except (FileNotFoundError, PermissionError):
+        return default
+
+
+def _int(text, default=0):
+    if text is None:
+        return default
+    try:
+        return int(text, 0)
+    except ValueError:
+        return default
+
+
+def _describe(sys_path, sysfs=SYSFS):
+    pci = Path(sys_path)
+    attr = pci / "p2p_dax"
+    dax = _read(attr / "dax_device") or None
+    width = _read(pci / "current_link_width")
+    return Device(
+        address=pci.name,
+        vendor=_int(_read(pci / "vendor")),
+        device=_int(_read(pci / "device")),
+        kind=_read(attr / "kind", "unknown"),
+        mode=_read(attr / "mode", "unknown"),
+        bar=_int(_read(attr / "bar"), -1),
+        bar_size=_int(_read(attr / "bar_size")),
+        dax_device=dax,
+        dax_size=_int(_read(attr / "dax_size")),
+        dax_align=_int(_read(sysfs / "bus" / "dax" / "devices" / dax / "align"), 4096)
+        if dax else 0,
+        p2pmem_size=_int(_read(attr / "p2pmem_size")),
+        numa_node=_int(_read(pci / "numa_node"), -1),
+        link_speed=_read(pci / "current_link_speed"),
+        link_width=_int(width) if width and width.isdigit() else None,
+        gateware_version=_read(attr / "gateware_version"),
+        driver_version=_read(sysfs / "module" / DRIVER / "version"),
+    )
+
+
+def devices(context=None):
+    """Every PCI device bound to p2p_dax, sorted by address."""
+    import pyudev
+    context = context or pyudev.Context()
+    found = context.list_devices(subsystem="pci", DRIVER=DRIVER)
+    return sorted((_describe(d.sys_path) for d in found), key=lambda d: d.address)
+
+
+def find(name=None):
+    """The device called `name`: a PCI address (full or without the domain), a
+    dax device name or node; None: the only device. Raises NoDeviceError."""
+    found = devices()
+    if not found:
+        raise NoDeviceError(
+            "no device is bound to p2p_dax: load the driver (sudo modprobe p2p_dax, or "
+            "insmod driver/p2p_dax.ko) and check `lspci -k` for the board; a device "
+            "without the board's ID needs memory_bar=N and driver_override (README)")
+    if name is None:
+        if len(found) > 1:
+            raise NoDeviceError("several devices are bound to p2p_dax, name one of: "
+                                + ", ".join(d.address for d in found))
+        return found[0]
+    key = name.removeprefix("/dev/")
+    for d in found:
+        if key in (d.address, d.address.split(":", 1)[1], d.dax_device):
+            return d
+    raise NoDeviceError(f"no p2p_dax device called {name!r}; there are: "
+                        + ", ".join(f"{d.address} ({d.dax_device})" for d in found))
+
+
+class Bar:
+    """BAR memory of a device, mapped shared through its dax node. Use as a
+    context manager, or call close(). `buffer` is a writable memoryview."""
+
+    def __init__(self, device):
+        if not device.dax_node:
+            raise NoDeviceError(f"{device.address} has no dax device (mode={device.mode}); "
+                                "load p2p_dax with mode=dax or mode=both")
+        self.device = device
+        self.size = device.dax_size
+        try:
+            fd = os.open(device.dax_node, os.O_RDWR)
+        except PermissionError:
+            raise PermissionError(
+                f"{device.dax_node}: permission denied; add yourself to the group "
+                f"'{UDEV_GROUP}' that driver/60-p2p-dax.rules gives the device to, or "
+                "run as root") from None
+        try:
+            self._map = mmap.mmap(fd, self.size, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
+        self.buffer = memoryview(self._map)
+
+    def check(self, offset, length):
+        """Raise ValueError unless [offset, offset + length) lies in the BAR."""
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{offset:#x} + {length:#x} is outside {self.device.dax_node}: "
+                             f"offsets 0 to {self.size:#x} ({self.size} bytes) are allowed")
+
+    def read(self, offset, length):
+        self.check(offset, length)
+        return bytes(self.buffer[offset:offset + length])
+
+    def write(self, offset, data):
+        data = memoryview(data).cast("B")
+        self.check(offset, len(data))
+        self.buffer[offset:offset + len(data)] = data
+
+    def close(self):
+        if self._map is not None:
+            self.buffer.release()
+            self._map.close()
+            self._map = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_bar(device=None):
+    """Map the BAR of `device` (a Device or a name for find())."""
+    if not isinstance(device, Device):
+        device = find(device)
+    return Bar(device)

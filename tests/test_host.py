@@ -1,0 +1,70 @@
+"""The host library without a device: sysfs parsing on a fake tree, lookups,
+errors, the CLI's arguments. (With the driver: tests/test_vm_host.py.)"""
+
+import pytest
+
+from host import cli, client
+
+
+def fake_device(root, address="0000:03:00.0", dax="dax0.0", mode="dax"):
+    pci = root / "bus" / "pci" / "devices" / address
+    attrs = {"vendor": "0x1af4", "device": "0x1110", "numa_node": "-1",
+             "current_link_speed": "8.0 GT/s PCIe", "current_link_width": "4",
+             "p2p_dax/kind": "memory-only", "p2p_dax/mode": mode, "p2p_dax/bar": "2",
+             "p2p_dax/bar_size": str(64 << 20), "p2p_dax/dax_device": dax,
+             "p2p_dax/dax_size": str(64 << 20)}
+    for name, value in attrs.items():
+        (pci / name).parent.mkdir(parents=True, exist_ok=True)
+        (pci / name).write_text(value + "\n")
+    (root / "bus" / "dax" / "devices" / dax).mkdir(parents=True, exist_ok=True)
+    (root / "bus" / "dax" / "devices" / dax / "align").write_text("2097152\n")
+    (root / "module" / "p2p_dax").mkdir(parents=True, exist_ok=True)
+    (root / "module" / "p2p_dax" / "version").write_text("0.1.0\n")
+    return pci
+
+
+def test_describe_reads_the_driver_attributes(tmp_path):
+    d = client._describe(fake_device(tmp_path), sysfs=tmp_path)
+    assert (d.address, d.vendor, d.device) == ("0000:03:00.0", 0x1AF4, 0x1110)
+    assert (d.kind, d.mode, d.bar, d.bar_size) == ("memory-only", "dax", 2, 64 << 20)
+    assert (d.dax_node, d.dax_size, d.dax_align) == ("/dev/dax0.0", 64 << 20, 2 << 20)
+    assert (d.link_speed, d.link_width, d.numa_node) == ("8.0 GT/s PCIe", 4, -1)
+    assert d.p2pmem_size == 0 and d.gateware_version is None
+    assert d.driver_version == "0.1.0"
+    assert d.as_dict()["dax_node"] == "/dev/dax0.0"
+
+
+def test_describe_p2pdma_only(tmp_path):
+    pci = fake_device(tmp_path, dax="", mode="p2pdma")
+    (pci / "p2p_dax" / "p2pmem_size").write_text(str(64 << 20))
+    d = client._describe(pci, sysfs=tmp_path)
+    assert d.dax_device is None and d.dax_node is None and d.p2pmem_size == 64 << 20
+    with pytest.raises(client.NoDeviceError, match="no dax device .*mode=dax or mode=both"):
+        client.Bar(d)
+
+
+def test_find(tmp_path, monkeypatch):
+    a = client._describe(fake_device(tmp_path, "0000:03:00.0", "dax0.0"), sysfs=tmp_path)
+    b = client._describe(fake_device(tmp_path, "0000:05:00.0", "dax1.0"), sysfs=tmp_path)
+    monkeypatch.setattr(client, "devices", lambda: [a, b])
+    assert client.find("05:00.0") is b
+    assert client.find("/dev/dax0.0") is a
+    with pytest.raises(client.NoDeviceError, match="several devices"):
+        client.find()
+    with pytest.raises(client.NoDeviceError, match="no p2p_dax device called 'dax7.0'"):
+        client.find("dax7.0")
+    monkeypatch.setattr(client, "devices", lambda: [])
+    with pytest.raises(client.NoDeviceError, match="load the driver"):
+        client.find()
+
+
+def test_cli_errors(monkeypatch, capsys):
+    monkeypatch.setattr(client, "devices", lambda: [])
+    assert cli.main(["info", "dax0.0"]) == 1
+    assert "p2pdax: no device is bound to p2p_dax: load the driver" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["list", "--bogus"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: p2pdax") and "unrecognized arguments: --bogus" in err
+    assert cli.main(["list", "--json"]) == 0 and capsys.readouterr().out.strip() == "[]"

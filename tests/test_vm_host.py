@@ -1,0 +1,52 @@
+"""The host library and CLI against the real driver, in the VM's host-root
+mode (the project's .venv runs in the guest). Issue 5 widens this."""
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.test_vm_driver import IVSHMEM_SIZE, images, read
+from tests.vm.qemu import run
+
+pytestmark = pytest.mark.vm
+
+PY = ".venv/bin/python"
+VERSION = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml")
+                        .read_text())["project"]["version"]
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_list_and_mapping(kernel, tmp_path):
+    """`p2pdax list --json` describes the bound ivshmem; open_bar() writes land in the BAR."""
+    iv, nvme = images(tmp_path)
+    data = os.urandom(4096)
+    r = run(kernel, f"""
+{PY} -m host.cli list --json || exit 1
+echo ---
+{PY} -m host.cli info dax0.0 | grep -E '^(address|dax_node) ' || exit 1
+{PY} -c '
+from host import client
+with client.open_bar("dax0.0") as bar:
+    bar.write(8192, bytes.fromhex("{data.hex()}"))
+    print("readback", bar.read(8192, 4096) == bytes.fromhex("{data.hex()}"))
+    try:
+        bar.write(bar.size - 2, b"abc")
+    except ValueError as e:
+        print("refused:", e)
+'
+""", host_root=True, ivshmem_file=iv, nvme_images=nvme)
+    assert r.returncode == 0, r.output
+    listing, _, rest = r.output.partition("---\n")
+    (dev,) = json.loads(listing)
+    assert dev["vendor"] == 0x1AF4 and dev["device"] == 0x1110
+    assert dev["kind"] == "memory-only" and dev["mode"] == "dax" and dev["bar"] == 2
+    assert dev["dax_node"] == "/dev/dax0.0" and dev["dax_size"] == IVSHMEM_SIZE
+    assert dev["dax_align"] == 4096 and dev["p2pmem_size"] == 0
+    assert dev["driver_version"] == VERSION and dev["gateware_version"] is None
+    assert f"address           {dev['address']}" in rest
+    assert "readback True" in rest
+    assert f"is outside /dev/dax0.0: offsets 0 to {IVSHMEM_SIZE:#x}" in rest
+    assert read(iv, 8192, 4096) == data
