@@ -2,16 +2,19 @@
 
     p2pdax list [--json]     the devices bound to p2p_dax
     p2pdax info DEV          one device, every field
+    p2pdax copy SRC DST      a file or block device to BAR memory, or back
 
-DEV is a PCI address (0000:03:00.0 or 03:00.0) or a dax device (dax0.0).
-Still to come (issue 5): copy, bench, selftest.
+DEV is a PCI address (0000:03:00.0 or 03:00.0) or a dax device (dax0.0); in
+copy, DEV:OFFSET is BAR memory at OFFSET (suffixes K, M, G).
+Still to come (issue 5): bench, selftest.
 """
 
 import argparse
 import json
+import os
 import sys
 
-from . import client
+from . import client, transfer
 
 
 def _size(n):
@@ -41,6 +44,46 @@ def cmd_list(args):
     return 0
 
 
+def _number(text):
+    """An offset or length: decimal, 0x hex, or with a K, M or G suffix."""
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    try:
+        return int(text[:-1] if scale > 1 else text, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4096, 0x1000, 64K, 1M)")
+
+
+def _end(spec, file_offset, bars):
+    """A FileEnd for a path, a BufferEnd for DEV:OFFSET (its Bar opened into bars)."""
+    if os.path.exists(spec) or ":" not in spec:
+        return transfer.FileEnd(spec, file_offset)
+    name, _, offset = spec.rpartition(":")
+    bar = bars.get(name) or bars.setdefault(name, client.open_bar(name))
+    return transfer.BufferEnd(bar, _number(offset))
+
+
+def cmd_copy(args):
+    bars = {}
+    try:
+        src = _end(args.src, args.offset, bars)
+        dst = _end(args.dst, args.offset, bars)
+        length = args.length
+        if length is None:
+            if isinstance(src, transfer.FileEnd):
+                length = src.size() - src.offset
+            else:
+                length = src.buffer.size - src.offset
+        r = transfer.copy(src, dst, length, chunk=args.chunk, queue_depth=args.queue_depth,
+                          direct=not args.buffered, verify=args.verify)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    check = f", verified (CRC-32 {r.crc32:#010x})" if r.crc32 is not None else ", not verified"
+    print(f"copied {r.length} bytes {args.src} -> {args.dst} in {r.seconds:.3f} s "
+          f"({r.mb_per_s:.1f} MB/s){check}")
+    return 0
+
+
 def cmd_info(args):
     d = client.find(args.dev)
     for key, value in d.as_dict().items():
@@ -57,10 +100,24 @@ def main(argv=None):
     p = sub.add_parser("info", help="every field of one device")
     p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
     p.set_defaults(run=cmd_info)
+    p = sub.add_parser("copy", help="a file or block device to BAR memory, or back")
+    p.add_argument("src", metavar="SRC", help="a file, a block device or DEV:OFFSET")
+    p.add_argument("dst", metavar="DST", help="a file, a block device or DEV:OFFSET")
+    p.add_argument("--offset", type=_number, default=0,
+                   help="offset in the file or block device (default 0)")
+    p.add_argument("--length", type=_number,
+                   help="bytes to copy (default: to the end of the source)")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare CRC-32s of source and destination afterwards (default)")
+    p.add_argument("--buffered", action="store_true",
+                   help="no O_DIRECT (for file systems that refuse it)")
+    p.add_argument("--chunk", type=_number, default=1 << 20, help="bytes per I/O (default 1M)")
+    p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")
+    p.set_defaults(run=cmd_copy)
     args = ap.parse_args(argv)
     try:
         return args.run(args)
-    except (client.NoDeviceError, PermissionError, ValueError) as e:
+    except (client.NoDeviceError, transfer.TransferError, OSError, ValueError) as e:
         print(f"p2pdax: {e}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,195 @@
+"""Peer transfers between files or block devices and BAR memory.
+
+A transfer moves `length` bytes from a source to a destination, each one of:
+- a file or block device at an offset, read or written with O_DIRECT, so the
+  device (an NVMe) DMAs straight into or out of the BAR's pages;
+- a buffer in memory at an offset: a device's BAR (client.Bar) or, as the
+  reference a benchmark compares with, an ordinary RAM buffer (RamBuffer).
+
+Buffer to buffer is a CPU copy. The I/O goes in chunks, `queue_depth` of
+them in flight at once (threads: os.preadv/pwritev release the GIL), and
+is verified afterwards unless verify=False: a CRC-32 of what the source
+holds against one of what the destination holds.
+
+Still to come (issue 5): the DMA-engine path (issue 7), the cffi
+copy-and-checksum loop that turns a SIGBUS from a removed device into an
+exception (until then a CPU copy from a BAR whose device goes away kills the
+process; O_DIRECT gets EFAULT and raises).
+"""
+
+import errno
+import mmap
+import os
+import stat
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+DIRECT_ALIGN = 4096     # O_DIRECT: buffer address, file offset and length (last chunk: 512)
+
+
+class TransferError(RuntimeError):
+    pass
+
+
+class RamBuffer:
+    """Page-aligned anonymous memory with the interface of client.Bar."""
+
+    def __init__(self, size):
+        self.size = size
+        self._map = mmap.mmap(-1, size, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                              mmap.PROT_READ | mmap.PROT_WRITE)
+        self.buffer = memoryview(self._map)
+        self.name = f"RAM buffer of {size} bytes"
+
+    def check(self, offset, length):
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{offset:#x} + {length:#x} is outside the {self.name}")
+
+    def close(self):
+        self.buffer.release()
+        self._map.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass
+class FileEnd:
+    """A file or block device, at an offset."""
+    path: str
+    offset: int = 0
+
+    def size(self):
+        st = os.stat(self.path)
+        if stat.S_ISBLK(st.st_mode):
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                return os.lseek(fd, 0, os.SEEK_END)
+            finally:
+                os.close(fd)
+        return st.st_size
+
+
+@dataclass
+class BufferEnd:
+    """A memory buffer (client.Bar or RamBuffer), at an offset."""
+    buffer: object
+    offset: int = 0
+
+
+@dataclass
+class Result:
+    length: int
+    seconds: float
+    crc32: int | None        # of the data moved; None when not verified
+
+    @property
+    def mb_per_s(self):
+        return self.length / self.seconds / 1e6 if self.seconds else float("inf")
+
+
+def _open(end, write, direct):
+    flags = (os.O_WRONLY | os.O_CREAT if write else os.O_RDONLY) | (os.O_DIRECT if direct else 0)
+    try:
+        return os.open(end.path, flags, 0o644)
+    except OSError as e:
+        if direct and e.errno == errno.EINVAL:
+            raise TransferError(f"{end.path}: its file system refuses O_DIRECT; "
+                                "use the buffered path (direct=False, --buffered)") from None
+        raise
+
+
+def _check_direct(end, buf, length):
+    bad = [f"{name} {value:#x}" for name, value in
+           (("file offset", end.offset), ("buffer offset", buf.offset))
+           if value % DIRECT_ALIGN]
+    if length % 512:
+        bad.append(f"length {length:#x}")
+    if bad:
+        raise TransferError(f"O_DIRECT needs offsets that are multiples of {DIRECT_ALIGN} and "
+                            f"a length that is a multiple of 512: {', '.join(bad)}; "
+                            "or use the buffered path (direct=False, --buffered)")
+
+
+def _crc(view):
+    return zlib.crc32(view)
+
+
+def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=True):
+    """Move `length` bytes from src to dst (FileEnd or BufferEnd each, not both
+    files). Returns a Result; raises TransferError, ValueError (ranges) or
+    OSError (I/O)."""
+    if length <= 0:
+        raise ValueError(f"length {length}: give a positive length")
+    if chunk <= 0 or chunk % DIRECT_ALIGN or queue_depth < 1:
+        raise ValueError(f"chunk {chunk} must be a positive multiple of {DIRECT_ALIGN}, "
+                         f"queue depth {queue_depth} at least 1")
+    if isinstance(src, FileEnd) and isinstance(dst, FileEnd):
+        raise TransferError("file to file is not a peer transfer: one end must be a BAR "
+                            "(DEV:OFFSET) or a buffer")
+    for end in (src, dst):
+        if isinstance(end, BufferEnd):
+            end.buffer.check(end.offset, length)
+        elif end is src and end.offset + length > end.size():
+            raise ValueError(f"{end.path} holds {end.size()} bytes: {end.offset:#x} + "
+                             f"{length:#x} is past its end")
+
+    t0 = time.monotonic()
+    if isinstance(src, BufferEnd) and isinstance(dst, BufferEnd):
+        sv = src.buffer.buffer[src.offset:src.offset + length]
+        dst.buffer.buffer[dst.offset:dst.offset + length] = sv
+        seconds = time.monotonic() - t0
+        crc = None
+        if verify:
+            crc = _crc(sv)
+            if _crc(dst.buffer.buffer[dst.offset:dst.offset + length]) != crc:
+                raise TransferError("verification failed: the destination differs")
+        return Result(length, seconds, crc)
+
+    file_end, buf_end = (src, dst) if isinstance(src, FileEnd) else (dst, src)
+    to_buffer = file_end is src
+    if direct:
+        _check_direct(file_end, buf_end, length)
+    fd = _open(file_end, write=not to_buffer, direct=direct)
+    view = buf_end.buffer.buffer
+
+    def one(start):
+        n = min(chunk, length - start)
+        part = view[buf_end.offset + start:buf_end.offset + start + n]
+        pos = file_end.offset + start
+        done = os.preadv(fd, [part], pos) if to_buffer else os.pwritev(fd, [part], pos)
+        if done != n:
+            raise TransferError(f"{file_end.path}: short {'read' if to_buffer else 'write'} "
+                                f"at {pos:#x}: {done} of {n} bytes")
+
+    try:
+        with ThreadPoolExecutor(max_workers=queue_depth) as pool:
+            for f in [pool.submit(one, s) for s in range(0, length, chunk)]:
+                f.result()
+        if not to_buffer:
+            os.fsync(fd)
+        seconds = time.monotonic() - t0
+    finally:
+        os.close(fd)
+
+    crc = None
+    if verify:
+        crc = _crc(view[buf_end.offset:buf_end.offset + length])
+        # Read the file back through the page cache; O_DIRECT writes bypassed it.
+        with open(file_end.path, "rb", buffering=0) as f:
+            f.seek(file_end.offset)
+            file_crc, left = 0, length
+            while left:
+                block = f.read(min(left, 8 << 20))
+                if not block:
+                    break
+                file_crc, left = zlib.crc32(block, file_crc), left - len(block)
+        if left or file_crc != crc:
+            raise TransferError(f"verification failed: {file_end.path} at {file_end.offset:#x} "
+                                f"and the buffer differ (CRC-32 {file_crc:#010x} vs {crc:#010x})")
+    return Result(length, seconds, crc)
