@@ -3,10 +3,11 @@
     p2pdax list [--json]     the devices bound to p2p_dax
     p2pdax info DEV          one device, every field
     p2pdax copy SRC DST      a file or block device to BAR memory, or back
+    p2pdax selftest DEV      write patterns over the BAR, read back, verify
 
 DEV is a PCI address (0000:03:00.0 or 03:00.0) or a dax device (dax0.0); in
 copy, DEV:OFFSET is BAR memory at OFFSET (suffixes K, M, G).
-Still to come (issue 5): bench, selftest.
+Still to come (issue 5): bench.
 """
 
 import argparse
@@ -84,6 +85,38 @@ def cmd_copy(args):
     return 0
 
 
+def cmd_selftest(args):
+    """Two passes over the BAR: each 8-byte word holds its own offset (finds
+    address lines that alias or a BAR that mirrors smaller memory), then
+    random data (finds stuck bits). Destroys what the BAR held."""
+    import array
+    import time
+    dev = client.find(args.dev)
+    failures = 0
+    with client.open_bar(dev) as bar:
+        length = min(args.length or bar.size, bar.size)
+        length -= length % 8
+        passes = [("address", array.array("Q", range(0, length, 8)).tobytes()),
+                  ("random", os.urandom(length))]
+        for name, data in passes:
+            t0 = time.monotonic()
+            bar.write(0, data)
+            t1 = time.monotonic()
+            back = bar.read(0, length)
+            t2 = time.monotonic()
+            if back == data:
+                result = "ok"
+            else:
+                failures += 1
+                bad = next(i for i in range(length) if back[i] != data[i])
+                result = (f"MISMATCH: first at offset {bad:#x} "
+                          f"(wrote {data[bad]:#04x}, read {back[bad]:#04x})")
+            print(f"{dev.dax_node} {name:7} {length} bytes: write {length / (t1 - t0) / 1e6:.0f} "
+                  f"MB/s, read {length / (t2 - t1) / 1e6:.0f} MB/s, {result}")
+    print(f"selftest {dev.address}: {'PASSED' if not failures else 'FAILED'}")
+    return 1 if failures else 0
+
+
 def cmd_info(args):
     d = client.find(args.dev)
     for key, value in d.as_dict().items():
@@ -114,6 +147,11 @@ def main(argv=None):
     p.add_argument("--chunk", type=_number, default=1 << 20, help="bytes per I/O (default 1M)")
     p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")
     p.set_defaults(run=cmd_copy)
+    p = sub.add_parser("selftest", help="write patterns over the BAR, read back, verify "
+                       "(destroys the BAR's contents)")
+    p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
+    p.add_argument("--length", type=_number, help="bytes from offset 0 (default: all)")
+    p.set_defaults(run=cmd_selftest)
     args = ap.parse_args(argv)
     try:
         return args.run(args)

@@ -26,6 +26,7 @@ def test_list_and_mapping(kernel, tmp_path):
     data = os.urandom(4096)
     r = run(kernel, f"""
 {PY} -m host.cli list --json || exit 1
+{PY} -m host.cli selftest dax0.0 || exit 1
 echo ---
 {PY} -m host.cli info dax0.0 | grep -E '^(address|dax_node) ' || exit 1
 {PY} -c '
@@ -41,7 +42,11 @@ with client.open_bar("dax0.0") as bar:
 """, host_root=True, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     listing, _, rest = r.output.partition("---\n")
-    (dev,) = json.loads(listing)
+    listing, _, selftest = listing.partition("]\n")
+    (dev,) = json.loads(listing + "]")
+    assert f"/dev/dax0.0 address {IVSHMEM_SIZE} bytes" in selftest
+    assert f"/dev/dax0.0 random  {IVSHMEM_SIZE} bytes" in selftest
+    assert selftest.count(", ok") == 2 and "PASSED" in selftest
     assert dev["vendor"] == 0x1AF4 and dev["device"] == 0x1110
     assert dev["kind"] == "memory-only" and dev["mode"] == "dax" and dev["bar"] == 2
     assert dev["dax_node"] == "/dev/dax0.0" and dev["dax_size"] == IVSHMEM_SIZE
