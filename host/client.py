@@ -13,8 +13,8 @@ device, its p2p_dax/ attributes, its dax device. Mapping goes through the
 dax node (/dev/daxN.M), shared, in whole units of the alignment the dax
 device requires.
 
-Still to come (issue 5): peer transfers with O_DIRECT and checksums, the
-monitor, cffi helpers, the CLI's copy, bench and selftest.
+Transfers: host/transfer.py. Still to come (issue 5): cffi helpers, the
+CLI's bench.
 """
 
 import mmap
@@ -109,6 +109,38 @@ def devices(context=None):
     context = context or pyudev.Context()
     found = context.list_devices(subsystem="pci", DRIVER=DRIVER)
     return sorted((_describe(d.sys_path) for d in found), key=lambda d: d.address)
+
+
+def monitor(context=None, timeout=None):
+    """Listen now; yield (action, device) as devices are bound to p2p_dax ("bind", a Device)
+    or unbound from it ("unbind", the PCI address: its attributes are gone).
+    Reads udev's events where udevd runs, else the kernel's. Stops after
+    `timeout` seconds without an event (None: never)."""
+    import pyudev
+    context = context or pyudev.Context()
+    source = "udev" if Path("/run/udev/control").exists() else "kernel"
+    mon = pyudev.Monitor.from_netlink(context, source=source)
+    if source == "udev":
+        mon.filter_by("pci")        # libudev's filters apply to udev's messages only
+    mon.start()                     # listening from now on, not from the first next()
+    # An unbind event does not say which driver let go: remember ours.
+    ours = {d.address for d in devices(context)}
+    return _events(mon, timeout, ours)
+
+
+def _events(mon, timeout, ours):
+    while True:
+        event = mon.poll(timeout)
+        if event is None:
+            return
+        if event.subsystem != "pci":
+            continue
+        if event.action == "bind" and event.driver == DRIVER:
+            ours.add(event.sys_name)
+            yield "bind", _describe(event.sys_path)
+        elif event.action == "unbind" and event.sys_name in ours:
+            ours.discard(event.sys_name)
+            yield "unbind", event.sys_name
 
 
 def find(name=None):

@@ -79,3 +79,32 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     assert "is outside /dev/dax0.0: offsets 0 to 0x4000000" in r.output
     assert read(iv, 4 << 20, 8 << 20) == source
     assert read(nvme[1], 1 << 20, 8 << 20) == source
+
+
+def test_monitor_sees_unbind_and_bind(tmp_path):
+    """client.monitor() reports an unbind (the address) and a bind (a Device) of
+    a p2p_dax device, and not the unbind of an NVMe from its driver."""
+    r = run("6.12", f"""
+IV=$(ls /sys/bus/pci/drivers/p2p_dax | grep :) || exit 2
+{PY} -c '
+import sys
+from host import client
+events = client.monitor(timeout=20)
+print("ready", flush=True)
+for n, (action, dev) in zip(range(2), events):
+    print(action, dev if isinstance(dev, str) else (dev.address, dev.dax_device), flush=True)
+' > /tmp/events &
+while ! grep -q ready /tmp/events 2>/dev/null; do sleep 0.2; done
+NV=$(ls /sys/bus/pci/drivers/nvme | grep : | head -1)
+echo $NV > /sys/bus/pci/drivers/nvme/unbind     # not ours: no event
+echo $IV > /sys/bus/pci/drivers/p2p_dax/unbind
+echo $IV > /sys/bus/pci/drivers/p2p_dax/bind
+wait
+echo address=$IV
+cat /tmp/events
+""", host_root=True)
+    assert r.returncode == 0, r.output
+    address = r.output.split("address=")[1].split()[0]
+    events = r.output.split("ready\n")[1].splitlines()
+    assert events[0] == f"unbind {address}", r.output
+    assert f"bind ('{address}', 'dax0.0')" in r.output
