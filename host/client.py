@@ -22,6 +22,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import native
+from .native import DeviceGoneError  # noqa: F401  (part of the API)
+
 DRIVER = "p2p_dax"
 UDEV_GROUP = "p2pdax"
 SYSFS = Path("/sys")
@@ -196,13 +199,17 @@ class Bar:
                              f"offsets 0 to {self.size:#x} ({self.size} bytes) are allowed")
 
     def read(self, offset, length):
+        """Bytes from the BAR; DeviceGoneError if the device goes away meanwhile."""
         self.check(offset, length)
-        return bytes(self.buffer[offset:offset + length])
+        out = bytearray(length)
+        native.copy(memoryview(out), self.buffer[offset:offset + length], self.device.dax_node)
+        return bytes(out)
 
     def write(self, offset, data):
+        """Write data at offset; DeviceGoneError if the device goes away meanwhile."""
         data = memoryview(data).cast("B")
         self.check(offset, len(data))
-        self.buffer[offset:offset + len(data)] = data
+        native.copy(self.buffer[offset:offset + len(data)], data, self.device.dax_node)
 
     def close(self):
         if self._map is not None:

@@ -38,8 +38,22 @@ else
     echo "setup: $how"
 fi
 
-# 2. The project and its Python dependencies
-if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
+# 2. The project and its Python dependencies. The package build compiles the
+#    host library's C helpers (cffi) against zlib: gcc and zlib1g-dev.
+for pkg in gcc zlib1g-dev; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then
+        if ! is_root; then
+            echo "setup: the host library's C helpers need $pkg: run 'sudo apt-get install $pkg'" >&2
+            exit 1
+        fi
+        apt_install "$pkg"
+        echo "setup: installed $pkg (apt)"
+    fi
+done
+# Rebuilt when what the package build reads changes.
+build_inputs=(pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h)
+up_to_date() { for f in "${build_inputs[@]}"; do [ "$STAMP" -nt "$f" ] || return 1; done; }
+if [ -f "$STAMP" ] && up_to_date && compgen -G 'host/_native*.so' >/dev/null; then
     echo "setup: Python packages up to date"
 else
     if ! "$VENV/bin/python" -m pip install -q -e '.[sim,test]' >"$VENV/pip.log" 2>&1; then

@@ -108,3 +108,37 @@ cat /tmp/events
     events = r.output.split("ready\n")[1].splitlines()
     assert events[0] == f"unbind {address}", r.output
     assert f"bind ('{address}', 'dax0.0')" in r.output
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_device_removed_while_mapped(kernel, tmp_path):
+    """Unbinding the device under an open mapping: reads, writes and O_DIRECT
+    raise clear errors, the process lives on, and nothing lands in the BAR."""
+    iv, nvme = images(tmp_path)
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
+N0=$(nvme n0) || exit 2
+{PY} -c '
+from host import client, transfer
+bar = client.open_bar("dax0.0")
+bar.write(0, b"x" * 4096)
+with open("/sys/bus/pci/drivers/p2p_dax/unbind", "w") as f:
+    f.write(bar.device.address)
+for name, action in [("read", lambda: bar.read(0, 4096)),
+                     ("write", lambda: bar.write(8192, b"y" * 4096)),
+                     ("o_direct", lambda: transfer.copy(transfer.FileEnd("'$N0'"),
+                                                        transfer.BufferEnd(bar, 16384), 4096))]:
+    try:
+        action()
+        print(name, "succeeded")
+    except OSError as e:
+        print(name, type(e).__name__, e)
+print("alive")
+'
+""", host_root=True, ivshmem_file=iv, nvme_images=nvme)
+    assert r.returncode == 0, r.output
+    assert "read DeviceGoneError [Errno 6] /dev/dax0.0: the device went away" in r.output
+    assert "write DeviceGoneError [Errno 6] /dev/dax0.0: the device went away" in r.output
+    assert "o_direct OSError [Errno 14] Bad address" in r.output
+    assert "succeeded" not in r.output and r.output.rstrip().endswith("alive")
+    bar = iv.read_bytes()
+    assert bar[:4096] == b"x" * 4096 and bar[4096:] == bytes(len(bar) - 4096)

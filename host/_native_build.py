@@ -1,0 +1,108 @@
+"""cffi build script for host._native: C helpers the standard library lacks.
+
+Built by the package build (setup.py: cffi_modules) with the machine's C
+compiler. Declares the driver's register header (driver/p2p_dax_regs.h, the
+one generated from hw/regmap.py) so its constants reach Python from the same
+file the driver compiles, and adds:
+
+- p2pdax_copy(dst, src, n, &crc): memcpy plus CRC-32 of the bytes moved, in
+  one pass over the data. A SIGBUS during the copy (the device behind a BAR
+  mapping went away: the kernel unmapped it) ends the copy and returns -1
+  instead of killing the process.
+- p2pdax_crc32(p, n, crc): CRC-32 (zlib's polynomial, same values as
+  zlib.crc32) of memory that may be a BAR mapping, with the same SIGBUS
+  guard.
+"""
+
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = ROOT / "driver" / "p2p_dax_regs.h"
+
+
+def _header_constants():
+    """`#define NAME ...` for each integer constant of the register header."""
+    names = re.findall(r"^#define\s+(P2PDAX_\w+)\s+(?:0x[0-9a-fA-F]+|\d+)u?\s*$",
+                       HEADER.read_text(), re.M)
+    return "\n".join(f"#define {name} ..." for name in names)
+
+
+CDEF = """
+int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc);
+int p2pdax_crc32(const void *p, size_t n, uint32_t *crc);
+"""
+
+SOURCE = r"""
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <zlib.h>
+#include "p2p_dax_regs.h"
+
+/* SIGBUS is synchronous: it goes to the thread that touched the page. */
+static __thread sigjmp_buf *bus_jmp;
+
+static void on_sigbus(int sig)
+{
+    if (bus_jmp)
+        siglongjmp(*bus_jmp, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+#define CHUNK (1u << 20)
+
+/* Copy (when dst) and checksum n bytes at src; -1 on SIGBUS. */
+static int guarded(void *dst, const void *src, size_t n, uint32_t *crc)
+{
+    struct sigaction sa = { .sa_handler = on_sigbus }, old;
+    sigjmp_buf jmp;
+    volatile size_t done = 0;
+    uLong c = *crc;
+    int rc = 0;
+
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &old);
+    if (sigsetjmp(jmp, 1) == 0) {
+        bus_jmp = &jmp;
+        while (done < n) {
+            size_t k = n - done < CHUNK ? n - done : CHUNK;
+            const unsigned char *s = (const unsigned char *)src + done;
+            if (dst) {
+                memcpy((unsigned char *)dst + done, s, k);
+                s = (const unsigned char *)dst + done;   /* checksum what landed */
+            }
+            c = crc32(c, s, (uInt)k);
+            done += k;
+        }
+    } else {
+        rc = -1;
+    }
+    bus_jmp = NULL;
+    sigaction(SIGBUS, &old, NULL);
+    *crc = (uint32_t)c;
+    return rc;
+}
+
+int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc)
+{
+    return guarded(dst, src, n, crc);
+}
+
+int p2pdax_crc32(const void *p, size_t n, uint32_t *crc)
+{
+    return guarded(NULL, p, n, crc);
+}
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF + _header_constants())
+ffibuilder.set_source("host._native", SOURCE, include_dirs=[str(HEADER.parent)],
+                      libraries=["z"], extra_compile_args=["-O2"])
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=False)

@@ -1,0 +1,43 @@
+"""The C helpers of host/_native_build.py, for the rest of the library.
+
+Copies and checksums that touch a BAR mapping go through here: if the device
+goes away while they run (unbind, hot removal), the kernel unmaps the BAR
+and the access raises DeviceGoneError instead of killing the process with
+SIGBUS.
+"""
+
+import errno
+
+try:
+    from ._native import ffi, lib
+except ImportError as e:       # a source tree that was never built
+    raise ImportError("host._native is not built: run `pip install -e .` in the repository "
+                      "(it needs gcc and zlib1g-dev)") from e
+
+
+class DeviceGoneError(OSError):
+    """The memory behind a mapping went away (SIGBUS): the device was unbound or removed."""
+
+    def __init__(self, what):
+        super().__init__(errno.ENXIO, f"{what}: the device went away during the access "
+                         "(unbound or removed); nothing was written elsewhere")
+
+
+def copy(dst, src, what="BAR"):
+    """Copy memoryview src into memoryview dst (same length); return the CRC-32 of
+    the bytes that landed in dst."""
+    if len(dst) != len(src):
+        raise ValueError(f"copy: {len(dst)} and {len(src)} bytes")
+    crc = ffi.new("uint32_t *")
+    if lib.p2pdax_copy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
+                       len(src), crc):
+        raise DeviceGoneError(what)
+    return crc[0]
+
+
+def crc32(view, what="BAR"):
+    """CRC-32 of memoryview view (the values zlib.crc32 gives)."""
+    crc = ffi.new("uint32_t *")
+    if lib.p2pdax_crc32(ffi.from_buffer(view), len(view), crc):
+        raise DeviceGoneError(what)
+    return crc[0]
