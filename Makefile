@@ -22,7 +22,8 @@ help:
 	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
 	@echo "               make vm KERNEL=6.12 CMD='daxctl list'  [VM_ARGS='--no-driver --params ...']"
 	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
-	@echo "make vm-bench  O_DIRECT NVMe -> dax mapping beside NVMe -> RAM, in a VM  [KERNEL=6.12]"
+	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
+	@echo "               plot in build/vm-bench/  [KERNEL=6.12]"
 	@echo "make clean     remove build/"
 
 setup: $(STAMP)

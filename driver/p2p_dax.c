@@ -71,6 +71,7 @@ struct p2p_dax {
 	int bar;			/* the memory BAR */
 	int id;				/* dax region id: /dev/dax<id>.0 */
 	u32 version;			/* gateware VERSION register */
+	u64 mem_size;			/* boards: memory behind BAR2 (MEM_SIZE) */
 	resource_size_t dax_size;	/* dax part: from the BAR's start */
 	resource_size_t p2p_size;	/* p2pdma part: at the BAR's end */
 	char dax_name[32];		/* e.g. "dax0.0" */
@@ -251,6 +252,13 @@ static int p2p_dax_check_board(struct p2p_dax *p2p)
 	}
 	bar2_size = ioread32(p2p->regs + P2PDAX_REG_BAR2_SIZE_LO) |
 		    (u64)ioread32(p2p->regs + P2PDAX_REG_BAR2_SIZE_HI) << 32;
+	p2p->mem_size = ioread32(p2p->regs + P2PDAX_REG_MEM_SIZE_LO) |
+			(u64)ioread32(p2p->regs + P2PDAX_REG_MEM_SIZE_HI) << 32;
+	if (!p2p->mem_size || p2p->mem_size > bar2_size) {
+		dev_err(&pdev->dev, "MEM_SIZE register reads %llu, not 1 to BAR2's %llu "
+			"bytes: a broken bitstream\n", p2p->mem_size, bar2_size);
+		return -ENODEV;
+	}
 	if (bar2_size != pci_resource_len(pdev, P2P_DAX_BOARD_MEM_BAR)) {
 		dev_err(&pdev->dev, "BAR2 is %llu bytes but the gateware says %llu: the "
 			"hard IP's BAR2 setting and the gateware disagree\n",
@@ -456,6 +464,13 @@ static ssize_t gateware_version_show(struct device *dev, struct device_attribute
 }
 static DEVICE_ATTR_RO(gateware_version);
 
+/* Boards: bytes of memory behind BAR2; less than bar_size when BAR2 mirrors it. */
+static ssize_t mem_size_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", p2p_dax_from_dev(dev)->mem_size);
+}
+static DEVICE_ATTR_RO(mem_size);
+
 static struct attribute *p2p_dax_attrs[] = {
 	&dev_attr_mode.attr,
 	&dev_attr_kind.attr,
@@ -465,6 +480,7 @@ static struct attribute *p2p_dax_attrs[] = {
 	&dev_attr_dax_size.attr,
 	&dev_attr_p2pmem_size.attr,
 	&dev_attr_gateware_version.attr,
+	&dev_attr_mem_size.attr,
 	NULL
 };
 
@@ -477,7 +493,8 @@ static umode_t p2p_dax_attr_visible(struct kobject *kobj, struct attribute *attr
 		return 0;
 	if (attr == &dev_attr_p2pmem_size.attr && !p2p->p2p_size)
 		return 0;
-	if (attr == &dev_attr_gateware_version.attr && !p2p->regs)
+	if ((attr == &dev_attr_gateware_version.attr || attr == &dev_attr_mem_size.attr) &&
+	    !p2p->regs)
 		return 0;
 	return attr->mode;
 }

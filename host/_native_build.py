@@ -12,6 +12,12 @@ file the driver compiles, and adds:
 - p2pdax_crc32(p, n, crc): CRC-32 (zlib's polynomial, same values as
   zlib.crc32) of memory that may be a BAR mapping, with the same SIGBUS
   guard.
+- p2pdax_memcpy(dst, src, n, chunk): plain memcpy in calls of `chunk` bytes,
+  no checksum, the same SIGBUS guard: what `p2pdax bench` times for CPU
+  access to the mapping and for its reference, memcpy in RAM.
+- p2pdax_dio_read(fd, buf, n, chunk): the plainest O_DIRECT loop, pread()
+  of `chunk` bytes at a time from offset 0, one in flight: the reference
+  `p2pdax bench` holds the library's own loop against.
 """
 
 import re
@@ -33,13 +39,17 @@ def _header_constants():
 CDEF = """
 int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc);
 int p2pdax_crc32(const void *p, size_t n, uint32_t *crc);
+int p2pdax_memcpy(void *dst, const void *src, size_t n, size_t chunk);
+long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk);
 """
 
 SOURCE = r"""
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include "p2p_dax_regs.h"
 
@@ -56,13 +66,14 @@ static void on_sigbus(int sig)
 
 #define CHUNK (1u << 20)
 
-/* Copy (when dst) and checksum n bytes at src; -1 on SIGBUS. */
-static int guarded(void *dst, const void *src, size_t n, uint32_t *crc)
+/* Copy (when dst) and checksum (when crc) n bytes at src, `chunk` bytes per
+ * step; -1 on SIGBUS. */
+static int guarded(void *dst, const void *src, size_t n, uint32_t *crc, size_t chunk)
 {
     struct sigaction sa = { .sa_handler = on_sigbus }, old;
     sigjmp_buf jmp;
     volatile size_t done = 0;
-    uLong c = *crc;
+    uLong c = crc ? *crc : 0;
     int rc = 0;
 
     sigemptyset(&sa.sa_mask);
@@ -70,13 +81,14 @@ static int guarded(void *dst, const void *src, size_t n, uint32_t *crc)
     if (sigsetjmp(jmp, 1) == 0) {
         bus_jmp = &jmp;
         while (done < n) {
-            size_t k = n - done < CHUNK ? n - done : CHUNK;
+            size_t k = n - done < chunk ? n - done : chunk;
             const unsigned char *s = (const unsigned char *)src + done;
             if (dst) {
                 memcpy((unsigned char *)dst + done, s, k);
                 s = (const unsigned char *)dst + done;   /* checksum what landed */
             }
-            c = crc32(c, s, (uInt)k);
+            if (crc)
+                c = crc32(c, s, (uInt)k);
             done += k;
         }
     } else {
@@ -84,18 +96,41 @@ static int guarded(void *dst, const void *src, size_t n, uint32_t *crc)
     }
     bus_jmp = NULL;
     sigaction(SIGBUS, &old, NULL);
-    *crc = (uint32_t)c;
+    if (crc)
+        *crc = (uint32_t)c;
     return rc;
 }
 
 int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc)
 {
-    return guarded(dst, src, n, crc);
+    return guarded(dst, src, n, crc, CHUNK);
 }
 
 int p2pdax_crc32(const void *p, size_t n, uint32_t *crc)
 {
-    return guarded(NULL, p, n, crc);
+    return guarded(NULL, p, n, crc, CHUNK);
+}
+
+int p2pdax_memcpy(void *dst, const void *src, size_t n, size_t chunk)
+{
+    return guarded(dst, src, n, NULL, chunk ? chunk : CHUNK);
+}
+
+/* Bytes read, or -errno; a short read ends the loop. */
+long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        size_t k = n - done < chunk ? n - done : chunk;
+        ssize_t got = pread(fd, (char *)buf + done, k, (off_t)done);
+        if (got < 0)
+            return -errno;
+        done += (size_t)got;
+        if ((size_t)got < k)
+            break;
+    }
+    return (long long)done;
 }
 """
 

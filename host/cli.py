@@ -4,18 +4,19 @@
     p2pdax info DEV          one device, every field
     p2pdax copy SRC DST      a file or block device to BAR memory, or back
     p2pdax selftest DEV      write patterns over the BAR, read back, verify
+    p2pdax bench DEV         throughput of each path against a same-run reference
 
 DEV is a PCI address (0000:03:00.0 or 03:00.0) or a dax device (dax0.0); in
 copy, DEV:OFFSET is BAR memory at OFFSET (suffixes K, M, G).
-Still to come (issue 5): bench.
 """
 
 import argparse
 import json
 import os
+import platform
 import sys
 
-from . import client, transfer
+from . import bench, client, transfer
 
 
 def _size(n):
@@ -95,6 +96,10 @@ def cmd_selftest(args):
     failures = 0
     with client.open_bar(dev) as bar:
         length = min(args.length or bar.size, bar.size)
+        if length > dev.mem_size:
+            print(f"{dev.dax_node}: the BAR mirrors {_size(dev.mem_size)} of memory "
+                  f"(MEM_SIZE): testing those {dev.mem_size} bytes")
+            length = dev.mem_size
         length -= length % 8
         passes = [("address", array.array("Q", range(0, length, 8)).tobytes()),
                   ("random", os.urandom(length))]
@@ -115,6 +120,49 @@ def cmd_selftest(args):
                   f"MB/s, read {length / (t2 - t1) / 1e6:.0f} MB/s, {result}")
     print(f"selftest {dev.address}: {'PASSED' if not failures else 'FAILED'}")
     return 1 if failures else 0
+
+
+def cmd_bench(args):
+    dev = client.find(args.dev)
+    with client.open_bar(dev) as bar:
+        b = bench.Bench(bar, total=min(args.total, bar.size), sizes=args.sizes,
+                        rounds=args.rounds, queue_depth=args.queue_depth,
+                        source=args.source, target=args.target)
+        title = (f"p2pdax bench {dev.address} ({dev.dax_node}, Linux {platform.release()}): "
+                 f"{_size(b.total)} per pass, "
+                 f"best of {b.rounds}, queue depth {b.queue_depth}")
+        bar_progress = None
+        if not args.json:
+            from tqdm import tqdm
+            bar_progress = tqdm(total=b.steps, unit="pass", leave=False, file=sys.stderr,
+                                disable=None)      # None: only on a terminal
+
+        def progress(path, size):
+            if bar_progress is not None:
+                bar_progress.set_description(f"{path} {_size(size)}", refresh=False)
+                bar_progress.update()
+        try:
+            rows = b.run(progress)
+        finally:
+            if bar_progress is not None:
+                bar_progress.close()
+    if args.plot:
+        bench.plot(rows, args.plot, title)
+    if args.json:
+        print(json.dumps({"device": dev.address, "dax_node": dev.dax_node, "total": b.total,
+                          "rounds": b.rounds, "queue_depth": b.queue_depth,
+                          "source": b.source, "target": b.target,
+                          "results": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        print(title)
+        print(bench.table(rows))
+        if args.plot:
+            print(f"plot: {args.plot}")
+    return 0
+
+
+def _sizes(text):
+    return [_number(t) for t in text.split(",")]
 
 
 def cmd_info(args):
@@ -152,10 +200,30 @@ def main(argv=None):
     p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
     p.add_argument("--length", type=_number, help="bytes from offset 0 (default: all)")
     p.set_defaults(run=cmd_selftest)
+    p = sub.add_parser("bench", help="throughput of CPU and NVMe paths to and from the BAR, "
+                       "each against a reference measured in the same run (overwrites the "
+                       "BAR's first TOTAL bytes)")
+    p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
+    p.add_argument("--source", metavar="PATH",
+                   help="file or block device to read with O_DIRECT (adds nvme->bar, library)")
+    p.add_argument("--target", metavar="PATH", help="file or block device to write with "
+                   "O_DIRECT (adds bar->nvme; ITS FIRST TOTAL BYTES ARE OVERWRITTEN)")
+    p.add_argument("--total", type=_number, default=64 << 20,
+                   help="bytes per pass (default 64M, at most the BAR)")
+    p.add_argument("--sizes", type=_sizes, help="transfer sizes, comma-separated (default "
+                   f"{','.join(_size(s).replace(' KiB', 'K').replace(' MiB', 'M') for s in bench.SIZES)}"
+                   ", those up to TOTAL)")
+    p.add_argument("--rounds", type=int, default=3, help="passes per path and size, the "
+                   "best kept (default 3)")
+    p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw throughput against size")
+    p.set_defaults(run=cmd_bench)
     args = ap.parse_args(argv)
     try:
         return args.run(args)
-    except (client.NoDeviceError, transfer.TransferError, OSError, ValueError) as e:
+    except (client.NoDeviceError, transfer.TransferError, OSError, ValueError,
+            ImportError) as e:
         print(f"p2pdax: {e}", file=sys.stderr)
         return 1
 

@@ -13,8 +13,9 @@ device, its p2p_dax/ attributes, its dax device. Mapping goes through the
 dax node (/dev/daxN.M), shared, in whole units of the alignment the dax
 device requires.
 
-Transfers: host/transfer.py. Still to come (issue 5): cffi helpers, the
-CLI's bench.
+bar.array() gives a numpy view of the BAR where numpy is installed.
+Transfers: host/transfer.py; benchmarks: host/bench.py; the C helpers both
+use: host/native.py.
 """
 
 import mmap
@@ -52,6 +53,7 @@ class Device:
     link_speed: str | None  # e.g. "8.0 GT/s PCIe"; None where the device has no link
     link_width: int | None
     gateware_version: str | None    # boards only
+    mem_size: int           # memory behind the BAR: less than bar_size when the BAR mirrors it
     driver_version: str | None
 
     @property
@@ -102,6 +104,7 @@ def _describe(sys_path, sysfs=SYSFS):
         link_speed=_read(pci / "current_link_speed"),
         link_width=_int(width) if width and width.isdigit() else None,
         gateware_version=_read(attr / "gateware_version"),
+        mem_size=_int(_read(attr / "mem_size")) or _int(_read(attr / "bar_size")),
         driver_version=_read(sysfs / "module" / DRIVER / "version"),
     )
 
@@ -211,10 +214,33 @@ class Bar:
         self.check(offset, len(data))
         native.copy(self.buffer[offset:offset + len(data)], data, self.device.dax_node)
 
+    def array(self, dtype="uint8", offset=0, count=None):
+        """A numpy array over the BAR, no copy: what is written to it lands in
+        the BAR. count items of dtype from offset (default: to the end). Its
+        accesses are plain loads and stores, not guarded like read() and
+        write(): if the device goes away, the next access kills the process
+        with SIGBUS."""
+        try:
+            import numpy
+        except ImportError:
+            raise ImportError("Bar.array() needs numpy: pip install numpy") from None
+        dtype = numpy.dtype(dtype)
+        if offset % dtype.itemsize:
+            raise ValueError(f"offset {offset:#x} is not a multiple of {dtype}'s size "
+                             f"({dtype.itemsize} bytes)")
+        if count is None:
+            count = (self.size - offset) // dtype.itemsize
+        self.check(offset, count * dtype.itemsize)
+        return numpy.frombuffer(self.buffer, dtype, count, offset)
+
     def close(self):
         if self._map is not None:
-            self.buffer.release()
-            self._map.close()
+            try:
+                self.buffer.release()
+                self._map.close()
+            except BufferError:
+                raise BufferError(f"{self.device.dax_node}: arrays or memoryviews of the BAR "
+                                  "are still alive; delete them before closing") from None
             self._map = None
 
     def __enter__(self):

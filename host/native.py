@@ -7,6 +7,7 @@ SIGBUS.
 """
 
 import errno
+import os
 
 try:
     from ._native import ffi, lib
@@ -41,3 +42,22 @@ def crc32(view, what="BAR"):
     if lib.p2pdax_crc32(ffi.from_buffer(view), len(view), crc):
         raise DeviceGoneError(what)
     return crc[0]
+
+
+def memcpy(dst, src, chunk=1 << 20, what="BAR"):
+    """Plain memcpy of memoryview src into dst (same length), `chunk` bytes a call."""
+    if len(dst) != len(src):
+        raise ValueError(f"memcpy: {len(dst)} and {len(src)} bytes")
+    if lib.p2pdax_memcpy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
+                         len(src), chunk):
+        raise DeviceGoneError(what)
+
+
+def dio_read(fd, dst, chunk):
+    """Read len(dst) bytes from offset 0 of fd into memoryview dst, pread() by
+    pread() of `chunk` bytes, in C. Returns the bytes read (fewer at the end of
+    the file); OSError on failure."""
+    n = lib.p2pdax_dio_read(fd, ffi.from_buffer(dst, require_writable=True), len(dst), chunk)
+    if n < 0:
+        raise OSError(-n, os.strerror(-n))
+    return n

@@ -56,12 +56,12 @@ up_to_date() { for f in "${build_inputs[@]}"; do [ "$STAMP" -nt "$f" ] || return
 if [ -f "$STAMP" ] && up_to_date && compgen -G 'host/_native*.so' >/dev/null; then
     echo "setup: Python packages up to date"
 else
-    if ! "$VENV/bin/python" -m pip install -q -e '.[sim,test]' >"$VENV/pip.log" 2>&1; then
+    if ! "$VENV/bin/python" -m pip install -q -e '.[sim,test,plot]' >"$VENV/pip.log" 2>&1; then
         tail -n 30 "$VENV/pip.log" >&2
         echo "setup: pip install failed; full output in $VENV/pip.log" >&2
         exit 1
     fi
-    echo "setup: installed p2p-dax[sim,test] into $VENV (pip)"
+    echo "setup: installed p2p-dax[sim,test,plot] into $VENV (pip)"
 fi
 
 # 3. Icarus Verilog

@@ -83,7 +83,7 @@ class MirroredBar:
             self.mem[at:at + 4096] = data[i:i + 4096]
 
     def read(self, offset, length):
-        return bytes(self.mem) * 2
+        return (bytes(self.mem) * 2)[offset:offset + length]
 
     def __enter__(self):
         return self
@@ -102,3 +102,47 @@ def test_selftest_finds_a_mirrored_bar(tmp_path, monkeypatch, capsys):
     # Word 0 holds 0; the mirror shows word 0x8000's 0x8000 there: byte 1 differs.
     assert address.endswith("MISMATCH: first at offset 0x1 (wrote 0x00, read 0x80)"), out
     assert "FAILED" in out
+
+
+def test_bar_array_is_a_numpy_view(tmp_path):
+    """Bar.array(): a numpy view whose writes land in the mapped memory (here a
+    file in place of the dax node), bounds and alignment checked."""
+    import dataclasses
+    np = pytest.importorskip("numpy")
+    backing = tmp_path / "bar"
+    backing.write_bytes(bytes(1 << 20))
+
+    class FileDevice(client.Device):
+        dax_node = str(backing)
+
+    dev = client._describe(fake_device(tmp_path / "sys"), sysfs=tmp_path / "sys")
+    dev = FileDevice(**dataclasses.asdict(dev) | {"dax_size": 1 << 20})
+    with client.Bar(dev) as bar:
+        words = bar.array("uint32", offset=4096, count=4)
+        words[:] = [1, 2, 3, 0xDEADBEEF]
+        assert bar.array("uint64").shape == ((1 << 20) // 8,)
+        with pytest.raises(ValueError, match="offset 0x2 is not a multiple of uint32's size"):
+            bar.array("uint32", offset=2)
+        with pytest.raises(ValueError, match="outside .*offsets 0 to 0x100000"):
+            bar.array("uint32", offset=4096, count=1 << 18)
+        with pytest.raises(BufferError, match="arrays or memoryviews of the BAR are still alive"):
+            bar.close()
+        del words
+    assert np.frombuffer(backing.read_bytes()[4096:4112], "<u4").tolist() == [1, 2, 3, 0xDEADBEEF]
+
+
+def test_selftest_stays_within_the_memory_a_board_reports(tmp_path, monkeypatch, capsys):
+    """A board whose driver says mem_size is half the BAR: selftest writes and
+    checks those bytes only, and passes on the mirrored BAR."""
+    pci = fake_device(tmp_path)
+    (pci / "p2p_dax" / "kind").write_text("board\n")
+    (pci / "p2p_dax" / "mem_size").write_text(f"{MirroredBar.size // 2}\n")
+    dev = client._describe(pci, sysfs=tmp_path)
+    assert dev.mem_size == 32 << 10
+    monkeypatch.setattr(client, "find", lambda name=None: dev)
+    monkeypatch.setattr(client, "open_bar", lambda d: MirroredBar())
+    assert cli.main(["selftest", "dax0.0"]) == 0
+    out = capsys.readouterr().out
+    assert "/dev/dax0.0: the BAR mirrors 32 KiB of memory (MEM_SIZE): testing those 32768 " \
+        "bytes" in out
+    assert "address 32768 bytes" in out and "PASSED" in out

@@ -28,6 +28,11 @@ def test_list_and_mapping(kernel, tmp_path):
 {PY} -m host.cli list --json || exit 1
 {PY} -m host.cli selftest dax0.0 || exit 1
 echo ---
+# Not root: refused until the node's group (the udev rule's job) includes the user.
+NOBODY="setpriv --reuid=65534 --regid=65534"
+$NOBODY --clear-groups {PY} -m host.cli selftest dax0.0; echo "nobody: $?"
+chgrp 4242 /dev/dax0.0 && chmod 0660 /dev/dax0.0 || exit 2
+$NOBODY --groups=4242 {PY} -m host.cli selftest dax0.0 --length 64K || exit 1
 {PY} -m host.cli info dax0.0 | grep -E '^(address|dax_node) ' || exit 1
 {PY} -c '
 from host import client
@@ -51,9 +56,13 @@ with client.open_bar("dax0.0") as bar:
     assert dev["kind"] == "memory-only" and dev["mode"] == "dax" and dev["bar"] == 2
     assert dev["dax_node"] == "/dev/dax0.0" and dev["dax_size"] == IVSHMEM_SIZE
     assert dev["dax_align"] == 4096 and dev["p2pmem_size"] == 0
+    assert dev["mem_size"] == dev["bar_size"] == IVSHMEM_SIZE
     assert dev["driver_version"] == VERSION and dev["gateware_version"] is None
     assert f"address           {dev['address']}" in rest
     assert "readback True" in rest
+    assert "p2pdax: /dev/dax0.0: permission denied; add yourself to the group 'p2pdax' " \
+        "that driver/60-p2p-dax.rules gives the device to, or run as root" in rest
+    assert "nobody: 1" in rest and "/dev/dax0.0 random  65536 bytes" in rest
     assert f"is outside /dev/dax0.0: offsets 0 to {IVSHMEM_SIZE:#x}" in rest
     assert read(iv, 8192, 4096) == data
 
@@ -70,13 +79,22 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 {PY} -m host.cli copy dax0.0:4M $N1 --offset 1M --length 8M --queue-depth 8 || exit 1
 {PY} -m host.cli copy $N0 dax0.0:0x1001 --length 4K; echo "misaligned: $?"
 {PY} -m host.cli copy $N0 dax0.0:63M --length 2M; echo "too long: $?"
+{PY} -m host.cli copy dax0.0:0 /tmp/out --length 4K; echo "to tmpfs: $?"
+{PY} -m host.cli copy dax0.0:0 /tmp/out --length 4K --buffered || exit 1
 """, host_root=True, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     assert r.output.count(f"copied {8 << 20} bytes") == 2, r.output
-    assert r.output.count("verified (CRC-32") == 2
+    assert r.output.count("verified (CRC-32") == r.output.count("copied ")
     assert "O_DIRECT needs offsets that are multiples of 4096" in r.output
     assert "misaligned: 1" in r.output and "too long: 1" in r.output
     assert "is outside /dev/dax0.0: offsets 0 to 0x4000000" in r.output
+    if kernel == "6.1":     # tmpfs takes O_DIRECT from 6.6 on
+        assert "p2pdax: /tmp/out: its file system refuses O_DIRECT; use the buffered path " \
+            "(direct=False, --buffered)" in r.output
+        assert "to tmpfs: 1" in r.output
+    else:
+        assert "to tmpfs: 0" in r.output
+    assert r.output.count("bytes dax0.0:0 -> /tmp/out") == (1 if kernel == "6.1" else 2)
     assert read(iv, 4 << 20, 8 << 20) == source
     assert read(nvme[1], 1 << 20, 8 << 20) == source
 
@@ -142,3 +160,34 @@ print("alive")
     assert "succeeded" not in r.output and r.output.rstrip().endswith("alive")
     bar = iv.read_bytes()
     assert bar[:4096] == b"x" * 4096 and bar[4096:] == bytes(len(bar) - 4096)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_cli_bench(kernel, tmp_path):
+    """`p2pdax bench` with both NVMe devices: every path at each size, as JSON,
+    and a plot; the data it moved is checked here in ivshmem's file and the
+    target NVMe's image."""
+    source = os.urandom(4 << 20)
+    iv, nvme = images(tmp_path, nvme0=source)
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
+N0=$(nvme n0) && N1=$(nvme n1) || exit 2
+{PY} -m host.cli bench dax0.0 --source $N0 --target $N1 --total 4M --sizes 64K,1M \\
+    --rounds 1 --json --plot {out}/bench.png > {out}/bench.json || exit 1
+head -c 8192 /dev/zero > /tmp/small
+{PY} -m host.cli bench dax0.0 --source /tmp/small --total 64K; echo "small source: $?"
+""", host_root=True, ivshmem_file=iv, nvme_images=nvme, shares=[out], timeout=300)
+    assert r.returncode == 0, r.output
+    result = json.loads((out / "bench.json").read_text())
+    assert result["dax_node"] == "/dev/dax0.0" and result["total"] == 4 << 20
+    rows = {(row["path"], row["size"]): row for row in result["results"]}
+    assert set(rows) == {(p, s) for p in ("cpu-read", "cpu-write", "nvme->bar", "bar->nvme",
+                                          "library") for s in (64 << 10, 1 << 20)}
+    assert all(row["mb_per_s"] > 0 and row["reference_mb_per_s"] > 0 for row in rows.values())
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert read(iv, 0, 4 << 20) == source            # the library path read it in last
+    assert read(nvme[1], 0, 4 << 20) == source       # bar->nvme wrote what nvme->bar read
+    assert "p2pdax: /tmp/small holds 8192 bytes, less than the 65536 bytes a pass reads; " \
+        "give a smaller --total" in r.output
+    assert "small source: 1" in r.output
