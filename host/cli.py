@@ -33,7 +33,7 @@ def cmd_list(args):
         print(json.dumps([d.as_dict() for d in found], indent=2))
         return 0
     if not found:
-        print("no device is bound to p2p_dax", file=sys.stderr)
+        print(f"p2pdax: {client.NO_DEVICE}", file=sys.stderr)
         return 1
     for d in found:
         parts = [d.address, f"{d.vendor:04x}:{d.device:04x}", d.kind, f"mode={d.mode}",

@@ -29,6 +29,9 @@ from .native import DeviceGoneError  # noqa: F401  (part of the API)
 DRIVER = "p2p_dax"
 UDEV_GROUP = "p2pdax"
 SYSFS = Path("/sys")
+NO_DEVICE = ("no device is bound to p2p_dax: load the driver (sudo modprobe p2p_dax, or "
+             "insmod driver/p2p_dax.ko) and check `lspci -k` for the board; a device "
+             "without the board's ID needs memory_bar=N and driver_override (README)")
 
 
 class NoDeviceError(LookupError):
@@ -154,10 +157,7 @@ def find(name=None):
     dax device name or node; None: the only device. Raises NoDeviceError."""
     found = devices()
     if not found:
-        raise NoDeviceError(
-            "no device is bound to p2p_dax: load the driver (sudo modprobe p2p_dax, or "
-            "insmod driver/p2p_dax.ko) and check `lspci -k` for the board; a device "
-            "without the board's ID needs memory_bar=N and driver_override (README)")
+        raise NoDeviceError(NO_DEVICE)
     if name is None:
         if len(found) > 1:
             raise NoDeviceError("several devices are bound to p2p_dax, name one of: "

@@ -68,6 +68,8 @@ def test_cli_errors(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("usage: p2pdax") and "unrecognized arguments: --bogus" in err
     assert cli.main(["list", "--json"]) == 0 and capsys.readouterr().out.strip() == "[]"
+    assert cli.main(["list"]) == 1
+    assert capsys.readouterr().err == f"p2pdax: {client.NO_DEVICE}\n"
 
 
 class MirroredBar:

@@ -152,12 +152,18 @@ for name, action in [("read", lambda: bar.read(0, 4096)),
         print(name, type(e).__name__, e)
 print("alive")
 '
+{PY} -m host.cli info dax0.0; echo "info: $?"
+{PY} -m host.cli list; echo "list: $?"
 """, host_root=True, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     assert "read DeviceGoneError [Errno 6] /dev/dax0.0: the device went away" in r.output
     assert "write DeviceGoneError [Errno 6] /dev/dax0.0: the device went away" in r.output
     assert "o_direct OSError [Errno 14] Bad address" in r.output
-    assert "succeeded" not in r.output and r.output.rstrip().endswith("alive")
+    assert "succeeded" not in r.output and "alive\n" in r.output
+    # With nothing bound, the CLI says how to load and bind the driver.
+    assert r.output.count("p2pdax: no device is bound to p2p_dax: load the driver (sudo "
+                          "modprobe p2p_dax") == 2
+    assert "info: 1" in r.output and "list: 1" in r.output
     bar = iv.read_bytes()
     assert bar[:4096] == b"x" * 4096 and bar[4096:] == bytes(len(bar) - 4096)
 
