@@ -134,8 +134,9 @@ def cmd_bench(args):
         bar_progress = None
         if not args.json:
             from tqdm import tqdm
+            # disable=None: only on a terminal; a pass takes long enough to draw after each.
             bar_progress = tqdm(total=b.steps, unit="pass", leave=False, file=sys.stderr,
-                                disable=None)      # None: only on a terminal
+                                disable=None, mininterval=0, miniters=1)
 
         def progress(path, size):
             if bar_progress is not None:

@@ -129,3 +129,24 @@ def test_cli_bad_arguments(cli_device, capsys):
     assert "not a size: 'lots'" in capsys.readouterr().err
     assert cli.main(["bench", "dax0.0", "--sizes", "5000"]) == 1
     assert "p2pdax: transfer sizes must be multiples of 4096" in capsys.readouterr().err
+
+
+def test_cli_progress_bar_on_a_terminal(cli_device, monkeypatch, capsys):
+    """On a terminal, stderr shows a progress bar that reaches every pass;
+    with --json it stays quiet (the JSON goes to stdout, nothing to stderr)."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    assert cli.main(["bench", "dax0.0", "--total", "1M", "--sizes", "4K,1M",
+                     "--rounds", "2"]) == 0
+    steps = 2 * 2 * 2 * 2        # paths x sizes x rounds x (path, reference)
+    assert f"{steps}/{steps}" in term.getvalue() and "cpu-write 1 MiB" in term.getvalue()
+    capsys.readouterr()
+    term.truncate(0)
+    assert cli.main(["bench", "dax0.0", "--total", "1M", "--rounds", "1", "--json"]) == 0
+    assert term.getvalue() == ""
