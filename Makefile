@@ -1,6 +1,6 @@
 # p2p-dax: one entry point for set-up, simulation, tests and builds. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help setup sim test verilog synth bench driver vm vm-test vm-bench clean
+.PHONY: help setup sim test verilog synth boards bench driver vm vm-test vm-bench clean
 
 PY := .venv/bin/python
 STAMP := .venv/.setup-stamp
@@ -16,7 +16,8 @@ help:
 	@echo "make sim       run the simulation demo: root complex, switch, two endpoints, peer traffic"
 	@echo "make test      run the test suite on both cores (pytest -n 2)"
 	@echo "make verilog   write build/verilog/p2p_dax_endpoint.v  [DATA_WIDTH= BAR2_SIZE= MEM_SIZE=]"
-	@echo "make synth     open-source UltraScale+ synthesis, resource use vs xcvu9p  [same variables]"
+	@echo "make synth     open-source synthesis, resource use vs the part  [BOARD= or the variables above]"
+	@echo "make boards    the boards BOARD= can name, one a line"
 	@echo "make bench     run the simulation benchmarks"
 	@echo "make driver    build driver/p2p_dax.ko for a Debian kernel, print its path  [KERNEL=6.1]"
 	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
@@ -45,7 +46,10 @@ verilog: setup
 	$(PY) -m hw.bar_endpoint -o build/verilog/p2p_dax_endpoint.v $(strip $(BUILD_ARGS))
 
 synth: setup
-	$(PY) -m hw.synth $(strip $(BUILD_ARGS))
+	$(PY) -m hw.synth $(strip $(if $(BOARD),--board $(BOARD)) $(BUILD_ARGS))
+
+boards: setup
+	@$(PY) -m hw.boards
 
 bench: setup
 	@$(PY) -m hw.sim.bench

