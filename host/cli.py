@@ -5,6 +5,7 @@
     p2pdax copy SRC DST      a file or block device to BAR memory, or back
     p2pdax selftest DEV      write patterns over the BAR, read back, verify
     p2pdax bench DEV         throughput of each path against a same-run reference
+    p2pdax rescan DEV        remove the device, rescan its bridge (after a new bitstream)
 
 DEV is a PCI address (0000:03:00.0 or 03:00.0) or a dax device (dax0.0); in
 copy, DEV:OFFSET is BAR memory at OFFSET (suffixes K, M, G).
@@ -162,6 +163,19 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_rescan(args):
+    address, driver = client.rescan(args.dev, timeout=args.timeout)
+    if driver == client.DRIVER:
+        dev = client.find(address)
+        print(f"{address} is back, bound to {driver}"
+              + (f" ({dev.dax_device})" if dev.dax_device else ""))
+    else:
+        print(f"{address} is back, " + (f"bound to {driver}, not to {client.DRIVER}"
+                                         if driver else "bound to no driver")
+              + f": load p2p_dax, or bind it by hand (README: The driver)")
+    return 0
+
+
 def _sizes(text):
     return [_number(t) for t in text.split(",")]
 
@@ -220,11 +234,18 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--plot", metavar="FILE.png", help="also draw throughput against size")
     p.set_defaults(run=cmd_bench)
+    p = sub.add_parser("rescan", help="remove the device and rescan the bridge above it, "
+                       "so a new bitstream enumerates without a reboot (needs root)")
+    p.add_argument("dev", metavar="DEV", help="PCI address (also of a device no driver has), "
+                   "or dax device")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds to wait for the device to come back (default 10)")
+    p.set_defaults(run=cmd_rescan)
     args = ap.parse_args(argv)
     try:
         return args.run(args)
-    except (client.NoDeviceError, transfer.TransferError, OSError, ValueError,
-            ImportError) as e:
+    except (client.NoDeviceError, client.RescanError, transfer.TransferError, OSError,
+            ValueError, ImportError) as e:
         print(f"p2pdax: {e}", file=sys.stderr)
         return 1
 

@@ -20,6 +20,8 @@ use: host/native.py.
 
 import mmap
 import os
+import re
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -110,6 +112,52 @@ def _describe(sys_path, sysfs=SYSFS):
         mem_size=_int(_read(attr / "mem_size")) or _int(_read(attr / "bar_size")),
         driver_version=_read(sysfs / "module" / DRIVER / "version"),
     )
+
+
+class RescanError(RuntimeError):
+    """A device removed for a rescan did not come back."""
+
+
+_PCI_ADDRESS = re.compile(r"(?:[0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+
+
+def _write(path, text):
+    Path(path).write_text(text)
+
+
+def rescan(name, timeout=10.0, sysfs=SYSFS):
+    """Remove the PCI device `name` (an address, or a device bound to p2p_dax)
+    and rescan the bridge above it, so that a board loaded with a new
+    bitstream enumerates again without a reboot. Needs root. Returns
+    (address, driver or None) of the device that came back; RescanError when
+    it does not come back within `timeout` seconds."""
+    name = name.lower()
+    if _PCI_ADDRESS.fullmatch(name):
+        address = name if name.count(":") == 2 else f"0000:{name}"
+    else:
+        address = find(name).address
+    dev = sysfs / "bus" / "pci" / "devices" / address
+    if not dev.exists():
+        raise NoDeviceError(f"no PCI device {address} (lspci lists them); if it vanished, "
+                            "rescan every bus: echo 1 > /sys/bus/pci/rescan")
+    bridge = dev.resolve().parent
+    again = bridge / "rescan"
+    if not again.exists():                  # on a root bus: no bridge above it
+        again = sysfs / "bus" / "pci" / "rescan"
+    _write(dev / "remove", "1")
+    deadline = time.monotonic() + timeout
+    while True:
+        _write(again, "1")
+        if dev.exists():
+            driver = dev / "driver"
+            return address, driver.resolve().name if driver.exists() else None
+        if time.monotonic() > deadline:
+            raise RescanError(
+                f"{address} did not come back within {timeout:g} s of rescanning "
+                f"{bridge.name}: the link did not train. Check the link with "
+                f"`lspci -vv -s {bridge.name}` (LnkSta), dmesg, and that the bitstream "
+                "loaded (README: Bring-up)")
+        time.sleep(0.5)
 
 
 def devices(context=None):

@@ -148,3 +148,45 @@ def test_selftest_stays_within_the_memory_a_board_reports(tmp_path, monkeypatch,
     assert "/dev/dax0.0: the BAR mirrors 32 KiB of memory (MEM_SIZE): testing those 32768 " \
         "bytes" in out
     assert "address 32768 bytes" in out and "PASSED" in out
+
+
+def _pci_tree(root):
+    """sysfs with a bridge 0000:00:01.0 and a device 0000:01:00.0 below it."""
+    real = root / "devices" / "pci0000:00" / "0000:00:01.0" / "0000:01:00.0"
+    real.mkdir(parents=True)
+    (real.parent / "rescan").write_text("")
+    link = root / "bus" / "pci" / "devices" / "0000:01:00.0"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    (root / "module" / "p2p_dax" / "drivers").mkdir(parents=True)
+    return real
+
+
+@pytest.mark.parametrize("link_up", [True, False])
+def test_rescan(tmp_path, monkeypatch, link_up):
+    """Remove, then rescan the bridge above: the device comes back with its
+    driver, or, when its link does not train, an error says where to look."""
+    import shutil
+    real = _pci_tree(tmp_path)
+    writes = []
+
+    def fake_write(path, text):
+        writes.append(str(path.relative_to(tmp_path)))
+        if path.name == "remove":
+            shutil.rmtree(real)
+        elif path.name == "rescan" and link_up:
+            real.mkdir(exist_ok=True)
+            (real / "driver").symlink_to(tmp_path / "module" / "p2p_dax" / "drivers")
+    monkeypatch.setattr(client, "_write", fake_write)
+    if link_up:
+        assert client.rescan("01:00.0", sysfs=tmp_path) == ("0000:01:00.0", "drivers")
+        assert writes == ["bus/pci/devices/0000:01:00.0/remove",
+                          "devices/pci0000:00/0000:00:01.0/rescan"]
+    else:
+        with pytest.raises(client.RescanError, match=r"0000:01:00.0 did not come back within "
+                           r"0.6 s of rescanning 0000:00:01.0: the link did not train. Check "
+                           r"the link with `lspci -vv -s 0000:00:01.0` \(LnkSta\), dmesg"):
+            client.rescan("0000:01:00.0", timeout=0.6, sysfs=tmp_path)
+        assert writes[0].endswith("/remove") and len(writes) >= 2
+    with pytest.raises(client.NoDeviceError, match="no PCI device 0000:02:00.0"):
+        client.rescan("02:00.0", sysfs=tmp_path)

@@ -197,3 +197,28 @@ head -c 8192 /dev/zero > /tmp/small
     assert "p2pdax: /tmp/small holds 8192 bytes, less than the 65536 bytes a pass reads; " \
         "give a smaller --total" in r.output
     assert "small source: 1" in r.output
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_cli_rescan(kernel):
+    """`p2pdax rescan`: the device is removed and found again below its bridge
+    (ivshmem comes back unbound: it is bound by hand), by address and by dax
+    name; an absent address is refused; the kernel stays quiet."""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
+IV=$(ivshmem) || exit 2
+{PY} -m host.cli rescan dax0.0 || exit 1
+[ -e /sys/bus/pci/devices/$IV/driver ] && echo "still bound"
+echo p2p_dax > /sys/bus/pci/devices/$IV/driver_override
+echo $IV > /sys/bus/pci/drivers/p2p_dax/bind || exit 3
+{PY} -m host.cli list || exit 1
+{PY} -m host.cli rescan ${{IV#0000:}} || exit 1
+{PY} -m host.cli rescan 00:1f.7; echo "absent: $?"
+bad_dmesg && exit 4
+echo address=$IV
+""", host_root=True)
+    assert r.returncode == 0, r.output
+    address = r.output.split("address=")[1].split()[0]
+    assert r.output.count(f"{address} is back, bound to no driver: load p2p_dax, or bind it "
+                          "by hand") == 2, r.output
+    assert "still bound" not in r.output and f"{address}  1af4:1110" in r.output
+    assert "p2pdax: no PCI device 0000:00:1f.7" in r.output and "absent: 1" in r.output
