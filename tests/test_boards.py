@@ -50,3 +50,33 @@ def test_board_synthesizes_and_fits(name):
     assert r["bram36"] * 36 * 1024 >= b.mem_size * 8, r["cells"]
     assert r["lut"] + r["lutram"] < b.part.luts and r["ff"] < b.part.ffs, r
     assert r["bram36"] < b.part.ramb36 and r["lutram"] < b.part.lutram_luts, r
+
+
+def run_flash(*args):
+    return subprocess.run([sys.executable, "-m", "hw.flash", *args], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("name, persist, expected", [
+    ("vcu118", False, "openFPGALoader -b vcu118 BIT"),
+    ("nitefury", False, "openFPGALoader -c ft2232 --fpga-part xc7a200tfbg484 BIT"),
+    ("nitefury", True, "openFPGALoader -c ft2232 --fpga-part xc7a200tfbg484 -f BIT"),
+    ("litefury", True, "openFPGALoader -c ft2232 --fpga-part xc7a100tfgg484 -f BIT"),
+])
+def test_flash_commands(name, persist, expected, tmp_path):
+    bit = tmp_path / "top.bit"
+    r = run_flash("--board", name, "--bitstream", str(bit), "--dry-run",
+                  *(["--persist"] if persist else []))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == expected.replace("BIT", str(bit))
+
+
+def test_flash_errors(tmp_path):
+    r = run_flash("--board", "vcu118", "--persist", "--dry-run")
+    assert r.returncode == 2 and "vcu118: writing its dual-QSPI configuration flash" in r.stderr
+    r = run_flash("--board", "nitefury", "--bitstream", str(tmp_path / "none.bit"))
+    assert r.returncode == 1
+    assert f"flash: no bitstream at {tmp_path / 'none.bit'}: build it with make bitstream " \
+        "BOARD=nitefury" in r.stderr
+    r = run_flash("--board", "zcu106", "--dry-run")
+    assert r.returncode == 2 and "unknown board 'zcu106'" in r.stderr
