@@ -158,11 +158,16 @@ class Bench:
         }[path]
 
 
+def size_label(n):
+    """A transfer size as the CLI takes it and the table shows it: 4K, 1M."""
+    return f"{n // MiB}M" if n % MiB == 0 else f"{n >> 10}K"
+
+
 def table(rows):
     """The rows as a text table, sizes in K or M."""
     lines = [f"{'path':10} {'size':>5} {'MB/s':>9}   {'reference':18} {'MB/s':>9} {'ratio':>6}"]
     for r in rows:
-        size = f"{r.size // MiB}M" if r.size % MiB == 0 else f"{r.size >> 10}K"
+        size = size_label(r.size)
         lines.append(f"{r.path:10} {size:>5} {r.mb_per_s:>9.1f}   {r.reference:18} "
                      f"{r.reference_mb_per_s:>9.1f} {r.ratio:>6.3f}")
     return "\n".join(lines)
@@ -189,7 +194,7 @@ def plot(rows, filename, title):
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ticks = sorted({r.size for r in rows})
-    ax.set_xticks(ticks, [f"{s // MiB}M" if s % MiB == 0 else f"{s >> 10}K" for s in ticks])
+    ax.set_xticks(ticks, [size_label(s) for s in ticks])
     ax.set_xlabel("transfer size (bytes per I/O or per memcpy)")
     ax.set_ylabel("MB/s")
     ax.set_title(title, fontsize=10)

@@ -226,7 +226,7 @@ def main(argv=None):
     p.add_argument("--total", type=_number, default=64 << 20,
                    help="bytes per pass (default 64M, at most the BAR)")
     p.add_argument("--sizes", type=_sizes, help="transfer sizes, comma-separated (default "
-                   f"{','.join(_size(s).replace(' KiB', 'K').replace(' MiB', 'M') for s in bench.SIZES)}"
+                   f"{','.join(map(bench.size_label, bench.SIZES))}"
                    ", those up to TOTAL)")
     p.add_argument("--rounds", type=int, default=3, help="passes per path and size, the "
                    "best kept (default 3)")

@@ -26,30 +26,25 @@ def _scale(size):
     raise ValueError(f"BAR size {size}: not a whole number of KiB")
 
 
-def _bars_usp(board):
-    """BAR0: registers, 32-bit, not prefetchable; BAR2: memory, 64-bit, prefetchable."""
+def _bars(board, key):
+    """BAR0: registers, 32-bit, not prefetchable; BAR2: memory, 64-bit,
+    prefetchable; 1, 4 and 5 off (3 is BAR2's upper half). key(n, field)
+    spells the IP's property name for BAR n."""
     out = {}
     for n, size, wide in ((0, regmap.BAR0_SIZE, False), (2, board.bar2_size, True)):
         scale, value = _scale(size)
-        out |= {f"pf0_bar{n}_enabled": "true", f"pf0_bar{n}_type": "Memory",
-                f"pf0_bar{n}_64bit": str(wide).lower(),
-                f"pf0_bar{n}_prefetchable": str(wide).lower(),
-                f"pf0_bar{n}_scale": scale, f"pf0_bar{n}_size": str(value)}
-    for n in (1, 4, 5):         # 3 is BAR2's upper half
-        out[f"pf0_bar{n}_enabled"] = "false"
-    return out
-
-
-def _bars_7x(board):
-    out = {}
-    for n, size, wide in ((0, regmap.BAR0_SIZE, False), (2, board.bar2_size, True)):
-        scale, value = _scale(size)
-        out |= {f"Bar{n}_Enabled": "true", f"Bar{n}_Type": "Memory",
-                f"Bar{n}_64bit": str(wide).lower(), f"Bar{n}_Prefetchable": str(wide).lower(),
-                f"Bar{n}_Scale": scale, f"Bar{n}_Size": str(value)}
+        out |= {key(n, "Enabled"): "true", key(n, "Type"): "Memory",
+                key(n, "64bit"): str(wide).lower(), key(n, "Prefetchable"): str(wide).lower(),
+                key(n, "Scale"): scale, key(n, "Size"): str(value)}
     for n in (1, 4, 5):
-        out[f"Bar{n}_Enabled"] = "false"
+        out[key(n, "Enabled")] = "false"
     return out
+
+
+def _ids(vendor, device, subsystem_vendor, subsystem):
+    """The register map's IDs under the IP's four property names."""
+    v, d = f"{regmap.PCI_VENDOR_ID:04X}", f"{regmap.PCI_DEVICE_ID:04X}"
+    return {vendor: v, device: d, subsystem_vendor: v, subsystem: d}
 
 
 def properties(board):
@@ -62,12 +57,9 @@ def properties(board):
             "PL_LINK_CAP_MAX_LINK_SPEED": {2: "5.0_GT/s", 3: "8.0_GT/s"}[board.gen],
             "axisten_if_width": f"{board.data_width}_bit",
             "axisten_freq": f"{board.user_clk_mhz:g}",
-            "vendor_id": f"{regmap.PCI_VENDOR_ID:04X}",
-            "PF0_DEVICE_ID": f"{regmap.PCI_DEVICE_ID:04X}",
-            "PF0_SUBSYSTEM_VENDOR_ID": f"{regmap.PCI_VENDOR_ID:04X}",
-            "PF0_SUBSYSTEM_ID": f"{regmap.PCI_DEVICE_ID:04X}",
+            **_ids("vendor_id", "PF0_DEVICE_ID", "PF0_SUBSYSTEM_VENDOR_ID", "PF0_SUBSYSTEM_ID"),
             "PF0_CLASS_CODE": f"{regmap.PCI_CLASS_CODE:06X}",
-            **_bars_usp(board),
+            **_bars(board, lambda n, field: f"pf0_bar{n}_{field.lower()}"),
             "pf0_dev_cap_max_payload": f"{payload}_bytes",
             "pf0_msi_enabled": "false",
             "pf0_msix_enabled": "true",
@@ -91,14 +83,11 @@ def properties(board):
             "Interface_Width": f"{board.data_width}_bit",
             "User_Clk_Freq": f"{board.user_clk_mhz:g}",
             "Ref_Clk_Freq": "100_MHz",
-            "Vendor_ID": f"{regmap.PCI_VENDOR_ID:04X}",
-            "Device_ID": f"{regmap.PCI_DEVICE_ID:04X}",
-            "Subsystem_Vendor_ID": f"{regmap.PCI_VENDOR_ID:04X}",
-            "Subsystem_ID": f"{regmap.PCI_DEVICE_ID:04X}",
+            **_ids("Vendor_ID", "Device_ID", "Subsystem_Vendor_ID", "Subsystem_ID"),
             "Class_Code_Base": f"{cc >> 16:02X}",
             "Class_Code_Sub": f"{cc >> 8 & 0xFF:02X}",
             "Class_Code_Interface": f"{cc & 0xFF:02X}",
-            **_bars_7x(board),
+            **_bars(board, lambda n, field: f"Bar{n}_{field}"),
             "Max_Payload_Size": f"{min(payload, 1024)}_bytes",
             "MSI_Enabled": "false",
             "MSIx_Enabled": "true",
