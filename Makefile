@@ -1,6 +1,6 @@
 # p2p-dax: one entry point for set-up, simulation, tests and builds. `make help` lists the targets.
 .DEFAULT_GOAL := help
-.PHONY: help setup sim test verilog synth boards flash bench driver vm vm-test vm-bench clean
+.PHONY: help setup sim test verilog synth boards bitstream flash bench driver vm vm-test vm-bench clean
 
 PY := .venv/bin/python
 STAMP := .venv/.setup-stamp
@@ -18,6 +18,8 @@ help:
 	@echo "make verilog   write build/verilog/p2p_dax_endpoint.v  [DATA_WIDTH= BAR2_SIZE= MEM_SIZE=]"
 	@echo "make synth     open-source synthesis, resource use vs the part  [BOARD= or the variables above]"
 	@echo "make boards    the boards BOARD= can name, one a line"
+	@echo "make bitstream the Vivado build of BOARD's bitstream; without Vivado, the build tree"
+	@echo "               and the command that finishes it (build/bitstream/BOARD/)"
 	@echo "make flash     load BOARD's bitstream with openFPGALoader  [PERSIST=1: write its flash; DRY_RUN=1]"
 	@echo "make bench     run the simulation benchmarks"
 	@echo "make driver    build driver/p2p_dax.ko for a Debian kernel, print its path  [KERNEL=6.1]"
@@ -51,6 +53,10 @@ synth: setup
 
 boards: setup
 	@$(PY) -m hw.boards
+
+bitstream: setup
+	$(if $(BOARD),,@echo "make bitstream: name a board: make bitstream BOARD=... (make boards lists them)" >&2; exit 2)
+	@$(PY) -m hw.bitstream --board $(BOARD)
 
 flash: setup
 	$(if $(BOARD),,@echo "make flash: name a board: make flash BOARD=... (make boards lists them)" >&2; exit 2)

@@ -16,6 +16,7 @@ import sys
 from hw import boards, regmap
 
 MODULE = "pcie_hip"         # the IP instance's module name
+REFCLK_MHZ = 100            # the PCIe reference clock (CEM: 100 MHz on the edge connector)
 
 
 def _scale(size):
@@ -82,7 +83,7 @@ def properties(board):
             "Trgt_Link_Speed": f"4'h{board.gen}",
             "Interface_Width": f"{board.data_width}_bit",
             "User_Clk_Freq": f"{board.user_clk_mhz:g}",
-            "Ref_Clk_Freq": "100_MHz",
+            "Ref_Clk_Freq": f"{REFCLK_MHZ}_MHz",
             **_ids("Vendor_ID", "Device_ID", "Subsystem_Vendor_ID", "Subsystem_ID"),
             "Class_Code_Base": f"{cc >> 16:02X}",
             "Class_Code_Sub": f"{cc >> 8 & 0xFF:02X}",
@@ -99,6 +100,22 @@ def properties(board):
             "MSIx_PBA_BIR": "BAR_0",
             "MSIx_PBA_Offset": f"{regmap.MSIX_PBA_OFFSET:X}",
             "PCIe_Blk_Locn": board.pcie_block,
+            # Which optional port groups the generated module has: hw/bitstream.py
+            # connects exactly these (a named port the module lacks stops Vivado).
+            # Configuration management, control, status (cfg_command, cfg_dcommand,
+            # cfg_lcommand) and the physical layer: yes (tx_cfg_gnt, rx_np_ok and
+            # rx_np_req come with one of these four; docs/notes); received messages,
+            # flow control, error reporting: no; clocking and GT_COMMON inside the
+            # IP (no PIPE clock ports).
+            "cfg_mgmt_if": "true",
+            "cfg_ctl_if": "true",
+            "cfg_status_if": "true",
+            "pl_interface": "true",
+            "rcv_msg_if": "false",
+            "cfg_fc_if": "false",
+            "err_reporting_if": "false",
+            "en_ext_clk": "false",
+            "en_ext_gt_common": "false",
         }
     raise ValueError(f"{board.name}: no Tcl for hard IP {board.hard_ip}")
 
