@@ -563,10 +563,5 @@ class S7Endpoint(wiring.Component):
         m.submodules.endpoint = ep = BarEndpoint(self.p)
         m.submodules.shim = shim = S7Shim(self.p)
         wiring.connect(m, ep, shim.usp)
-        for name in s7_signature(self.p.data_width).members:
-            ours, theirs = getattr(self, name), getattr(shim.s7, name)
-            if s7_signature(self.p.data_width).members[name].flow == In:
-                m.d.comb += theirs.eq(ours)
-            else:
-                m.d.comb += ours.eq(theirs)
+        wiring.connect(m, wiring.flipped(self), shim.s7)
         return m

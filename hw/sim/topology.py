@@ -253,7 +253,7 @@ class Topology:
     async def create(cls, dut, **kwargs):
         # Drive every input before the first clock edge: a clock edge at time
         # zero with undriven inputs leaves registers X in simulation.
-        s7 = params_from_env().hard_ip == "s7" if "params" not in kwargs else kwargs["params"].hard_ip == "s7"
+        s7 = (kwargs.get("params") or params_from_env()).hard_ip == "s7"
         for inst in INSTANCES:
             if s7:                  # the 7-series model drives its outputs itself
                 for name in ("clk", "rst", "m_axis_rx_tvalid", "s_axis_tx_tready"):
