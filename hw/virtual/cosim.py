@@ -1,0 +1,346 @@
+"""The virtual board's simulation side: the RTL behind QEMU's p2p-dax-board device.
+
+    python -m hw.virtual.cosim --socket PATH [--params JSON]
+
+builds the simulation (hw.sim.runner, cached like every other testbench) and
+runs it until QEMU disconnects. The RTL is endpoint A of the simulation
+toplevel, behind the same UltraScale+ hard-IP model (cocotbext-pcie) as in
+every other test, with the same PCIe-rule checkers on its interfaces; the
+model hangs off a cocotbext-pcie root complex whose host memory is QEMU:
+
+    QEMU vCPU --MMIO_READ/WRITE--> root complex --MemRd/MemWr--> model --CQ--> RTL
+    QEMU      <--MMIO_READ_REPLY-- root complex <--CplD--------- model <--CC-- RTL
+    QEMU      --CFG_WRITE--------> root complex --CfgWr--------> model (cfg_* to the RTL)
+    QEMU DMA  <--DMA_READ/WRITE--- root complex <--MemRd/MemWr-- model <--RQ-- RTL
+    QEMU      --DMA_READ_REPLY---> root complex --CplD---------> model --RC--> RTL
+
+The guest's BAR addresses are not forwarded: the root complex enumerates
+the model itself, with its windows where the guest never sends DMA (inside
+q35's MMCONFIG range and at 2^63), and a guest access to BAR n at offset o
+becomes an access to the model's BAR n at o. Everything the RTL sends
+upstream goes to QEMU; the root complex splits its read completions at its
+RCB and the Max Payload Size the guest set. The socket protocol is
+hw/virtual/protocol.py.
+
+When QEMU goes away the simulation ends, and the test fails if a checker saw
+a PCIe rule broken during the session (the log names it).
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import select
+import socket
+import sys
+import time
+
+import cocotb
+from cocotb.queue import Queue
+from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
+from cocotbext.pcie.core import RootComplex
+
+from hw import regmap
+from hw.sim.topology import Endpoint, Topology, params_from_env
+from hw.virtual import protocol
+from hw.virtual.protocol import HEADER, Msg, Status
+
+# The root complex's windows, where the guest has nothing to DMA to: inside
+# q35's MMCONFIG range (0xb0000000, 256 MiB) below 4 GiB, and 2^63.
+RC_MEM_BASE = 0xB000_0000
+# Poll the socket without blocking for this many rounds after the last sign of
+# work; then block in select() (the simulator stands still) until QEMU sends.
+IDLE_ROUNDS = 200
+ROUND_CYCLES = 4
+BLOCK_SECONDS = 0.05
+
+
+class Link:
+    """The socket to QEMU: whole messages in, buffered non-blocking sends out."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        sock.setblocking(False)
+        self.rx = bytearray()
+        self.tx = bytearray()
+        self.closed = False
+        self.messages_in = self.messages_out = 0
+
+    def send(self, kind, addr=0, arg=0, ident=0, data=b"", length=None):
+        header = HEADER.pack(kind, len(data) if length is None else length, addr, arg, ident)
+        self.tx += header + bytes(data)
+        self.messages_out += 1
+
+    def poll(self, timeout):
+        """Move bytes both ways (waiting up to `timeout` seconds for QEMU);
+        return the complete messages received, as (header tuple, data)."""
+        if self.closed:
+            return []
+        wr = [self.sock] if self.tx else []
+        readable, writable, _ = select.select([self.sock], wr, [], timeout)
+        if writable:
+            try:
+                sent = self.sock.send(self.tx)
+                del self.tx[:sent]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.closed = True
+        if readable:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk == b"":
+                self.closed = True
+            elif chunk:
+                self.rx += chunk
+        out = []
+        while len(self.rx) >= HEADER.size:
+            kind, length, addr, arg, ident = HEADER.unpack_from(self.rx)
+            has_data = kind in (Msg.MMIO_WRITE, Msg.CFG_WRITE) or \
+                (kind == Msg.DMA_READ_REPLY and arg == Status.OK)
+            size = HEADER.size + (length if has_data else 0)
+            if len(self.rx) < size:
+                break
+            out.append(((Msg(kind), length, addr, arg, ident), bytes(self.rx[HEADER.size:size])))
+            del self.rx[:size]
+        self.messages_in += len(out)
+        return out
+
+    def flush(self, timeout=5.0):
+        end = time.monotonic() + timeout
+        self.sock.setblocking(True)
+        self.sock.settimeout(timeout)
+        try:
+            while self.tx and time.monotonic() < end:
+                del self.tx[:self.sock.send(self.tx)]
+        except OSError:
+            pass
+
+
+class QemuMemory:
+    """The root complex's host memory, in place of its AddressSpace once it
+    has enumerated: every request the RTL sends upstream goes to QEMU's
+    bus-master address space."""
+
+    def __init__(self, board):
+        self.board = board
+
+    def find_regions(self, address, length=0):
+        return [(0, 2**64, 0, self)]       # QEMU decides what is there
+
+    async def read(self, address, length, **kwargs):
+        data = bytearray()
+        while len(data) < length:           # a request larger than one message
+            n = min(length - len(data), protocol.MAX_DATA)
+            data += await self.board.dma_read(address + len(data), n)
+        return bytes(data)
+
+    async def write(self, address, data, **kwargs):
+        for i in range(0, len(data), protocol.MAX_DATA):
+            self.board.link.send(Msg.DMA_WRITE, address + i, data=data[i:i + protocol.MAX_DATA])
+
+
+class DmaError(Exception):
+    pass
+
+
+class VirtualBoard:
+    """Endpoint A's RTL and hard-IP model behind a root complex whose host is QEMU."""
+
+    def __init__(self, dut, params):
+        self.dut = dut
+        self.params = params
+        self.log = logging.getLogger("cocotb.virtual_board")
+        logging.getLogger("cocotb.pcie").setLevel(logging.ERROR)
+        self.ep = Endpoint(dut, "a", params)
+        self.rc = RootComplex()
+        self.rc.mem_base = self.rc.mem_limit = RC_MEM_BASE
+        self.rc.max_payload_size = 0            # 128 bytes until the guest sets MPS
+        self.rc.max_read_request_size = 5
+        self.rc.make_port().connect(self.ep.model)
+        self.link = None
+        self.requests = Queue()
+        self.busy = 0                          # guest accesses under way in the RTL
+        self.dma_waiting = {}                   # id -> [Event, status, data]
+        self.next_dma_id = 0
+        self.stats = {"mmio_reads": 0, "mmio_writes": 0, "cfg_writes": 0,
+                      "dma_reads": 0, "dma_read_bytes": 0, "dma_writes": 0}
+
+    def check_layout(self):
+        func = self.ep.function
+        for name, cap, want in (("MSI-X", func.msix_cap, protocol.MSIX_CAP_OFFSET),
+                                ("PCIe", func.pcie_cap, protocol.PCIE_CAP_OFFSET)):
+            if cap.offset * 4 != want:
+                raise RuntimeError(f"the hard-IP model has its {name} capability at "
+                                   f"{cap.offset * 4:#x}, QEMU's device at {want:#x}: update "
+                                   "hw/virtual/protocol.py")
+
+    async def start(self):
+        ep = self.ep
+        await RisingEdge(ep.clk)
+        while ep.rst.value == 1 or not ep.rst.value.is_resolvable:
+            await Timer(10, "ns")
+        await ClockCycles(ep.clk, 4)
+        await self.rc.enumerate()
+        ep.pci = self.rc.find_device(ep.function.pcie_id)
+        self.rc.mem_address_space = QemuMemory(self)
+        self.check_layout()
+
+    # -- the RTL's requests, carried out by QEMU --
+
+    async def dma_read(self, address, length):
+        ident = self.next_dma_id = (self.next_dma_id + 1) & 0xFFFFFFFF
+        waiter = [Event(), None, b""]
+        self.dma_waiting[ident] = waiter
+        self.link.send(Msg.DMA_READ, address, ident=ident, length=length)
+        self.stats["dma_reads"] += 1
+        self.stats["dma_read_bytes"] += length
+        await waiter[0].wait()
+        del self.dma_waiting[ident]
+        if waiter[1] != Status.OK:
+            # The root complex answers the RTL with a Completer Abort.
+            raise DmaError(f"DMA read of {length} bytes at {address:#x}: "
+                           f"{Status(waiter[1]).name if waiter[1] is not None else 'QEMU gone'}")
+        return waiter[2]
+
+    # -- the guest's accesses, one at a time, in order --
+
+    async def serve_guest(self):
+        while True:
+            (kind, length, addr, arg, ident), data = await self.requests.get()
+            self.busy += 1
+            try:
+                if kind == Msg.MMIO_READ:
+                    self.stats["mmio_reads"] += 1
+                    try:
+                        value = await self.rc.mem_region.read(self.ep.pci.bar_addr[arg] + addr,
+                                                              length)
+                        self.link.send(Msg.MMIO_READ_REPLY, arg=Status.OK, ident=ident,
+                                       data=value)
+                    except Exception as e:       # UR or CA from the RTL
+                        self.log.warning("guest read BAR%d+%#x (%d bytes) failed: %s",
+                                         arg, addr, length, e)
+                        self.link.send(Msg.MMIO_READ_REPLY, arg=Status.ABORT, ident=ident)
+                elif kind == Msg.MMIO_WRITE:
+                    self.stats["mmio_writes"] += 1
+                    await self.rc.mem_region.write(self.ep.pci.bar_addr[arg] + addr, data)
+                elif kind == Msg.CFG_WRITE:
+                    self.stats["cfg_writes"] += 1
+                    await self.ep.pci.config_write(addr, data)
+                    # The root complex's completions follow the MPS the guest set.
+                    self.rc.max_payload_size = self.ep.function.pcie_cap.max_payload_size
+            finally:
+                self.busy -= 1
+
+    def dispatch(self, message):
+        (kind, length, addr, arg, ident), data = message
+        if kind in (Msg.MMIO_READ, Msg.MMIO_WRITE, Msg.CFG_WRITE):
+            if kind != Msg.CFG_WRITE and arg not in (0, 2):
+                raise RuntimeError(f"QEMU sent an access to BAR{arg}: protocol mismatch")
+            self.requests.put_nowait(message)
+        elif kind == Msg.DMA_READ_REPLY:
+            waiter = self.dma_waiting.get(ident)
+            if waiter is None:
+                raise RuntimeError(f"QEMU answered DMA read {ident}, which was not asked")
+            waiter[1], waiter[2] = arg, data
+            waiter[0].set()
+        else:
+            raise RuntimeError(f"QEMU sent {kind.name}, which QEMU never sends")
+
+    def _rtl_active(self):
+        d = self.dut
+        return any(getattr(d, f"a_{s}").value == 1 for s in (
+            "m_axis_rq_tvalid", "m_axis_cc_tvalid", "s_axis_cq_tvalid", "s_axis_rc_tvalid"))
+
+    async def run(self, sock):
+        """Serve QEMU until it disconnects."""
+        self.link = Link(sock)
+        self.link.send(Msg.HELLO, addr=self.params.bar2_size, arg=protocol.VERSION)
+        cocotb.start_soon(self.serve_guest())
+        idle = 0
+        while not self.link.closed:
+            busy = self.busy or self.dma_waiting or not self.requests.empty() or self._rtl_active()
+            if busy:
+                idle = 0
+            timeout = BLOCK_SECONDS if idle >= IDLE_ROUNDS else 0
+            messages = self.link.poll(timeout)
+            for message in messages:
+                self.dispatch(message)
+            idle = 0 if messages else idle + 1
+            await ClockCycles(self.ep.clk, ROUND_CYCLES)
+        for waiter in self.dma_waiting.values():   # QEMU gone: fail what waits
+            waiter[0].set()
+        self.log.info("QEMU disconnected; %s", self.stats)
+
+
+@cocotb.test()
+async def virtual_board(dut):
+    """Serve QEMU's p2p-dax-board device until QEMU goes away."""
+    params = params_from_env()
+    path = os.environ["P2P_DAX_SOCKET"]
+    await Topology.quiet_inputs(dut, params)
+    board = VirtualBoard(dut, params)
+    await board.start()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(path):
+        os.unlink(path)
+    server.bind(path + ".tmp")
+    server.listen(1)
+    os.rename(path + ".tmp", path)       # the socket appears when it is ready
+    server.settimeout(float(os.environ.get("P2P_DAX_ACCEPT_TIMEOUT", "600")))
+    try:
+        sock, _ = server.accept()        # the simulator stands still meanwhile
+    except socket.timeout:
+        raise AssertionError(f"no QEMU connected to {path}") from None
+    finally:
+        server.close()
+        os.unlink(path)
+    started = time.monotonic()
+    await board.run(sock)
+    board.link.flush()
+    sock.close()
+    seconds = time.monotonic() - started
+    stats = dict(board.stats, seconds=round(seconds, 3))
+    stats_file = os.environ.get("P2P_DAX_STATS")
+    if stats_file:
+        with open(stats_file, "w") as f:
+            json.dump(stats, f)
+    board.ep.checker.assert_clean()
+    board.ep.req_checker.assert_clean()
+
+
+def main(argv=None):
+    from hw.bar_endpoint import EndpointParams
+    from hw.sim.runner import run
+
+    ap = argparse.ArgumentParser(
+        prog="python -m hw.virtual.cosim",
+        description="Run the board's RTL for QEMU's p2p-dax-board device until QEMU disconnects.")
+    ap.add_argument("--socket", required=True, help="UNIX socket to listen on")
+    ap.add_argument("--params", default="{}",
+                    help="EndpointParams as JSON, e.g. '{\"data_width\": 128}'")
+    ap.add_argument("--stats", help="write the session's counters (JSON) here")
+    args = ap.parse_args(argv)
+    try:
+        params = EndpointParams(**json.loads(args.params))
+    except (TypeError, ValueError) as e:
+        ap.error(f"--params: {e}")
+    env = {"P2P_DAX_SOCKET": os.path.abspath(args.socket)}
+    if args.stats:
+        env["P2P_DAX_STATS"] = os.path.abspath(args.stats)
+    try:
+        run_dir = run("hw.virtual.cosim", params, extra_env=env)
+    except AssertionError as e:
+        print(f"virtual board: {e}", file=sys.stderr)
+        return 1
+    print(f"virtual board: simulation ended cleanly (log: {run_dir / 'sim.log'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
