@@ -275,6 +275,7 @@ echo clean
     assert errors == DMA_ERRORS_MEMORY_ONLY, out
     assert "submit: EOPNOTSUPP" in out and "to_bar_exit=1" in out
     assert out.count("before: info ok") == 2
+    assert out.count("in flight: submit EOPNOTSUPP") == 2
     assert out.count("rmmod while open: EAGAIN") == 2, out      # the open file holds the module
     assert out.count("node gone") == 2 and "left behind" not in out, out
     assert out.count("after: info ENODEV, submit ENODEV, wait ENODEV, unknown ENODEV") == 2, out

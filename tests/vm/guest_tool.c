@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,29 +398,53 @@ static unsigned char *dma_buffer(const char *spec, unsigned long len)
 	}
 }
 
+/* The pattern of SEED over LEN bytes at any address and length. */
+static void pattern_fill(unsigned char *p, unsigned long len, unsigned long seed)
+{
+	unsigned long i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = splitmix64(seed + i / 8);
+
+		memcpy(p + i, &w, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* The offset of the first byte that differs from the pattern, or -1. */
+static long pattern_check(const unsigned char *p, unsigned long len, unsigned long seed)
+{
+	unsigned long i, j;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = splitmix64(seed + i / 8);
+
+		for (j = 0; j < 8 && i + j < len; j++)
+			if (p[i + j] != ((w >> (8 * j)) & 0xff))
+				return i + j;
+	}
+	return -1;
+}
+
 /*
- * One transfer between BUFFER and BAR2 at BAROFF, waited for: to-bar fills
- * the buffer with the pattern of SEED first, from-bar checks it after.
+ * One transfer between BUFFER and BAR2 at BAROFF: to-bar fills the buffer
+ * with the pattern of SEED first, from-bar checks it after. Polls once
+ * (WAIT with timeout 0) before waiting.
  */
 static int cmd_dma(int to_bar, char **a)
 {
-	unsigned long baroff = num(a[1]), len = num(a[2]), seed = num(a[3]), i;
+	unsigned long baroff = num(a[1]), len = num(a[2]), seed = num(a[3]);
 	unsigned char *buf = dma_buffer(a[4], len);
 	struct p2p_dax_dma_submit s = {
 		.addr = (uintptr_t)buf, .length = len, .offset = baroff,
 		.direction = to_bar ? P2P_DAX_DMA_TO_BAR : P2P_DAX_DMA_FROM_BAR,
 	};
-	struct p2p_dax_dma_wait w = { .timeout_ms = 10000 };
+	struct p2p_dax_dma_wait w = { 0 };
 	int fd = open_dma(a[0]), rc;
+	long bad;
 	double t0;
 
-	if (len % 8) {
-		fprintf(stderr, "p2pdax-vmtool: length must be a multiple of 8\n");
-		return 2;
-	}
 	if (to_bar)
-		for (i = 0; i < len / 8; i++)
-			((uint64_t *)buf)[i] = splitmix64(seed + i);
+		pattern_fill(buf, len, seed);
 	else
 		memset(buf, 0, len);
 	t0 = now();
@@ -429,18 +454,25 @@ static int cmd_dma(int to_bar, char **a)
 	}
 	w.id = s.id;
 	rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+	printf("poll: %s, done %u, status %s\n", errname(rc), w.done, status_name(w.status));
+	if (!w.done) {
+		memset(&w, 0, sizeof(w));
+		w.id = s.id;
+		w.timeout_ms = 20000;
+		rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+	}
 	printf("dma %s %lu bytes: wait %s, status %s, done %u, bytes %llu, error_offset %llu, "
-	       "%.1f MB/s\n", to_bar ? "to-bar" : "from-bar", len, errname(rc),
+	       "%.1f kB/s\n", to_bar ? "to-bar" : "from-bar", len, errname(rc),
 	       status_name(w.status), w.done, (unsigned long long)w.bytes,
-	       (unsigned long long)w.error_offset, len / (now() - t0) / 1e6);
+	       (unsigned long long)w.error_offset, len / (now() - t0) / 1e3);
 	if (rc)
 		return 1;
+	if (!to_bar && (bad = pattern_check(buf, len, seed)) >= 0) {
+		printf("mismatch at offset %#lx\n", bad);
+		return 1;
+	}
 	if (!to_bar)
-		for (i = 0; i < len / 8; i++)
-			if (((uint64_t *)buf)[i] != splitmix64(seed + i)) {
-				printf("mismatch at offset %#lx\n", 8 * i);
-				return 1;
-			}
+		printf("checked %lu bytes: ok\n", len);
 	close(fd);
 	return 0;
 }
@@ -506,19 +538,41 @@ static int cmd_dma_errors(char **a)
 }
 
 /*
- * Open the node, unbind the PCI device at ADDRESS (or "remove:ADDRESS" to
- * hot-remove it) with the file open, then use and close the file.
+ * Open the node, submit a transfer (RAM -> BAR2 at 0, 64 KiB) and leave it,
+ * unbind the PCI device at ADDRESS (or "remove:ADDRESS" to hot-remove it)
+ * with the file open, then use and close the file.
  */
 static int cmd_dma_gone(char **a)
 {
 	int fd = open_dma(a[0]), sys;
 	struct p2p_dax_info info;
-	struct p2p_dax_dma_submit s = { .length = 4096, .direction = P2P_DAX_DMA_TO_BAR };
-	struct p2p_dax_dma_wait w = { .id = 1 };
-	int remove = !strncmp(a[1], "remove:", 7);
+	unsigned char *buf = dma_buffer("ram", 1 << 16);
+	struct p2p_dax_dma_submit s = {
+		.addr = (uintptr_t)buf, .length = 1 << 16, .direction = P2P_DAX_DMA_TO_BAR,
+	};
+	struct p2p_dax_dma_wait w = { .timeout_ms = 0 };
+	int remove = !strncmp(a[1], "remove:", 7), rc;
+	pid_t child = 0;
 	char path[128];
 
 	printf("before: info %s\n", try_ioctl(fd, P2P_DAX_IOC_INFO, &info));
+	/* A transfer in flight, where there is an engine. */
+	printf("in flight: submit %s\n", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	fflush(stdout);
+	if (s.id) {
+		child = fork();
+		if (child < 0)
+			die("fork");
+		if (!child) {		/* waits through the unbind */
+			w.id = s.id;
+			w.timeout_ms = P2P_DAX_WAIT_FOREVER;
+			rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+			printf("waiter: %s, done %u, status %s, bytes %llu\n", errname(rc), w.done,
+			       status_name(w.status), (unsigned long long)w.bytes);
+			exit(0);
+		}
+		usleep(200000);
+	}
 	errno = 0;
 	syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK);
 	printf("rmmod while open: %s\n", errno ? errname(errno) : "unloaded");
@@ -530,7 +584,10 @@ static int cmd_dma_gone(char **a)
 	if (sys < 0 || write(sys, remove ? "1" : a[1], remove ? 1 : strlen(a[1])) < 0)
 		die(path);
 	close(sys);
+	if (child > 0)
+		waitpid(child, NULL, 0);
 	printf("%s: node %s\n", a[1], access(a[0], F_OK) ? "gone" : "still there");
+	w.id = s.id ? s.id : 1;
 	printf("after: info %s, submit %s, wait %s, unknown %s\n",
 	       try_ioctl(fd, P2P_DAX_IOC_INFO, &info), try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s),
 	       try_ioctl(fd, P2P_DAX_IOC_WAIT, &w), try_ioctl(fd, _IO(P2P_DAX_IOC_MAGIC, 9), 0));
