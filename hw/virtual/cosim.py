@@ -27,6 +27,7 @@ a PCIe rule broken during the session (the log names it).
 """
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -37,7 +38,6 @@ import sys
 import time
 
 import cocotb
-from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
 from cocotbext.pcie.core import RootComplex
 
@@ -54,6 +54,8 @@ RC_MEM_BASE = 0xB000_0000
 IDLE_ROUNDS = 200
 ROUND_CYCLES = 4
 BLOCK_SECONDS = 0.05
+SPIN_POLLS = 2000
+SPIN_SECONDS = 0.0005
 
 
 class Link:
@@ -77,12 +79,19 @@ class Link:
         return the complete messages received, as (header tuple, data)."""
         if self.closed:
             return []
+        if self.tx:                     # replies first: QEMU may be waiting for one
+            try:
+                del self.tx[:self.sock.send(self.tx)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                self.closed = True
+                return []
         wr = [self.sock] if self.tx else []
         readable, writable, _ = select.select([self.sock], wr, [], timeout)
         if writable:
             try:
-                sent = self.sock.send(self.tx)
-                del self.tx[:sent]
+                del self.tx[:self.sock.send(self.tx)]
             except BlockingIOError:
                 pass
             except OSError:
@@ -141,6 +150,9 @@ class QemuMemory:
         return bytes(data)
 
     async def write(self, address, data, **kwargs):
+        self.board.invalidate()             # an MSI-X message may say a DMA ended
+        self.board.stats["dma_writes"] += 1
+        self.board.stats["dma_write_bytes"] += len(data)
         for i in range(0, len(data), protocol.MAX_DATA):
             self.board.link.send(Msg.DMA_WRITE, address + i, data=data[i:i + protocol.MAX_DATA])
 
@@ -164,12 +176,14 @@ class VirtualBoard:
         self.rc.max_read_request_size = 5
         self.rc.make_port().connect(self.ep.model)
         self.link = None
-        self.requests = Queue()
+        self.requests = collections.deque()    # the guest's accesses, in order
+        self.requests_event = Event()
+        self.read_block = None                  # (BAR2 offset, bytes): see serve_guest
+        self.generation = 0                     # bumped by whatever may change BAR2
         self.busy = 0                          # guest accesses under way in the RTL
         self.dma_waiting = {}                   # id -> [Event, status, data]
         self.next_dma_id = 0
-        self.stats = {"mmio_reads": 0, "mmio_writes": 0, "cfg_writes": 0,
-                      "dma_reads": 0, "dma_read_bytes": 0, "dma_writes": 0}
+        self.stats = collections.Counter()
 
     def check_layout(self):
         func = self.ep.function
@@ -194,6 +208,7 @@ class VirtualBoard:
     # -- the RTL's requests, carried out by QEMU --
 
     async def dma_read(self, address, length):
+        self.invalidate()
         ident = self.next_dma_id = (self.next_dma_id + 1) & 0xFFFFFFFF
         waiter = [Event(), None, b""]
         self.dma_waiting[ident] = waiter
@@ -209,25 +224,71 @@ class VirtualBoard:
         return waiter[2]
 
     # -- the guest's accesses, one at a time, in order --
+    #
+    # BAR2 is prefetchable memory, and the guest maps it write-back (device
+    # dax): a CPU there reads whole lines and combines writes. The bridge
+    # does likewise, which is what makes byte-by-byte guest access bearable
+    # in simulation: a BAR2 read fetches the aligned READ_BLOCK around it in
+    # one request and serves the following reads from it until anything
+    # could have changed BAR2 (any write, a BAR0 access, a configuration
+    # write, any DMA traffic: the guest learns of a finished DMA through
+    # BAR0 or an MSI-X write); consecutive BAR2 writes become one write of
+    # up to Max Payload Size. BAR0 (registers) is never combined or cached.
+
+    READ_BLOCK = 512
+
+    def invalidate(self):
+        self.read_block = None
+        self.generation += 1
+
+    def _cached(self, addr, length):
+        if self.read_block is None:
+            return None
+        base, block = self.read_block
+        if base <= addr and addr + length <= base + len(block):
+            return block[addr - base:addr - base + length]
+        return None
+
+    def _mps(self):
+        return 128 << self.ep.function.pcie_cap.max_payload_size
+
+    def queue_guest(self, message):
+        (kind, length, addr, arg, ident), data = message
+        if kind == Msg.MMIO_READ and arg == 2:
+            hit = self._cached(addr, length)
+            if hit is not None:             # nothing was written since the block was read
+                self.stats["mmio_reads"] += 1
+                self.stats["mmio_read_hits"] += 1
+                self.link.send(Msg.MMIO_READ_REPLY, arg=Status.OK, ident=ident, data=hit)
+                return
+        if kind != Msg.MMIO_READ or arg != 2:
+            self.invalidate()
+        if kind == Msg.MMIO_WRITE and arg == 2 and self.requests:
+            (pkind, plen, paddr, parg, _), pdata = self.requests[-1]
+            end = paddr + len(pdata)
+            if pkind == Msg.MMIO_WRITE and parg == 2 and end == addr and \
+                    len(pdata) + len(data) <= self._mps() and \
+                    paddr >> 12 == (addr + len(data) - 1) >> 12:
+                self.requests[-1] = ((pkind, plen, paddr, parg, 0), pdata + data)
+                self.stats["mmio_writes"] += 1
+                return
+        if kind == Msg.MMIO_WRITE:
+            self.stats["mmio_writes"] += 1
+        self.requests.append(message)
+        self.requests_event.set()
 
     async def serve_guest(self):
         while True:
-            (kind, length, addr, arg, ident), data = await self.requests.get()
+            while not self.requests:
+                self.requests_event.clear()
+                await self.requests_event.wait()
+            (kind, length, addr, arg, ident), data = self.requests.popleft()
             self.busy += 1
             try:
                 if kind == Msg.MMIO_READ:
-                    self.stats["mmio_reads"] += 1
-                    try:
-                        value = await self.rc.mem_region.read(self.ep.pci.bar_addr[arg] + addr,
-                                                              length)
-                        self.link.send(Msg.MMIO_READ_REPLY, arg=Status.OK, ident=ident,
-                                       data=value)
-                    except Exception as e:       # UR or CA from the RTL
-                        self.log.warning("guest read BAR%d+%#x (%d bytes) failed: %s",
-                                         arg, addr, length, e)
-                        self.link.send(Msg.MMIO_READ_REPLY, arg=Status.ABORT, ident=ident)
+                    await self._guest_read(length, addr, arg, ident)
                 elif kind == Msg.MMIO_WRITE:
-                    self.stats["mmio_writes"] += 1
+                    self.stats["write_tlps"] += 1
                     await self.rc.mem_region.write(self.ep.pci.bar_addr[arg] + addr, data)
                 elif kind == Msg.CFG_WRITE:
                     self.stats["cfg_writes"] += 1
@@ -237,12 +298,34 @@ class VirtualBoard:
             finally:
                 self.busy -= 1
 
+    async def _guest_read(self, length, addr, bar, ident):
+        self.stats["mmio_reads"] += 1
+        self.stats["read_tlps"] += 1
+        base, size = addr, length
+        if bar == 2:
+            base = addr - addr % self.READ_BLOCK
+            size = min(self.READ_BLOCK, self.params.bar2_size - base)
+        generation = self.generation
+        try:
+            block = await self.rc.mem_region.read(self.ep.pci.bar_addr[bar] + base, size)
+        except Exception as e:                  # UR or CA from the RTL
+            self.log.warning("guest read BAR%d+%#x (%d bytes) failed: %s", bar, addr, length, e)
+            self.link.send(Msg.MMIO_READ_REPLY, arg=Status.ABORT, ident=ident)
+            return
+        value = block[addr - base:addr - base + length]
+        if bar == 2 and generation == self.generation:
+            self.read_block = (base, block)
+        self.link.send(Msg.MMIO_READ_REPLY, arg=Status.OK, ident=ident, data=value)
+        self.log.debug("read reply id %d: %s", ident, value.hex())
+
     def dispatch(self, message):
         (kind, length, addr, arg, ident), data = message
+        self.log.debug("from QEMU: %s len %d addr %#x arg %d id %d %s", kind.name, length, addr,
+                       arg, ident, data[:8].hex())
         if kind in (Msg.MMIO_READ, Msg.MMIO_WRITE, Msg.CFG_WRITE):
             if kind != Msg.CFG_WRITE and arg not in (0, 2):
                 raise RuntimeError(f"QEMU sent an access to BAR{arg}: protocol mismatch")
-            self.requests.put_nowait(message)
+            self.queue_guest(message)
         elif kind == Msg.DMA_READ_REPLY:
             waiter = self.dma_waiting.get(ident)
             if waiter is None:
@@ -264,7 +347,7 @@ class VirtualBoard:
         cocotb.start_soon(self.serve_guest())
         idle = 0
         while not self.link.closed:
-            busy = self.busy or self.dma_waiting or not self.requests.empty() or self._rtl_active()
+            busy = self.busy or self.dma_waiting or self.requests or self._rtl_active()
             if busy:
                 idle = 0
             timeout = BLOCK_SECONDS if idle >= IDLE_ROUNDS else 0
@@ -272,6 +355,15 @@ class VirtualBoard:
             for message in messages:
                 self.dispatch(message)
             idle = 0 if messages else idle + 1
+            # Reads answered from the read block need no clock cycles: keep
+            # answering while the guest keeps asking only for those.
+            spins = 0
+            while messages and not (self.requests or self.busy or self.dma_waiting) \
+                    and spins < SPIN_POLLS:
+                messages = self.link.poll(SPIN_SECONDS)
+                for message in messages:
+                    self.dispatch(message)
+                spins += 1
             await ClockCycles(self.ep.clk, ROUND_CYCLES)
         for waiter in self.dma_waiting.values():   # QEMU gone: fail what waits
             waiter[0].set()

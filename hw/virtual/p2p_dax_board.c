@@ -221,7 +221,13 @@ static void board_readable(void *opaque)
 {
     P2PDaxBoard *s = opaque;
     struct p2pdax_msg m;
+    uint8_t byte;
 
+    /* The main loop saw the socket readable before it took the BQL; a vCPU
+     * waiting for a read reply may have taken the message meanwhile. */
+    if (s->fd < 0 || recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0) {
+        return;
+    }
     if (board_recv_header(s, &m, board_deadline(s))) {
         board_serve(s, &m);
     }
