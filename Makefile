@@ -25,6 +25,7 @@ help:
 	@echo "make driver    build driver/p2p_dax.ko for a Debian kernel, print its path  [KERNEL=6.1]"
 	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
 	@echo "               make vm KERNEL=6.12 CMD='daxctl list'  [VM_ARGS='--no-driver --params ...']"
+	@echo "               BOARD=virtual: with the board's RTL behind QEMU's p2p-dax-board device"
 	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
 	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
 	@echo "               plot in build/vm-bench/  [KERNEL=6.12]"
@@ -72,7 +73,8 @@ driver: setup
 # when CMD fails; its "Error N" line has the command's exit code.
 vm: setup
 	$(if $(value CMD),,@echo "make vm: give a command: make vm KERNEL=6.1 CMD='...'" >&2; exit 2)
-	@$(PY) -m tests.vm run --kernel $(KERNEL) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
+	$(if $(filter-out virtual,$(BOARD)),@echo "make vm: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
+	@$(PY) -m tests.vm run --kernel $(KERNEL) $(if $(BOARD),--board $(BOARD)) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
 
 vm-bench: setup
 	@$(PY) -m tests.vm.bench --kernel $(KERNEL)

@@ -22,6 +22,10 @@ upstream goes to QEMU; the root complex splits its read completions at its
 RCB and the Max Payload Size the guest set. The socket protocol is
 hw/virtual/protocol.py.
 
+P2P_DAX_FAULT=crash@OFFSET (or hang@OFFSET) in the environment makes a guest
+write to BAR2 at OFFSET kill the simulation (or make it stop answering first),
+for the tests of what QEMU and the guest see when the simulation goes away.
+
 When QEMU goes away the simulation ends, and the test fails if a checker saw
 a PCIe rule broken during the session (the log names it).
 """
@@ -184,6 +188,15 @@ class VirtualBoard:
         self.dma_waiting = {}                   # id -> [Event, status, data]
         self.next_dma_id = 0
         self.stats = collections.Counter()
+        # P2P_DAX_FAULT=crash@OFFSET or hang@OFFSET: a guest write to BAR2 at
+        # OFFSET kills the simulation, or first makes it stop answering.
+        fault = os.environ.get("P2P_DAX_FAULT")
+        self.fault = None
+        if fault:
+            kind, _, offset = fault.partition("@")
+            if kind not in ("crash", "hang") or not offset:
+                raise ValueError(f"P2P_DAX_FAULT={fault}: use crash@OFFSET or hang@OFFSET")
+            self.fault = (kind, int(offset, 0))
 
     def check_layout(self):
         func = self.ep.function
@@ -252,6 +265,17 @@ class VirtualBoard:
     def _mps(self):
         return 128 << self.ep.function.pcie_cap.max_payload_size
 
+    def _inject(self, kind):
+        """P2P_DAX_FAULT (tests of QEMU's side): the simulation dies, or
+        stops answering until QEMU gives up on it, then dies."""
+        self.log.error("P2P_DAX_FAULT: the simulation %s now, as asked",
+                       "crashes" if kind == "crash" else "stops answering")
+        if kind == "hang":
+            self.link.sock.setblocking(True)
+            while self.link.sock.recv(65536):
+                pass
+        os._exit(3)
+
     def queue_guest(self, message):
         (kind, length, addr, arg, ident), data = message
         if kind == Msg.MMIO_READ and arg == 2:
@@ -274,6 +298,8 @@ class VirtualBoard:
                 return
         if kind == Msg.MMIO_WRITE:
             self.stats["mmio_writes"] += 1
+            if self.fault and arg == 2 and addr == self.fault[1]:
+                self._inject(self.fault[0])
         self.requests.append(message)
         self.requests_event.set()
 

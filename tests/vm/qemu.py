@@ -328,13 +328,14 @@ def initramfs(kernel, driver_ko=None):
 
 # ---------------------------------------------------------------- QEMU
 
-def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None):
+def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None):
     args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
             "-device", "x3130-upstream,id=up0,bus=rp0"]
     for i in range(4 if board_socket else 3):
         args += ["-device", f"xio3130-downstream,id=dn{i},bus=up0,chassis={i + 2},slot={i}"]
     if board_socket:
-        args += ["-device", f"p2p-dax-board,socket={board_socket},bus=dn0"]
+        timeout = f",timeout-ms={board_timeout_ms}" if board_timeout_ms else ""
+        args += ["-device", f"p2p-dax-board,socket={board_socket},bus=dn0{timeout}"]
     args += ["-object", f"memory-backend-file,id=ivmem,share=on,mem-path={ivshmem_file},"
                         f"size={ivshmem_size}",
              "-device", f"ivshmem-plain,memdev=ivmem,bus={'dn3' if board_socket else 'dn0'}"]
@@ -484,7 +485,7 @@ class VirtualBoard:
     started before QEMU (its socket appears when it is ready), ended by
     QEMU's exit. Its log and counters are in `directory`."""
 
-    def __init__(self, directory, params=None):
+    def __init__(self, directory, params=None, env=None):
         self.dir = Path(directory)
         self.socket = self.dir / "board.sock"
         self.stats_file = self.dir / "board-stats.json"
@@ -493,7 +494,7 @@ class VirtualBoard:
                "--stats", str(self.stats_file), "--params", json.dumps(params or {})]
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
+                                         stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def wait_ready(self, timeout=600):
         end = time.monotonic() + timeout
@@ -524,7 +525,7 @@ class VirtualBoard:
 def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivshmem=True,
         host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
         extra_append="", extra_files=None, shares=(), cwd=None, accel=None, board=None,
-        board_params=None):
+        board_params=None, board_env=None, board_timeout_ms=None):
     """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
     sh -c, return Result(returncode, output, seconds, log).
 
@@ -536,7 +537,10 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     same paths in the guest. extra_files: {guest path: host file}.
     accel: "tcg" or "kvm" (default: P2PDAX_VM_ACCEL, else a cached probe).
     board: None (ivshmem only) or "virtual" (the RTL behind QEMU's
-    p2p-dax-board device; board_params: EndpointParams fields for it).
+    p2p-dax-board device; board_params: EndpointParams fields for it;
+    board_env: more environment for its simulation, such as P2P_DAX_FAULT, in
+    which case a failed simulation is reported in Result.board["error"]
+    rather than raised; board_timeout_ms: the device's timeout-ms).
     ivshmem_size defaults to the file's size, or 64 MiB; nvme_images: two raw
     images (default: temporary 64 MiB ones). Raises VMError when the guest
     does not finish in `timeout` seconds or dies before the command ends."""
@@ -583,7 +587,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
 
     with tempfile.TemporaryDirectory(prefix="p2pdax-vm-") as tmp:
         tmp = Path(tmp)
-        sim = VirtualBoard(tmp, board_params) if board else None
+        sim = VirtualBoard(tmp, board_params, board_env) if board else None
         initrd = tmp / "initrd"
         with open(initrd, "wb") as f:        # the kernel unpacks concatenated archives
             with open(base, "rb") as b:
@@ -607,7 +611,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                    "-no-reboot", "-kernel", str(_boot_image(kernel)), "-initrd", str(initrd),
                    "-append", f"{APPEND} {extra_append}".strip(),
                    *_topology(ivshmem_file, ivshmem_size, nvme_images,
-                              sim.socket if sim else None)]
+                              sim.socket if sim else None, board_timeout_ms)]
         if host_root:
             cmdline += _virtfs("hostroot", "/", readonly=True)
         for i, (path, mode) in enumerate(mounts):
@@ -632,8 +636,11 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
             try:
                 board_stats = sim.stop()
             except VMError as e:
-                log = _save_log(kernel, token, raw.decode(errors="replace"), cmdline)
-                raise VMError(f"{e}\nconsole log: {log}") from None
+                if board_env:
+                    board_stats = {"error": str(e)}
+                else:
+                    log = _save_log(kernel, token, raw.decode(errors="replace"), cmdline)
+                    raise VMError(f"{e}\nconsole log: {log}") from None
 
     console = raw.decode(errors="replace").replace("\r\n", "\n")
     start = f"P2PDAX-VM-START-{token}\n"
