@@ -29,6 +29,7 @@ help:
 	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
 	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
 	@echo "               plot in build/vm-bench/  [KERNEL=6.12]"
+	@echo "               BOARD=virtual: what the virtual board costs, per path (s/MiB, accesses/s)"
 	@echo "make clean     remove build/"
 
 setup: $(STAMP)
@@ -77,7 +78,8 @@ vm: setup
 	@$(PY) -m tests.vm run --kernel $(KERNEL) $(if $(BOARD),--board $(BOARD)) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
 
 vm-bench: setup
-	@$(PY) -m tests.vm.bench --kernel $(KERNEL)
+	$(if $(filter-out virtual,$(BOARD)),@echo "make vm-bench: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
+	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL)
 
 vm-test: setup
 	@$(PY) -m pytest -n 2 tests/test_vm_*.py

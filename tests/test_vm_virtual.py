@@ -123,3 +123,31 @@ print("after", m[0:8].hex())
            else "the simulation did not answer in time (timeout-ms)")
     assert f"p2p-dax-board: {why}; the board is gone: reads return all ones" in r.output
     assert "return code: 3" in r.board["error"], r.board      # P2P_DAX_FAULT's exit
+
+
+def test_daxctl_and_fio():
+    """Third-party tools on the board's dax device: daxctl lists the region
+    with its PCI path; fio writes verified data from buffers in BAR2 to the
+    NVMe with O_DIRECT and reads it back into BAR2 (the NVMe DMAs into and out
+    of the RTL's memory), checking every block."""
+    r = vm("""
+set -e
+N0=$(nvme n0)
+daxctl list -D -R
+echo ---
+fio --name=board --filename=$N0 --direct=1 --ioengine=psync --rw=write --bs=64k \
+    --size=128k --iomem=mmapshared:/dev/dax0.0 --verify=crc32c --do_verify=1 \
+    --output-format=json > /tmp/fio.json
+python3 -c '
+import json
+j = json.load(open("/tmp/fio.json"))["jobs"][0]
+print("fio error", j["error"], "written", j["write"]["io_bytes"], "read", j["read"]["io_bytes"])
+'
+""", host_root=True)
+    assert r.returncode == 0, r.output
+    listing, _, rest = r.output.partition("---\n")
+    regions = json.loads(listing)
+    region = next(reg for reg in (regions if isinstance(regions, list) else [regions])
+                  if any(d["chardev"] == "dax0.0" for d in reg.get("devices", [])))
+    assert region["size"] == BAR2_SIZE and "0000:" in region["path"], region
+    assert "fio error 0 written 131072 read 131072" in rest, rest
