@@ -42,7 +42,7 @@ import sys
 import time
 
 import cocotb
-from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
+from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotbext.pcie.core import RootComplex
 
 from hw import regmap
@@ -58,6 +58,7 @@ RC_MEM_BASE = 0xB000_0000
 IDLE_ROUNDS = 200
 ROUND_CYCLES = 4
 BLOCK_SECONDS = 0.05
+WAKE_CYCLES = 256
 SPIN_POLLS = 2000
 SPIN_SECONDS = 0.0005
 
@@ -159,6 +160,7 @@ class QemuMemory:
         self.board.stats["dma_write_bytes"] += len(data)
         for i in range(0, len(data), protocol.MAX_DATA):
             self.board.link.send(Msg.DMA_WRITE, address + i, data=data[i:i + protocol.MAX_DATA])
+        self.board.wake.set()
 
 
 class DmaError(Exception):
@@ -182,6 +184,7 @@ class VirtualBoard:
         self.link = None
         self.requests = collections.deque()    # the guest's accesses, in order
         self.requests_event = Event()
+        self.wake = Event()                     # the worker finished, or the RTL sent
         self.read_block = None                  # (BAR2 offset, bytes): see serve_guest
         self.generation = 0                     # bumped by whatever may change BAR2
         self.busy = 0                          # guest accesses under way in the RTL
@@ -226,6 +229,7 @@ class VirtualBoard:
         waiter = [Event(), None, b""]
         self.dma_waiting[ident] = waiter
         self.link.send(Msg.DMA_READ, address, ident=ident, length=length)
+        self.wake.set()
         self.stats["dma_reads"] += 1
         self.stats["dma_read_bytes"] += length
         await waiter[0].wait()
@@ -323,6 +327,7 @@ class VirtualBoard:
                     self.rc.max_payload_size = self.ep.function.pcie_cap.max_payload_size
             finally:
                 self.busy -= 1
+                self.wake.set()
 
     async def _guest_read(self, length, addr, bar, ident):
         self.stats["mmio_reads"] += 1
@@ -373,6 +378,12 @@ class VirtualBoard:
         cocotb.start_soon(self.serve_guest())
         idle = 0
         while not self.link.closed:
+            if self.busy and not (self.dma_waiting or self.link.tx or self.requests):
+                # The RTL works on a guest access and QEMU waits for nothing
+                # from here: simulate until the access ends or the RTL sends.
+                self.wake.clear()
+                await First(self.wake.wait(), ClockCycles(self.ep.clk, WAKE_CYCLES))
+                continue
             busy = self.busy or self.dma_waiting or self.requests or self._rtl_active()
             if busy:
                 idle = 0
