@@ -51,7 +51,8 @@ for pkg in gcc zlib1g-dev; do
     fi
 done
 # Rebuilt when what the package build reads changes.
-build_inputs=(pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h)
+build_inputs=(pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h
+              driver/p2p_dax_ioctl.h)
 up_to_date() { for f in "${build_inputs[@]}"; do [ "$STAMP" -nt "$f" ] || return 1; done; }
 if [ -f "$STAMP" ] && up_to_date && compgen -G 'host/_native*.so' >/dev/null; then
     echo "setup: Python packages up to date"
