@@ -77,8 +77,9 @@ class Bench:
     engine (a dma.Engine of the BAR's board, ready to move data)."""
 
     def __init__(self, bar, *, total=64 * MiB, sizes=None, rounds=3, queue_depth=4,
-                 source=None, target=None, engine=None):
-        """sizes: bytes per transfer; by default those of SIZES up to the total."""
+                 source=None, target=None, engine=None, paths=None):
+        """sizes: bytes per transfer; by default those of SIZES up to the total.
+        paths: names of PATHS to run; by default every one that can."""
         if total <= 0 or total % transfer.DIRECT_ALIGN:
             raise ValueError(f"total {total}: give a positive multiple of "
                              f"{transfer.DIRECT_ALIGN} bytes")
@@ -110,6 +111,17 @@ class Bench:
                       (p not in ("nvme->bar", "library") or source is not None) and
                       (p != "bar->nvme" or target is not None) and
                       (not p.startswith("dma-") or self.dma_total > 0)]
+        if paths is not None:
+            needs = {"nvme->bar": "a SOURCE (--source)", "library": "a SOURCE (--source)",
+                     "bar->nvme": "a TARGET (--target)",
+                     "dma-read": "the board's DMA engine, ready to move data",
+                     "dma-write": "the board's DMA engine, ready to move data"}
+            for p in paths:
+                if p not in PATHS:
+                    raise ValueError(f"no path {p!r}: the paths are {', '.join(PATHS)}")
+                if p not in self.paths:
+                    raise ValueError(f"path {p} needs {needs[p]}")
+            self.paths = [p for p in self.paths if p in paths]
 
     def sizes_of(self, path):
         return self.dma_sizes if path.startswith("dma-") else self.sizes
@@ -194,13 +206,21 @@ def size_label(n):
     return f"{n // MiB}M" if n % MiB == 0 else f"{n >> 10}K"
 
 
+def rate(mb_per_s):
+    """MB/s as the table and `p2pdax copy` print it: one decimal, and three
+    significant digits below 10 MB/s, so that a slow path (a board in
+    simulation) does not read 0.0."""
+    return f"{mb_per_s:.1f}" if mb_per_s >= 10 else f"{mb_per_s:.3g}"
+
+
 def table(rows):
     """The rows as a text table, sizes in K or M."""
     lines = [f"{'path':10} {'size':>5} {'MB/s':>9}   {'reference':18} {'MB/s':>9} {'ratio':>6}"]
     for r in rows:
         size = size_label(r.size)
-        lines.append(f"{r.path:10} {size:>5} {r.mb_per_s:>9.1f}   {r.reference:18} "
-                     f"{r.reference_mb_per_s:>9.1f} {r.ratio:>6.3f}")
+        ratio = f"{r.ratio:.3f}" if r.ratio >= 0.01 else f"{r.ratio:.2g}"
+        lines.append(f"{r.path:10} {size:>5} {rate(r.mb_per_s):>9}   {r.reference:18} "
+                     f"{rate(r.reference_mb_per_s):>9} {ratio:>6}")
     return "\n".join(lines)
 
 

@@ -106,7 +106,7 @@ def cmd_copy(args):
     check = f", verified (CRC-32 {r.crc32:#010x})" if r.crc32 is not None else ", not verified"
     via = f" by the DMA engine of {engine.node}" if engine is not None else ""
     print(f"copied {r.length} bytes {args.src} -> {args.dst}{via} in {r.seconds:.3f} s "
-          f"({r.mb_per_s:.1f} MB/s){check}")
+          f"({bench.rate(r.mb_per_s)} MB/s){check}")
     return 0
 
 
@@ -155,7 +155,8 @@ def cmd_bench(args):
                   else None)
         b = bench.Bench(bar, total=min(args.total, bar.size), sizes=args.sizes,
                         rounds=args.rounds, queue_depth=args.queue_depth,
-                        source=args.source, target=args.target, engine=engine)
+                        source=args.source, target=args.target, engine=engine,
+                        paths=args.paths)
         title = (f"p2pdax bench {dev.address} ({dev.dax_node}, Linux {platform.release()}): "
                  f"{_size(b.total)} per pass, "
                  f"best of {b.rounds}, queue depth {b.queue_depth}")
@@ -274,6 +275,9 @@ def main(argv=None):
     p.add_argument("--sizes", type=_sizes, help="transfer sizes, comma-separated (default "
                    f"{','.join(map(bench.size_label, bench.SIZES))}"
                    ", those up to TOTAL)")
+    p.add_argument("--paths", type=lambda t: t.split(","), help="paths to run, "
+                   f"comma-separated, of {','.join(bench.PATHS)} (default: each one the "
+                   "device and options allow)")
     p.add_argument("--rounds", type=int, default=3, help="passes per path and size, the "
                    "best kept (default 3)")
     p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")

@@ -432,3 +432,8 @@ def test_bench_dma_paths(tmp_path, nodes, capsys, monkeypatch):
         ["cpu-read", "64K"], ["cpu-write", "64K"], ["dma-read", "64K"], ["dma-write", "64K"]]
     assert lines[6] == (f"dma: the engine reaches 256 KiB of the BAR ({bar.device.dma_node} "
                         "dma_window): the DMA paths move that much per pass")
+    assert cli.main(["bench", "dax0.0", "--total", "64K", "--sizes", "64K", "--rounds", "1",
+                     "--paths", "dma-write,dma-read"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[2:]] == [["dma-read", "64K"],
+                                                        ["dma-write", "64K"]]
