@@ -251,6 +251,11 @@ class Engine:
                 f"{self.node}: permission denied; add yourself to the group "
                 f"'{client.UDEV_GROUP}' that driver/60-p2p-dax.rules gives the device to, "
                 "or run as root") from None
+        except FileNotFoundError:
+            why = (f"{self.node} does not exist, though the driver names it for "
+                   f"{device.address}: udev (or mdev) did not create it; its numbers are in "
+                   f"/sys/class/misc/{device.dma_device}/dev")
+            raise NoEngineError(errno.ENOENT, why) from None
         try:
             self.limits = self.info()
             if require_ready:

@@ -308,6 +308,10 @@ def test_a_driver_without_the_dma_node(tmp_path):
     dev = client._describe(pci, sysfs=tmp_path / "b")
     assert (dev.dma_node, dev.dma_engine) == ("/dev/p2p-dax0", "ready")
     assert dev.as_dict()["dma_node"] == "/dev/p2p-dax0"
+    dev = dataclasses.replace(dev, dma_device="p2p-dax-absent")
+    with pytest.raises(dma.NoEngineError, match="/dev/p2p-dax-absent does not exist, though the "
+                       "driver names it for 0000:03:00.0: udev .* did not create it"):
+        dma.Engine(dev)
 
 
 class FakeBar(transfer.RamBuffer):
