@@ -34,7 +34,7 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h scripts/setup.sh
+$(STAMP): pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h driver/p2p_dax_ioctl.h scripts/setup.sh
 	@bash scripts/setup.sh
 
 sim: setup

@@ -76,6 +76,7 @@ N0=$(nvme n0); N1=$(nvme n1)
 {TOOL} check /dev/dax0.0 {MEM_SIZE} {n} 77
 {TOOL} dio-in $N0 {128 * KiB} /dev/dax0.0 {n} {n}
 {TOOL} dio-out /dev/dax0.0 {n} $N1 {256 * KiB} {n}
+if bad_dmesg; then echo "kernel warnings above"; exit 1; fi
 """, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     assert read(nvme[1], 256 * KiB, n) == source[128 * KiB:128 * KiB + n], \

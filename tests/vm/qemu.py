@@ -609,7 +609,9 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         cmdline = [*qemu, "-machine", "q35", "-accel", accel, "-cpu", "max", "-m", "1G",
                    "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                    "-no-reboot", "-kernel", str(_boot_image(kernel)), "-initrd", str(initrd),
-                   "-append", f"{APPEND} {extra_append}".strip(),
+                   # The virtual board stalls a vCPU for as long as the RTL's
+                   # simulation takes: not a lockup of the guest's.
+                   "-append", f"{APPEND} {'nowatchdog ' if board else ''}{extra_append}".strip(),
                    *_topology(ivshmem_file, ivshmem_size, nvme_images,
                               sim.socket if sim else None, board_timeout_ms)]
         if host_root:
