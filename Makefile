@@ -25,14 +25,16 @@ help:
 	@echo "make driver    build driver/p2p_dax.ko for a Debian kernel, print its path  [KERNEL=6.1]"
 	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
 	@echo "               make vm KERNEL=6.12 CMD='daxctl list'  [VM_ARGS='--no-driver --params ...']"
+	@echo "               BOARD=virtual: with the board's RTL behind QEMU's p2p-dax-board device"
 	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
 	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
 	@echo "               plot in build/vm-bench/  [KERNEL=6.12]"
+	@echo "               BOARD=virtual: what the virtual board costs, per path (s/MiB, accesses/s)"
 	@echo "make clean     remove build/"
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h scripts/setup.sh
+$(STAMP): pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h driver/p2p_dax_ioctl.h scripts/setup.sh
 	@bash scripts/setup.sh
 
 sim: setup
@@ -72,10 +74,12 @@ driver: setup
 # when CMD fails; its "Error N" line has the command's exit code.
 vm: setup
 	$(if $(value CMD),,@echo "make vm: give a command: make vm KERNEL=6.1 CMD='...'" >&2; exit 2)
-	@$(PY) -m tests.vm run --kernel $(KERNEL) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
+	$(if $(filter-out virtual,$(BOARD)),@echo "make vm: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
+	@$(PY) -m tests.vm run --kernel $(KERNEL) $(if $(BOARD),--board $(BOARD)) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
 
 vm-bench: setup
-	@$(PY) -m tests.vm.bench --kernel $(KERNEL)
+	$(if $(filter-out virtual,$(BOARD)),@echo "make vm-bench: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
+	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL)
 
 vm-test: setup
 	@$(PY) -m pytest -n 2 tests/test_vm_*.py

@@ -17,18 +17,33 @@
  * binding, so removing the auxiliary device tears the dax device down.
  * The memory BAR is never requested or mapped here: the dax core requests
  * it and maps it with memremap_pages().
+ *
+ * Every device also gets a character device, /dev/p2p-dax<id>, whose ioctls
+ * (p2p_dax_ioctl.h) drive a board's DMA engine between user buffers and
+ * BAR2; on a memory-only device they answer EOPNOTSUPP.
  */
 #include <linux/auxiliary_bus.h>
+#include <linux/delay.h>
+#include <linux/dma-mapping.h>
 #include <linux/idr.h>
+#include <linux/interrupt.h>
+#include <linux/kref.h>
 #include <linux/memremap.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/numa.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/pci.h>
+#include <linux/scatterlist.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
 
 #include "p2p_dax_compat.h"
+#include "p2p_dax_ioctl.h"
 #include "p2p_dax_regs.h"
 
 #define P2P_DAX_REG_BAR		0
@@ -75,6 +90,7 @@ struct p2p_dax {
 	resource_size_t dax_size;	/* dax part: from the BAR's start */
 	resource_size_t p2p_size;	/* p2pdma part: at the BAR's end */
 	char dax_name[32];		/* e.g. "dax0.0" */
+	struct p2p_dax_dma *dma;	/* the DMA engine's character device */
 };
 
 /* The dax region's parent; freed by its release callback. */
@@ -327,6 +343,750 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
 	return 0;
 }
 
+/*
+ * The DMA engine and its character device, /dev/p2p-dax<id> (ioctls in
+ * p2p_dax_ioctl.h).
+ *
+ * A transfer pins the caller's buffer, maps it for the board and is cut into
+ * descriptors, one per mapped segment (split at DMA_MAX_LENGTH). The engine
+ * ends descriptors in the order they were queued, descriptor number k
+ * reporting in result slot k % DMA_RESULTS, so the driver keeps at most
+ * DMA_RESULTS descriptors in the engine and a slot array that says which
+ * transfer each belongs to. An MSI-X interrupt on the last descriptor of a
+ * transfer, and every half queue while more wait, wakes a threaded handler
+ * that reads DMA_DONE and the result slots, ends transfers, unpins their
+ * pages and queues what waits.
+ *
+ * The per-board state is reference-counted: the binding holds one reference
+ * and every open file one, so the character device outlives the PCI binding.
+ * Unbinding stops submissions, waits a bounded time for the engine, turns
+ * bus mastering off, then unmaps and unpins everything; the open files then
+ * get ENODEV from every ioctl.
+ */
+#define P2P_DAX_DMA_SLOTS		P2PDAX_DMA_RESULTS
+#define P2P_DAX_DMA_VECTOR		0
+#define P2P_DAX_DMA_MAX_TRANSFER	SZ_256M
+#define P2P_DAX_DMA_MAX_TRANSFERS	32	/* per open file */
+#define P2P_DAX_DMA_STOP_MS		5000	/* unbind: wait for descriptors in flight */
+
+static_assert(P2P_DAX_DMA_SLOTS <= P2PDAX_DMA_QUEUE_DEPTH);
+static_assert(P2PDAX_DMA_MAX_LENGTH % PAGE_SIZE == 0);
+static_assert(P2P_DAX_DMA_STATUS_OK == P2PDAX_DMA_STATUS_OK);
+static_assert(P2P_DAX_DMA_STATUS_UNSUPPORTED_REQUEST == P2PDAX_DMA_STATUS_UNSUPPORTED_REQUEST);
+static_assert(P2P_DAX_DMA_STATUS_COMPLETER_ABORT == P2PDAX_DMA_STATUS_COMPLETER_ABORT);
+static_assert(P2P_DAX_DMA_STATUS_TIMEOUT == P2PDAX_DMA_STATUS_TIMEOUT);
+static_assert(P2P_DAX_DMA_STATUS_POISONED == P2PDAX_DMA_STATUS_POISONED);
+static_assert(P2P_DAX_DMA_STATUS_BAD_COMPLETION == P2PDAX_DMA_STATUS_BAD_COMPLETION);
+static_assert(P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR == P2PDAX_DMA_STATUS_BAD_DESCRIPTOR);
+static_assert(sizeof(struct p2p_dax_info) == P2P_DAX_INFO_SIZE_VER1);
+static_assert(sizeof(struct p2p_dax_dma_submit) == P2P_DAX_DMA_SUBMIT_SIZE_VER1);
+static_assert(sizeof(struct p2p_dax_dma_wait) == P2P_DAX_DMA_WAIT_SIZE_VER1);
+
+static const char * const p2p_dax_engine_names[] = {
+	[P2P_DAX_ENGINE_NONE] = "none",
+	[P2P_DAX_ENGINE_ABSENT] = "absent",
+	[P2P_DAX_ENGINE_UNUSABLE] = "unusable",
+	[P2P_DAX_ENGINE_READY] = "ready",
+};
+
+static const char *p2p_dax_dma_status_name(u32 status)
+{
+	static const char * const names[] = {
+		"OK", "unsupported request", "completer abort", "completion timeout",
+		"poisoned completion", "bad completion", "bad descriptor",
+	};
+
+	return status < ARRAY_SIZE(names) ? names[status] : "unknown status";
+}
+
+struct p2p_dax_file;
+
+struct p2p_dax_xfer {
+	struct p2p_dax_file *file;	/* NULL once its file is closed */
+	struct list_head file_node;	/* in file->xfers while file is set */
+	struct list_head active_node;	/* in dma->active until it ends */
+	struct list_head queue_node;	/* in dma->queue while parts wait */
+	u64 id;
+	u64 offset;			/* in BAR2 */
+	u64 length;
+	u32 direction;			/* P2P_DAX_DMA_TO_BAR or _FROM_BAR */
+	struct page **pages;		/* pinned; NULL once released */
+	unsigned long npages;
+	struct sg_table sgt;
+	bool mapped;
+	/* The next part to queue: DMA segment sg, sg_off bytes into it. */
+	struct scatterlist *sg;
+	unsigned int sg_left;		/* DMA segments from sg on */
+	u32 sg_off;
+	u64 queued;			/* bytes queued */
+	unsigned int out;		/* descriptors in the engine */
+	/* How it ended. */
+	u64 bytes;			/* moved by descriptors that ended OK */
+	u64 error_offset;
+	u32 status;			/* first status other than OK */
+	bool done;
+	bool waiting;			/* a WAIT sleeps on it */
+};
+
+struct p2p_dax_dma_slot {
+	struct p2p_dax_xfer *xfer;	/* NULL: no descriptor of the driver's */
+	u32 length;
+	u64 xoff;			/* offset in the transfer */
+};
+
+struct p2p_dax_dma {
+	struct kref ref;		/* the binding's and every open file's */
+	struct mutex lock;		/* everything below; the irq handler is threaded */
+	wait_queue_head_t wq;		/* WAITs: a transfer ended */
+	struct miscdevice misc;
+	bool registered;		/* misc is registered */
+	char name[24];			/* p2p-dax<id>: the node and the irq's name */
+	struct pci_dev *pdev;		/* NULL once unbound */
+	void __iomem *regs;		/* BAR0; NULL in memory-only mode and once unbound */
+	bool gone;			/* unbinding: ioctls answer ENODEV */
+	u32 engine;			/* P2P_DAX_ENGINE_* */
+	int irq;
+	u64 mem_size, bar_size, dma_window;
+	u32 version;
+	u32 hw_next;			/* number of the next descriptor queued */
+	u32 hw_done;			/* descriptors whose end was processed */
+	struct p2p_dax_dma_slot slots[P2P_DAX_DMA_SLOTS];
+	struct list_head queue;		/* transfers with parts to queue, in order */
+	struct list_head active;	/* transfers not ended */
+	u64 stat_submitted, stat_done, stat_failed, stat_bytes;
+};
+
+struct p2p_dax_file {
+	struct p2p_dax_dma *dma;
+	struct list_head xfers;		/* under dma->lock */
+	unsigned int count;
+	u64 next_id;
+};
+
+static void p2p_dax_dma_free(struct kref *ref)
+{
+	kfree(container_of(ref, struct p2p_dax_dma, ref));
+}
+
+static enum dma_data_direction p2p_dax_xfer_dir(const struct p2p_dax_xfer *t)
+{
+	return t->direction == P2P_DAX_DMA_TO_BAR ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
+}
+
+/* Give back the buffer: the device will not touch it again. */
+static void p2p_dax_xfer_release(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
+{
+	if (t->mapped)
+		dma_unmap_sgtable(&dma->pdev->dev, &t->sgt, p2p_dax_xfer_dir(t), 0);
+	t->mapped = false;
+	sg_free_table(&t->sgt);
+	if (t->pages) {
+		unpin_user_pages_dirty_lock(t->pages, t->npages,
+					    t->direction == P2P_DAX_DMA_FROM_BAR);
+		kvfree(t->pages);
+		t->pages = NULL;
+	}
+}
+
+/* Under dma->lock: the transfer has ended (or the board is going away). */
+static void p2p_dax_xfer_end(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
+{
+	list_del_init(&t->active_node);
+	list_del_init(&t->queue_node);
+	p2p_dax_xfer_release(dma, t);
+	t->done = true;
+	if (!t->file)
+		kfree(t);		/* its file was closed: nobody waits */
+	else
+		wake_up_all(&dma->wq);
+}
+
+/* Under dma->lock: queue parts of waiting transfers while the engine has room. */
+static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
+{
+	u32 room = P2P_DAX_DMA_SLOTS - (dma->hw_next - dma->hw_done);
+
+	if (dma->gone || !room || list_empty(&dma->queue))
+		return;
+	room = min(room, ioread32(dma->regs + P2PDAX_REG_DMA_SUBMIT));
+	while (room && !list_empty(&dma->queue)) {
+		struct p2p_dax_xfer *t = list_first_entry(&dma->queue, struct p2p_dax_xfer,
+							  queue_node);
+		struct p2p_dax_dma_slot *slot = &dma->slots[dma->hw_next % P2P_DAX_DMA_SLOTS];
+		dma_addr_t bus = sg_dma_address(t->sg) + t->sg_off;
+		u32 len = min_t(u32, sg_dma_len(t->sg) - t->sg_off, P2PDAX_DMA_MAX_LENGTH);
+		u64 xoff = t->queued;
+		bool last, irq;
+		u32 ctl;
+
+		t->sg_off += len;
+		t->queued += len;
+		if (t->sg_off == sg_dma_len(t->sg)) {
+			t->sg = sg_next(t->sg);
+			t->sg_off = 0;
+			t->sg_left--;
+		}
+		last = !t->sg_left;
+		if (last)
+			list_del_init(&t->queue_node);
+		room--;
+		/*
+		 * An interrupt when a transfer ends and, while parts wait, every
+		 * half queue, so the engine has work while the driver refills it.
+		 */
+		irq = last || !room || dma->hw_next % (P2P_DAX_DMA_SLOTS / 2) ==
+				      P2P_DAX_DMA_SLOTS / 2 - 1;
+		ctl = (t->direction == P2P_DAX_DMA_TO_BAR ? P2PDAX_DMA_CONTROL_FROM_BUS_MASK : 0) |
+		      (irq ? P2PDAX_DMA_CONTROL_IRQ_MASK : 0) |
+		      P2P_DAX_DMA_VECTOR << P2PDAX_DMA_CONTROL_VECTOR_SHIFT |
+		      (dma->hw_next & 0xffff) << P2PDAX_DMA_CONTROL_ID_SHIFT;
+		iowrite32(lower_32_bits(t->offset + xoff), dma->regs + P2PDAX_REG_DMA_LOCAL);
+		iowrite32(lower_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_LO);
+		iowrite32(upper_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_HI);
+		iowrite32(len, dma->regs + P2PDAX_REG_DMA_LENGTH);
+		iowrite32(ctl, dma->regs + P2PDAX_REG_DMA_CONTROL);
+		iowrite32(1, dma->regs + P2PDAX_REG_DMA_SUBMIT);
+		slot->xfer = t;
+		slot->length = len;
+		slot->xoff = xoff;
+		t->out++;
+		dma->hw_next++;
+		dma->stat_submitted++;
+	}
+}
+
+/*
+ * Under dma->lock: process the descriptors that ended. Returns false when
+ * DMA_DONE makes no sense (the device is gone or was reset).
+ */
+static bool p2p_dax_dma_reap(struct p2p_dax_dma *dma)
+{
+	u32 done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+	u32 inflight = dma->hw_next - dma->hw_done;
+
+	if (done - dma->hw_done > inflight) {
+		dev_err_ratelimited(&dma->pdev->dev, "DMA_DONE reads %#x, but the driver has "
+				    "descriptors %#x to %#x in flight: device reset or gone?\n",
+				    done, dma->hw_done, dma->hw_next - 1);
+		return false;
+	}
+	while (dma->hw_done != done) {
+		u32 k = dma->hw_done;
+		struct p2p_dax_dma_slot *slot = &dma->slots[k % P2P_DAX_DMA_SLOTS];
+		struct p2p_dax_xfer *t = slot->xfer;
+		u32 res = ioread32(dma->regs + P2PDAX_REG_DMA_RESULT0 + 4 * (k % P2P_DAX_DMA_SLOTS));
+		u32 status = (res & P2PDAX_DMA_RESULT0_STATUS_MASK) >> P2PDAX_DMA_RESULT0_STATUS_SHIFT;
+
+		if ((res & P2PDAX_DMA_RESULT0_SEQ_MASK) >> P2PDAX_DMA_RESULT0_SEQ_SHIFT != (k & 0xff) ||
+		    (res & P2PDAX_DMA_RESULT0_ID_MASK) >> P2PDAX_DMA_RESULT0_ID_SHIFT != (k & 0xffff)) {
+			dev_err_ratelimited(&dma->pdev->dev, "DMA_RESULT%u reads %#010x, not the "
+					    "result of descriptor %#x\n",
+					    k % P2P_DAX_DMA_SLOTS, res, k);
+			status = P2P_DAX_DMA_STATUS_BAD_RESULT;
+		}
+		slot->xfer = NULL;
+		dma->hw_done++;
+		dma->stat_done++;
+		if (!t)			/* cannot happen: ended <= in flight */
+			continue;
+		t->out--;
+		if (status == P2P_DAX_DMA_STATUS_OK) {
+			t->bytes += slot->length;
+			dma->stat_bytes += slot->length;
+		} else {
+			dma->stat_failed++;
+			if (status < P2P_DAX_DMA_STATUS_BAD_RESULT)
+				dev_warn_ratelimited(&dma->pdev->dev, "DMA %s BAR2 %#llx, %u bytes: "
+						     "%s\n", t->direction == P2P_DAX_DMA_TO_BAR ?
+						     "to" : "from", t->offset + slot->xoff,
+						     slot->length, p2p_dax_dma_status_name(status));
+			if (t->status == P2P_DAX_DMA_STATUS_OK) {
+				t->status = status;
+				t->error_offset = slot->xoff;
+			}
+			list_del_init(&t->queue_node);	/* queue no more of it */
+		}
+		if (!t->out && list_empty(&t->queue_node))
+			p2p_dax_xfer_end(dma, t);
+	}
+	return true;
+}
+
+static irqreturn_t p2p_dax_dma_irq(int irq, void *data)
+{
+	struct p2p_dax_dma *dma = data;
+
+	mutex_lock(&dma->lock);
+	if (dma->regs && p2p_dax_dma_reap(dma))
+		p2p_dax_dma_pump(dma);
+	mutex_unlock(&dma->lock);
+	return IRQ_HANDLED;
+}
+
+/* ioctls: the struct's size is the caller's, from the ioctl number. */
+static long p2p_dax_ioc_info(struct p2p_dax_file *f, void __user *arg, size_t usize)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_info info = {
+		.api_version = P2P_DAX_API_VERSION,
+		.engine = dma->engine,
+		.mem_size = dma->mem_size,
+		.bar_size = dma->bar_size,
+		.gateware_version = dma->version,
+	};
+
+	mutex_lock(&dma->lock);
+	if (dma->gone) {
+		mutex_unlock(&dma->lock);
+		return -ENODEV;
+	}
+	if (dma->engine == P2P_DAX_ENGINE_READY) {
+		info.dma_window = dma->dma_window;
+		info.max_transfer = P2P_DAX_DMA_MAX_TRANSFER;
+		info.max_segment = P2PDAX_DMA_MAX_LENGTH;
+		info.queue_depth = P2P_DAX_DMA_SLOTS;
+		info.max_transfers = P2P_DAX_DMA_MAX_TRANSFERS;
+	}
+	if (dma->engine >= P2P_DAX_ENGINE_UNUSABLE) {
+		info.hw_state = ioread32(dma->regs + P2PDAX_REG_DMA_STATE);
+		info.hw_overflow = ioread32(dma->regs + P2PDAX_REG_DMA_ERR_OVERFLOW);
+	}
+	info.transfers = f->count;
+	info.descriptors_submitted = dma->stat_submitted;
+	info.descriptors_done = dma->stat_done;
+	info.descriptors_failed = dma->stat_failed;
+	info.bytes_done = dma->stat_bytes;
+	mutex_unlock(&dma->lock);
+
+	if (copy_to_user(arg, &info, min(usize, sizeof(info))))
+		return -EFAULT;
+	if (usize > sizeof(info) && clear_user(arg + sizeof(info), usize - sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Pin the buffer and build its sg table; not mapped yet. */
+static int p2p_dax_xfer_pin(struct p2p_dax_xfer *t, u64 addr)
+{
+	unsigned long first = addr & PAGE_MASK;
+	unsigned long pinned = 0;
+	int rc;
+
+	t->npages = (PAGE_ALIGN(addr + t->length) - first) >> PAGE_SHIFT;
+	t->pages = kvmalloc_array(t->npages, sizeof(*t->pages), GFP_KERNEL);
+	if (!t->pages)
+		return -ENOMEM;
+	while (pinned < t->npages) {
+		rc = pin_user_pages_fast(first + pinned * PAGE_SIZE, t->npages - pinned,
+					 t->direction == P2P_DAX_DMA_FROM_BAR ? FOLL_WRITE : 0,
+					 t->pages + pinned);
+		if (rc <= 0) {
+			rc = rc ?: -EFAULT;
+			goto unpin;
+		}
+		pinned += rc;
+	}
+	rc = sg_alloc_table_from_pages_segment(&t->sgt, t->pages, t->npages,
+					       offset_in_page(addr), t->length,
+					       P2PDAX_DMA_MAX_LENGTH, GFP_KERNEL);
+	if (!rc)
+		return 0;
+unpin:
+	unpin_user_pages(t->pages, pinned);
+	kvfree(t->pages);
+	t->pages = NULL;
+	return rc;
+}
+
+static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t usize)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_dma_submit s;
+	struct p2p_dax_xfer *t;
+	int rc;
+
+	rc = copy_struct_from_user(&s, sizeof(s), arg, usize);
+	if (rc)
+		return rc;
+	if (READ_ONCE(dma->gone))
+		return -ENODEV;
+	/* Arguments first, so that they are checked on every device the same way. */
+	if ((s.direction != P2P_DAX_DMA_TO_BAR && s.direction != P2P_DAX_DMA_FROM_BAR) ||
+	    s.flags || s.reserved[0] || s.reserved[1] || s.reserved[2])
+		return -EINVAL;
+	if (!s.length || s.length > P2P_DAX_DMA_MAX_TRANSFER || s.addr + s.length < s.addr)
+		return -EINVAL;
+	if (s.offset >= dma->dma_window || s.length > dma->dma_window - s.offset)
+		return -ERANGE;
+	if (dma->engine != P2P_DAX_ENGINE_READY)
+		return -EOPNOTSUPP;
+	if (s.addr + s.length > TASK_SIZE)
+		return -EFAULT;
+	if (READ_ONCE(f->count) >= P2P_DAX_DMA_MAX_TRANSFERS)
+		return -EAGAIN;
+
+	t = kzalloc(sizeof(*t), GFP_KERNEL);
+	if (!t)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&t->file_node);
+	INIT_LIST_HEAD(&t->active_node);
+	INIT_LIST_HEAD(&t->queue_node);
+	t->offset = s.offset;
+	t->length = s.length;
+	t->direction = s.direction;
+	rc = p2p_dax_xfer_pin(t, s.addr);
+	if (rc)
+		goto free;
+
+	mutex_lock(&dma->lock);
+	if (dma->gone) {
+		rc = -ENODEV;
+		goto unlock;
+	}
+	if (f->count >= P2P_DAX_DMA_MAX_TRANSFERS) {
+		rc = -EAGAIN;
+		goto unlock;
+	}
+	/* Under the lock: unbinding cannot take the device away meanwhile. */
+	rc = dma_map_sgtable(&dma->pdev->dev, &t->sgt, p2p_dax_xfer_dir(t), 0);
+	if (rc)
+		goto unlock;
+	t->mapped = true;
+	t->sg = t->sgt.sgl;
+	t->sg_left = t->sgt.nents;
+	t->id = f->next_id++;
+	t->file = f;
+	list_add_tail(&t->file_node, &f->xfers);
+	f->count++;
+	list_add_tail(&t->active_node, &dma->active);
+	list_add_tail(&t->queue_node, &dma->queue);
+	p2p_dax_dma_pump(dma);
+	s.id = t->id;
+	mutex_unlock(&dma->lock);
+	/* The transfer runs; a bad pointer now only loses its id. */
+	if (copy_to_user(arg, &s, min(usize, sizeof(s))))
+		return -EFAULT;
+	return 0;
+
+unlock:
+	mutex_unlock(&dma->lock);
+	p2p_dax_xfer_release(dma, t);
+free:
+	kfree(t);
+	return rc;
+}
+
+static int p2p_dax_status_errno(u32 status)
+{
+	switch (status) {
+	case P2P_DAX_DMA_STATUS_OK:
+		return 0;
+	case P2P_DAX_DMA_STATUS_TIMEOUT:
+		return -ETIMEDOUT;
+	case P2P_DAX_DMA_STATUS_GONE:
+		return -ENODEV;
+	default:
+		return -EIO;
+	}
+}
+
+static long p2p_dax_ioc_wait(struct p2p_dax_file *f, void __user *arg, size_t usize)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_dma_wait w;
+	struct p2p_dax_xfer *t = NULL, *it;
+	long left = 1;
+	int rc;
+
+	rc = copy_struct_from_user(&w, sizeof(w), arg, usize);
+	if (rc)
+		return rc;
+	if (w.flags || w.reserved[0] || w.reserved[1])
+		return -EINVAL;
+
+	mutex_lock(&dma->lock);
+	list_for_each_entry(it, &f->xfers, file_node) {
+		if (it->id == w.id) {
+			t = it;
+			break;
+		}
+	}
+	if (!t) {
+		rc = dma->gone ? -ENODEV : dma->engine != P2P_DAX_ENGINE_READY ?
+		     -EOPNOTSUPP : -ENOENT;
+		mutex_unlock(&dma->lock);
+		return rc;
+	}
+	if (t->waiting) {
+		mutex_unlock(&dma->lock);
+		return -EBUSY;
+	}
+	if (!t->done && !dma->gone && w.timeout_ms) {
+		/* Only this WAIT and the file's release free t: it stays. */
+		t->waiting = true;
+		mutex_unlock(&dma->lock);
+		if (w.timeout_ms == P2P_DAX_WAIT_FOREVER)
+			left = wait_event_interruptible(dma->wq, READ_ONCE(t->done)) ? -EINTR : 1;
+		else
+			left = wait_event_interruptible_timeout(dma->wq, READ_ONCE(t->done),
+								msecs_to_jiffies(w.timeout_ms));
+		mutex_lock(&dma->lock);
+		t->waiting = false;
+	}
+	/* An interrupt lost on the way does not leave the transfer hanging. */
+	if (!t->done && !dma->gone && p2p_dax_dma_reap(dma))
+		p2p_dax_dma_pump(dma);
+
+	w.done = t->done;
+	w.bytes = t->bytes;
+	w.status = t->done ? t->status : P2P_DAX_DMA_STATUS_RUNNING;
+	w.error_offset = t->status != P2P_DAX_DMA_STATUS_OK ? t->error_offset : 0;
+	if (t->done) {
+		rc = p2p_dax_status_errno(t->status);
+		list_del_init(&t->file_node);
+		f->count--;
+		kfree(t);
+	} else {
+		rc = left < 0 ? -EINTR : -ETIMEDOUT;
+	}
+	if (dma->gone)
+		rc = -ENODEV;
+	mutex_unlock(&dma->lock);
+
+	if (copy_to_user(arg, &w, min(usize, sizeof(w))))
+		return -EFAULT;
+	return rc;
+}
+
+static long p2p_dax_dma_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct p2p_dax_file *f = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	size_t usize = _IOC_SIZE(cmd);
+
+	if (READ_ONCE(f->dma->gone))
+		return -ENODEV;		/* whatever the ioctl: the board is gone */
+	if (_IOC_TYPE(cmd) != P2P_DAX_IOC_MAGIC)
+		return -ENOTTY;
+	/* Any struct size from the first version's on: see p2p_dax_ioctl.h. */
+	switch (_IOC_NR(cmd)) {
+	case _IOC_NR(P2P_DAX_IOC_INFO):
+		if (_IOC_DIR(cmd) != _IOC_READ || usize < P2P_DAX_INFO_SIZE_VER1)
+			return -ENOTTY;
+		return p2p_dax_ioc_info(f, uarg, usize);
+	case _IOC_NR(P2P_DAX_IOC_SUBMIT):
+		if (_IOC_DIR(cmd) != (_IOC_READ | _IOC_WRITE) ||
+		    usize < P2P_DAX_DMA_SUBMIT_SIZE_VER1)
+			return -ENOTTY;
+		return p2p_dax_ioc_submit(f, uarg, usize);
+	case _IOC_NR(P2P_DAX_IOC_WAIT):
+		if (_IOC_DIR(cmd) != (_IOC_READ | _IOC_WRITE) ||
+		    usize < P2P_DAX_DMA_WAIT_SIZE_VER1)
+			return -ENOTTY;
+		return p2p_dax_ioc_wait(f, uarg, usize);
+	}
+	return -ENOTTY;
+}
+
+static int p2p_dax_dma_open(struct inode *inode, struct file *file)
+{
+	/* misc_open() holds misc_mtx here, which misc_deregister() takes too. */
+	struct p2p_dax_dma *dma = container_of(file->private_data, struct p2p_dax_dma, misc);
+	struct p2p_dax_file *f = kzalloc(sizeof(*f), GFP_KERNEL);
+
+	if (!f)
+		return -ENOMEM;
+	f->dma = dma;
+	INIT_LIST_HEAD(&f->xfers);
+	f->next_id = 1;
+	kref_get(&dma->ref);
+	file->private_data = f;
+	return nonseekable_open(inode, file);
+}
+
+/* Transfers still running are left to end (or to the unbind) and freed then. */
+static int p2p_dax_dma_release(struct inode *inode, struct file *file)
+{
+	struct p2p_dax_file *f = file->private_data;
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_xfer *t, *n;
+
+	mutex_lock(&dma->lock);
+	list_for_each_entry_safe(t, n, &f->xfers, file_node) {
+		list_del_init(&t->file_node);
+		t->file = NULL;
+		if (t->done)
+			kfree(t);
+	}
+	mutex_unlock(&dma->lock);
+	kfree(f);
+	kref_put(&dma->ref, p2p_dax_dma_free);
+	return 0;
+}
+
+static const struct file_operations p2p_dax_dma_fops = {
+	.owner = THIS_MODULE,
+	.open = p2p_dax_dma_open,
+	.release = p2p_dax_dma_release,
+	.unlocked_ioctl = p2p_dax_dma_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+/*
+ * Unbind: no new files, no new submissions; descriptors in flight get
+ * P2P_DAX_DMA_STOP_MS to end, then bus mastering goes off so the engine
+ * cannot write into what is unpinned next.
+ */
+static void p2p_dax_dma_unbind(void *data)
+{
+	struct p2p_dax_dma *dma = data;
+	struct pci_dev *pdev = dma->pdev;
+	struct p2p_dax_xfer *t, *n;
+
+	if (dma->registered)
+		misc_deregister(&dma->misc);
+	mutex_lock(&dma->lock);
+	dma->gone = true;
+	list_for_each_entry_safe(t, n, &dma->queue, queue_node) {
+		list_del_init(&t->queue_node);
+		if (t->status == P2P_DAX_DMA_STATUS_OK)
+			t->status = P2P_DAX_DMA_STATUS_GONE;
+	}
+	mutex_unlock(&dma->lock);
+
+	if (dma->engine == P2P_DAX_ENGINE_READY) {
+		unsigned long deadline = jiffies + msecs_to_jiffies(P2P_DAX_DMA_STOP_MS);
+		u32 inflight;
+		bool sane;
+
+		for (;;) {
+			mutex_lock(&dma->lock);
+			sane = dma->hw_next == dma->hw_done || p2p_dax_dma_reap(dma);
+			inflight = dma->hw_next - dma->hw_done;
+			mutex_unlock(&dma->lock);
+			if (!inflight || !sane || time_after(jiffies, deadline))
+				break;
+			msleep(10);
+		}
+		if (inflight)
+			dev_warn(&pdev->dev, "%u DMA descriptors did not end within %d ms; bus "
+				 "mastering is off now, reset the device (sysfs reset) before "
+				 "binding it again\n", inflight, P2P_DAX_DMA_STOP_MS);
+		pci_clear_master(pdev);
+		free_irq(dma->irq, dma);
+		pci_free_irq_vectors(pdev);
+	}
+
+	mutex_lock(&dma->lock);
+	list_for_each_entry_safe(t, n, &dma->active, active_node) {
+		if (t->status == P2P_DAX_DMA_STATUS_OK)
+			t->status = P2P_DAX_DMA_STATUS_GONE;
+		p2p_dax_xfer_end(dma, t);
+	}
+	memset(dma->slots, 0, sizeof(dma->slots));
+	dma->regs = NULL;
+	dma->pdev = NULL;
+	mutex_unlock(&dma->lock);
+	wake_up_all(&dma->wq);
+	kref_put(&dma->ref, p2p_dax_dma_free);
+}
+
+/* Whether the engine can be used, and its interrupt; the board works without. */
+static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
+{
+	struct pci_dev *pdev = dma->pdev;
+	u32 caps = ioread32(dma->regs + P2PDAX_REG_CAPS);
+	u32 base, submitted, done;
+	int rc;
+
+	if (!(caps & P2PDAX_CAPS_DMA_MASK))
+		return P2P_DAX_ENGINE_ABSENT;
+	base = ioread32(dma->regs + P2PDAX_REG_DMA_BASE);
+	if (base != P2PDAX_REG_DMA_LOCAL) {
+		dev_warn(&pdev->dev, "DMA engine at BAR0 %#x, where this driver expects %#x: "
+			 "not used\n", base, P2PDAX_REG_DMA_LOCAL);
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	if (!(caps & P2PDAX_CAPS_MSIX_MASK)) {
+		dev_warn(&pdev->dev, "the gateware has a DMA engine but no MSI-X: not used\n");
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	submitted = ioread32(dma->regs + P2PDAX_REG_DMA_SUBMITTED);
+	done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+	if (submitted != done) {
+		/* Descriptors of an earlier binding would run once bus mastering is on. */
+		dev_warn(&pdev->dev, "the DMA engine still holds %u descriptors from before "
+			 "(DMA_SUBMITTED %#x, DMA_DONE %#x): not used; reset the device "
+			 "(sysfs reset) and bind again\n", submitted - done, submitted, done);
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	rc = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (rc) {
+		dev_warn(&pdev->dev, "no 64-bit DMA mask (%d): DMA engine not used\n", rc);
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	dma_set_max_seg_size(&pdev->dev, P2PDAX_DMA_MAX_LENGTH);
+	rc = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSIX);
+	if (rc < 0) {
+		dev_warn(&pdev->dev, "no MSI-X vector (%d): DMA engine not used\n", rc);
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	dma->irq = pci_irq_vector(pdev, P2P_DAX_DMA_VECTOR);
+	rc = request_threaded_irq(dma->irq, NULL, p2p_dax_dma_irq, IRQF_ONESHOT, dma->name, dma);
+	if (rc) {
+		dev_warn(&pdev->dev, "requesting irq %d failed (%d): DMA engine not used\n",
+			 dma->irq, rc);
+		pci_free_irq_vectors(pdev);
+		return P2P_DAX_ENGINE_UNUSABLE;
+	}
+	dma->hw_next = dma->hw_done = done;
+	pci_set_master(pdev);
+	return P2P_DAX_ENGINE_READY;
+}
+
+/* The character device, on every device (INFO says what it can do). */
+static int p2p_dax_dma_probe(struct p2p_dax *p2p)
+{
+	struct device *dev = &p2p->pdev->dev;
+	struct p2p_dax_dma *dma;
+	int rc;
+
+	dma = kzalloc(sizeof(*dma), GFP_KERNEL);
+	if (!dma)
+		return -ENOMEM;
+	kref_init(&dma->ref);
+	mutex_init(&dma->lock);
+	init_waitqueue_head(&dma->wq);
+	INIT_LIST_HEAD(&dma->queue);
+	INIT_LIST_HEAD(&dma->active);
+	snprintf(dma->name, sizeof(dma->name), "p2p-dax%d", p2p->id);
+	dma->pdev = p2p->pdev;
+	dma->regs = p2p->regs;
+	dma->version = p2p->version;
+	dma->bar_size = pci_resource_len(p2p->pdev, p2p->bar);
+	dma->mem_size = p2p->regs ? p2p->mem_size : dma->bar_size;
+	/* DMA_LOCAL is 32 bits wide. */
+	dma->dma_window = min_t(u64, dma->mem_size, 1ULL << 32);
+	dma->engine = p2p->regs ? p2p_dax_dma_setup_engine(dma) : P2P_DAX_ENGINE_NONE;
+	p2p->dma = dma;
+	rc = devm_add_action_or_reset(dev, p2p_dax_dma_unbind, dma);
+	if (rc)
+		return rc;
+
+	dma->misc.minor = MISC_DYNAMIC_MINOR;
+	dma->misc.name = dma->name;
+	dma->misc.fops = &p2p_dax_dma_fops;
+	dma->misc.parent = dev;
+	dma->misc.mode = 0600;
+	rc = misc_register(&dma->misc);
+	if (rc) {
+		dev_err(dev, "registering /dev/%s failed: %d\n", dma->name, rc);
+		return rc;
+	}
+	dma->registered = true;
+	return 0;
+}
+
 static void p2p_dax_free_id(void *data)
 {
 	ida_free(&p2p_dax_ida, (int)(long)data);
@@ -393,12 +1153,17 @@ static int p2p_dax_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 		if (rc)
 			return rc;
 	}
-	dev_info(dev, "%s BAR%d: %s%s%s%s (%llu MiB)\n",
+	/* Last: its unbind runs first and unpins pages of the dax device too. */
+	rc = p2p_dax_dma_probe(p2p);
+	if (rc)
+		return rc;
+	dev_info(dev, "%s BAR%d: %s%s%s%s (%llu MiB), /dev/%s (DMA engine %s)\n",
 		 board ? "board" : "memory-only", p2p->bar,
 		 p2p->dax_size ? "/dev/" : "", p2p->dax_name,
 		 p2p->dax_size && p2p->p2p_size ? " + " : "",
 		 p2p->p2p_size ? "p2pmem" : "",
-		 (u64)pci_resource_len(pdev, p2p->bar) >> 20);
+		 (u64)pci_resource_len(pdev, p2p->bar) >> 20,
+		 p2p->dma->name, p2p_dax_engine_names[p2p->dma->engine]);
 	return 0;
 }
 
@@ -471,6 +1236,20 @@ static ssize_t mem_size_show(struct device *dev, struct device_attribute *attr, 
 }
 static DEVICE_ATTR_RO(mem_size);
 
+/* The DMA engine's character device: /dev/<dma_device>. */
+static ssize_t dma_device_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", p2p_dax_from_dev(dev)->dma->name);
+}
+static DEVICE_ATTR_RO(dma_device);
+
+/* none (memory-only), absent, unusable (see dmesg) or ready. */
+static ssize_t dma_engine_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", p2p_dax_engine_names[p2p_dax_from_dev(dev)->dma->engine]);
+}
+static DEVICE_ATTR_RO(dma_engine);
+
 static struct attribute *p2p_dax_attrs[] = {
 	&dev_attr_mode.attr,
 	&dev_attr_kind.attr,
@@ -481,6 +1260,8 @@ static struct attribute *p2p_dax_attrs[] = {
 	&dev_attr_p2pmem_size.attr,
 	&dev_attr_gateware_version.attr,
 	&dev_attr_mem_size.attr,
+	&dev_attr_dma_device.attr,
+	&dev_attr_dma_engine.attr,
 	NULL
 };
 

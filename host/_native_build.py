@@ -3,7 +3,11 @@
 Built by the package build (setup.py: cffi_modules) with the machine's C
 compiler. Declares the driver's register header (driver/p2p_dax_regs.h, the
 one generated from hw/regmap.py) so its constants reach Python from the same
-file the driver compiles, and adds:
+file the driver compiles; declares the DMA engine's user-space API
+(driver/p2p_dax_ioctl.h) the same way: its structs are taken from the header
+as written and compiled against it, so cffi checks every member's offset and
+size against the C compiler's layout when it builds, and its constants
+(ioctl numbers, engine states, statuses) are computed by the compiler. Adds:
 
 - p2pdax_copy(dst, src, n, &crc): memcpy plus CRC-32 of the bytes moved, in
   one pass over the data. A SIGBUS during the copy (the device behind a BAR
@@ -15,6 +19,7 @@ file the driver compiles, and adds:
 - p2pdax_memcpy(dst, src, n, chunk): plain memcpy in calls of `chunk` bytes,
   no checksum, the same SIGBUS guard: what `p2pdax bench` times for CPU
   access to the mapping and for its reference, memcpy in RAM.
+- p2pdax_ioctl(fd, request, arg): ioctl(), 0 or the errno, for host/dma.py.
 - p2pdax_dio_read(fd, buf, n, chunk): the plainest O_DIRECT loop, pread()
   of `chunk` bytes at a time from offset 0, one in flight: the reference
   `p2pdax bench` holds the library's own loop against.
@@ -27,6 +32,7 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "driver" / "p2p_dax_regs.h"
+IOCTL_HEADER = ROOT / "driver" / "p2p_dax_ioctl.h"
 
 
 def _header_constants():
@@ -36,11 +42,26 @@ def _header_constants():
     return "\n".join(f"#define {name} ..." for name in names)
 
 
+def ioctl_cdef(text=None):
+    """cdef text for driver/p2p_dax_ioctl.h: each `struct p2p_dax_*` as the
+    header writes it (the kernel's __u32/__u64 typedefs declared for cffi),
+    and `#define NAME ...` for each P2P_DAX_ constant, ioctl numbers included:
+    the compiler works out the values."""
+    text = IOCTL_HEADER.read_text() if text is None else text
+    structs = re.findall(r"^struct p2p_dax_\w+ \{.*?^\};", text, re.M | re.S)
+    names = re.findall(r"^#define\s+(P2P_DAX_\w+)\s+\S", text, re.M)
+    if not structs or not names:
+        raise RuntimeError(f"{IOCTL_HEADER}: no structs or constants found")
+    return "\n".join(["typedef unsigned int __u32;", "typedef unsigned long long __u64;",
+                      *structs, *(f"#define {name} ..." for name in names)])
+
+
 CDEF = """
 int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc);
 int p2pdax_crc32(const void *p, size_t n, uint32_t *crc);
 int p2pdax_memcpy(void *dst, const void *src, size_t n, size_t chunk);
 long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk);
+int p2pdax_ioctl(int fd, unsigned long request, void *arg);
 """
 
 SOURCE = r"""
@@ -49,9 +70,11 @@ SOURCE = r"""
 #include <stdint.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "p2p_dax_regs.h"
+#include "p2p_dax_ioctl.h"
 
 /* SIGBUS is synchronous: it goes to the thread that touched the page. */
 static __thread sigjmp_buf *bus_jmp;
@@ -132,10 +155,16 @@ long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk)
     }
     return (long long)done;
 }
+
+/* 0, or the errno (the struct at arg is written back as the ioctl says). */
+int p2pdax_ioctl(int fd, unsigned long request, void *arg)
+{
+    return ioctl(fd, request, arg) ? errno : 0;
+}
 """
 
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + _header_constants())
+ffibuilder.cdef(CDEF + _header_constants() + "\n" + ioctl_cdef())
 ffibuilder.set_source("host._native", SOURCE, include_dirs=[str(HEADER.parent)],
                       libraries=["z"], extra_compile_args=["-O2"])
 

@@ -9,6 +9,8 @@ alike and the ratio path/reference is the figure to read.
     path          what moves                          reference
     cpu-read      BAR -> RAM, memcpy by the CPU        memcpy RAM -> RAM
     cpu-write     RAM -> BAR, memcpy by the CPU        memcpy RAM -> RAM
+    dma-read      BAR -> RAM by the board's DMA engine memcpy BAR -> RAM by the CPU
+    dma-write     RAM -> BAR by the board's DMA engine memcpy RAM -> BAR by the CPU
     nvme->bar     O_DIRECT read of SOURCE into the BAR the same read into a RAM buffer
     bar->nvme     O_DIRECT write of the BAR to TARGET  the same write from a RAM buffer
     library       nvme->bar through transfer.copy,     the same reads by a plain C
@@ -16,7 +18,10 @@ alike and the ratio path/reference is the figure to read.
 
 The RAM buffers of the references use pages of the BAR mapping's size (no
 transparent huge pages unless the dax device is 2 MiB aligned). The NVMe
-paths run when a SOURCE (read) or TARGET (overwritten!) is given.
+paths run when a SOURCE (read) or TARGET (overwritten!) is given; the DMA
+paths when the board's engine (a dma.Engine) is given, over the BAR's first
+`dma_total` bytes: the total, or less where the engine reaches less (the
+memory a mirroring BAR holds), at the sizes up to that.
 The first pass of each transfer path is verified (CRC-32 of both ends),
 outside the timing.
 """
@@ -26,7 +31,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from . import native, transfer
+from . import dma, native, transfer
 
 MiB = 1 << 20
 SIZES = (4096, 64 << 10, 256 << 10, MiB, 4 * MiB)
@@ -34,6 +39,8 @@ SIZES = (4096, 64 << 10, 256 << 10, MiB, 4 * MiB)
 PATHS = {
     "cpu-read": "memcpy RAM -> RAM",
     "cpu-write": "memcpy RAM -> RAM",
+    "dma-read": "memcpy BAR -> RAM",
+    "dma-write": "memcpy RAM -> BAR",
     "nvme->bar": "NVMe -> RAM",
     "bar->nvme": "RAM -> NVMe",
     "library": "C pread loop",
@@ -66,11 +73,13 @@ def _timed(fn, *args):
 class Bench:
     """The sweep over one BAR (client.Bar, or any object with its interface:
     size, buffer, check). source and target are paths of files or block
-    devices; either may be None, which skips the paths that need it."""
+    devices; either may be None, which skips the paths that need it; so does
+    engine (a dma.Engine of the BAR's board, ready to move data)."""
 
     def __init__(self, bar, *, total=64 * MiB, sizes=None, rounds=3, queue_depth=4,
-                 source=None, target=None):
-        """sizes: bytes per transfer; by default those of SIZES up to the total."""
+                 source=None, target=None, engine=None, paths=None):
+        """sizes: bytes per transfer; by default those of SIZES up to the total.
+        paths: names of PATHS to run; by default every one that can."""
         if total <= 0 or total % transfer.DIRECT_ALIGN:
             raise ValueError(f"total {total}: give a positive multiple of "
                              f"{transfer.DIRECT_ALIGN} bytes")
@@ -92,14 +101,35 @@ class Bench:
         self.bar, self.total, self.sizes = bar, total, tuple(sizes)
         self.rounds, self.queue_depth = rounds, queue_depth
         self.source, self.target = source, target
+        self.engine, self.dma_total, self.dma_sizes = engine, 0, ()
+        if engine is not None:
+            window = engine.limits.dma_window
+            self.dma_total = min(total, window - window % transfer.DIRECT_ALIGN)
+            self.dma_sizes = tuple(s for s in self.sizes if s <= self.dma_total) or \
+                (self.dma_total,)
         self.paths = [p for p in PATHS if
                       (p not in ("nvme->bar", "library") or source is not None) and
-                      (p != "bar->nvme" or target is not None)]
+                      (p != "bar->nvme" or target is not None) and
+                      (not p.startswith("dma-") or self.dma_total > 0)]
+        if paths is not None:
+            needs = {"nvme->bar": "a SOURCE (--source)", "library": "a SOURCE (--source)",
+                     "bar->nvme": "a TARGET (--target)",
+                     "dma-read": "the board's DMA engine, ready to move data",
+                     "dma-write": "the board's DMA engine, ready to move data"}
+            for p in paths:
+                if p not in PATHS:
+                    raise ValueError(f"no path {p!r}: the paths are {', '.join(PATHS)}")
+                if p not in self.paths:
+                    raise ValueError(f"path {p} needs {needs[p]}")
+            self.paths = [p for p in self.paths if p in paths]
+
+    def sizes_of(self, path):
+        return self.dma_sizes if path.startswith("dma-") else self.sizes
 
     @property
     def steps(self):
         """Timed passes in run(), for a progress bar."""
-        return len(self.paths) * len(self.sizes) * self.rounds * 2
+        return sum(len(self.sizes_of(p)) for p in self.paths) * self.rounds * 2
 
     def run(self, progress=lambda path, size: None):
         """Rows, one per path and size; progress(path, size) after each timed pass."""
@@ -115,7 +145,7 @@ class Bench:
                 fd = transfer.open_file(transfer.FileEnd(self.source), write=False, direct=True)
                 stack.callback(os.close, fd)
             for path in self.paths:
-                for size in self.sizes:
+                for size in self.sizes_of(path):
                     run_path, run_ref = self._pair(path, size, ram, ram2, fd)
                     best = best_ref = 0.0
                     for r in range(self.rounds):
@@ -135,12 +165,21 @@ class Bench:
         what = getattr(getattr(self.bar, "device", None), "dax_node", None) or "BAR"
 
         def cpu(dst, src):
-            return _timed(lambda: native.memcpy(dst, src, size, what) or total)
+            return _timed(lambda: native.memcpy(dst, src, size, what) or len(dst))
 
         def files(src, dst, qd, verify):
             r = transfer.copy(src, dst, total, chunk=size, queue_depth=qd, verify=verify)
             return r.length, r.seconds
 
+        def engine(direction, buf, verify):
+            moved, seconds = _timed(lambda: self.engine.transfer(
+                direction, 0, buf, chunk=size, queue_depth=self.queue_depth))
+            if verify and native.crc32(bar[:n], what) != native.crc32(buf):
+                raise transfer.TransferError(f"verification failed: {path} moved data that "
+                                             f"differs between {what} and RAM")
+            return moved, seconds
+
+        n = self.dma_total
         source = transfer.FileEnd(self.source) if self.source else None
         target = transfer.FileEnd(self.target) if self.target else None
         qd = self.queue_depth
@@ -149,6 +188,10 @@ class Bench:
                          lambda v: cpu(ram2.buffer, ram.buffer)),
             "cpu-write": (lambda v: cpu(bar, ram.buffer),
                           lambda v: cpu(ram2.buffer, ram.buffer)),
+            "dma-read": (lambda v: engine(dma.FROM_BAR, ram2.buffer[:n], v),
+                         lambda v: cpu(ram2.buffer[:n], bar[:n])),
+            "dma-write": (lambda v: engine(dma.TO_BAR, ram.buffer[:n], v),
+                          lambda v: cpu(bar[:n], ram.buffer[:n])),
             "nvme->bar": (lambda v: files(source, transfer.BufferEnd(self.bar), qd, v),
                           lambda v: files(source, transfer.BufferEnd(ram), qd, v)),
             "bar->nvme": (lambda v: files(transfer.BufferEnd(self.bar), target, qd, v),
@@ -163,13 +206,21 @@ def size_label(n):
     return f"{n // MiB}M" if n % MiB == 0 else f"{n >> 10}K"
 
 
+def rate(mb_per_s):
+    """MB/s as the table and `p2pdax copy` print it: one decimal, and three
+    significant digits below 10 MB/s, so that a slow path (a board in
+    simulation) does not read 0.0."""
+    return f"{mb_per_s:.1f}" if mb_per_s >= 10 else f"{mb_per_s:.3g}"
+
+
 def table(rows):
     """The rows as a text table, sizes in K or M."""
     lines = [f"{'path':10} {'size':>5} {'MB/s':>9}   {'reference':18} {'MB/s':>9} {'ratio':>6}"]
     for r in rows:
         size = size_label(r.size)
-        lines.append(f"{r.path:10} {size:>5} {r.mb_per_s:>9.1f}   {r.reference:18} "
-                     f"{r.reference_mb_per_s:>9.1f} {r.ratio:>6.3f}")
+        ratio = f"{r.ratio:.3f}" if r.ratio >= 0.01 else f"{r.ratio:.2g}"
+        lines.append(f"{r.path:10} {size:>5} {rate(r.mb_per_s):>9}   {r.reference:18} "
+                     f"{rate(r.reference_mb_per_s):>9} {ratio:>6}")
     return "\n".join(lines)
 
 

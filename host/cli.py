@@ -2,7 +2,8 @@
 
     p2pdax list [--json]     the devices bound to p2p_dax
     p2pdax info DEV          one device, every field
-    p2pdax copy SRC DST      a file or block device to BAR memory, or back
+    p2pdax copy SRC DST      a file or block device to BAR memory, or back;
+                             --via dma: with the board's DMA engine
     p2pdax selftest DEV      write patterns over the BAR, read back, verify
     p2pdax bench DEV         throughput of each path against a same-run reference
     p2pdax rescan DEV        remove the device, rescan its bridge (after a new bitstream)
@@ -12,12 +13,13 @@ copy, DEV:OFFSET is BAR memory at OFFSET (suffixes K, M, G).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 
-from . import bench, client, transfer
+from . import bench, client, dma, transfer
 
 
 def _size(n):
@@ -65,8 +67,20 @@ def _end(spec, file_offset, bars):
     return transfer.BufferEnd(bar, _number(offset))
 
 
+def _engine_for(src, dst):
+    """--via dma: the engine of the board at one end, the source's first when
+    both have one (the engine then writes the peer: posted writes)."""
+    ends = [e for e in (src, dst) if isinstance(e, transfer.BufferEnd)]
+    if not ends:
+        raise transfer.TransferError("--via dma: one end must be BAR memory of a board with "
+                                     "a DMA engine (DEV:OFFSET)")
+    ready = [e for e in ends if e.buffer.device.dma_engine == "ready"]
+    return dma.open_engine((ready or ends)[0].buffer.device)
+
+
 def cmd_copy(args):
     bars = {}
+    engine = None
     try:
         src = _end(args.src, args.offset, bars)
         dst = _end(args.dst, args.offset, bars)
@@ -76,14 +90,23 @@ def cmd_copy(args):
                 length = src.size() - src.offset
             else:
                 length = src.buffer.size - src.offset
-        r = transfer.copy(src, dst, length, chunk=args.chunk, queue_depth=args.queue_depth,
-                          direct=not args.buffered, verify=args.verify)
+        if args.via == "dma":
+            engine = _engine_for(src, dst)
+            r = transfer.dma_copy(engine, src, dst, length, chunk=args.chunk,
+                                  queue_depth=args.queue_depth, verify=args.verify,
+                                  timeout=args.timeout)
+        else:
+            r = transfer.copy(src, dst, length, chunk=args.chunk, queue_depth=args.queue_depth,
+                              direct=not args.buffered, verify=args.verify)
     finally:
+        if engine is not None:
+            engine.close()
         for bar in bars.values():
             bar.close()
     check = f", verified (CRC-32 {r.crc32:#010x})" if r.crc32 is not None else ", not verified"
-    print(f"copied {r.length} bytes {args.src} -> {args.dst} in {r.seconds:.3f} s "
-          f"({r.mb_per_s:.1f} MB/s){check}")
+    via = f" by the DMA engine of {engine.node}" if engine is not None else ""
+    print(f"copied {r.length} bytes {args.src} -> {args.dst}{via} in {r.seconds:.3f} s "
+          f"({bench.rate(r.mb_per_s)} MB/s){check}")
     return 0
 
 
@@ -125,10 +148,15 @@ def cmd_selftest(args):
 
 def cmd_bench(args):
     dev = client.find(args.dev)
-    with client.open_bar(dev) as bar:
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(client.open_bar(dev))
+        # The DMA paths where the board has an engine that can move data.
+        engine = (stack.enter_context(dma.open_engine(dev)) if dev.dma_engine == "ready"
+                  else None)
         b = bench.Bench(bar, total=min(args.total, bar.size), sizes=args.sizes,
                         rounds=args.rounds, queue_depth=args.queue_depth,
-                        source=args.source, target=args.target)
+                        source=args.source, target=args.target, engine=engine,
+                        paths=args.paths)
         title = (f"p2pdax bench {dev.address} ({dev.dax_node}, Linux {platform.release()}): "
                  f"{_size(b.total)} per pass, "
                  f"best of {b.rounds}, queue depth {b.queue_depth}")
@@ -154,10 +182,18 @@ def cmd_bench(args):
         print(json.dumps({"device": dev.address, "dax_node": dev.dax_node, "total": b.total,
                           "rounds": b.rounds, "queue_depth": b.queue_depth,
                           "source": b.source, "target": b.target,
+                          "dma_node": engine.node if engine else None,
+                          "dma_total": b.dma_total,
                           "results": [r.as_dict() for r in rows]}, indent=2))
     else:
         print(title)
         print(bench.table(rows))
+        if engine is not None and b.dma_total < b.total:
+            print(f"dma: the engine reaches {_size(b.dma_total)} of the BAR "
+                  f"({engine.node} dma_window): the DMA paths move that much per pass")
+        elif engine is None and dev.kind == "board" and dev.dma_engine:
+            print(f"dma: no DMA paths: the engine of {dev.dma_node} is {dev.dma_engine} "
+                  "(dmesg | grep p2p_dax)")
         if args.plot:
             print(f"plot: {args.plot}")
     return 0
@@ -207,15 +243,26 @@ def main(argv=None):
                    help="compare CRC-32s of source and destination afterwards (default)")
     p.add_argument("--buffered", action="store_true",
                    help="no O_DIRECT (for file systems that refuse it)")
-    p.add_argument("--chunk", type=_number, default=1 << 20, help="bytes per I/O (default 1M)")
-    p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")
+    p.add_argument("--via", choices=("io", "dma"), default="io",
+                   help="io: O_DIRECT (or buffered) I/O between a file and the BAR, the CPU "
+                   "between two BARs (default); dma: the DMA engine of the board at one end "
+                   "(/dev/p2p-daxN), between its BAR2 and a file (staged in RAM) or a peer's "
+                   "DEV:OFFSET")
+    p.add_argument("--chunk", type=_number, default=1 << 20,
+                   help="bytes per I/O or per DMA transfer (default 1M)")
+    p.add_argument("--queue-depth", type=int, default=4,
+                   help="I/Os or DMA transfers in flight (default 4)")
+    p.add_argument("--timeout", type=float, default=dma.DEFAULT_TIMEOUT,
+                   help="--via dma: seconds each DMA transfer may take (default "
+                   f"{dma.DEFAULT_TIMEOUT:g})")
     p.set_defaults(run=cmd_copy)
     p = sub.add_parser("selftest", help="write patterns over the BAR, read back, verify "
                        "(destroys the BAR's contents)")
     p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
     p.add_argument("--length", type=_number, help="bytes from offset 0 (default: all)")
     p.set_defaults(run=cmd_selftest)
-    p = sub.add_parser("bench", help="throughput of CPU and NVMe paths to and from the BAR, "
+    p = sub.add_parser("bench", help="throughput of CPU, DMA-engine and NVMe paths to and "
+                       "from the BAR, "
                        "each against a reference measured in the same run (overwrites the "
                        "BAR's first TOTAL bytes)")
     p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
@@ -228,6 +275,9 @@ def main(argv=None):
     p.add_argument("--sizes", type=_sizes, help="transfer sizes, comma-separated (default "
                    f"{','.join(map(bench.size_label, bench.SIZES))}"
                    ", those up to TOTAL)")
+    p.add_argument("--paths", type=lambda t: t.split(","), help="paths to run, "
+                   f"comma-separated, of {','.join(bench.PATHS)} (default: each one the "
+                   "device and options allow)")
     p.add_argument("--rounds", type=int, default=3, help="passes per path and size, the "
                    "best kept (default 3)")
     p.add_argument("--queue-depth", type=int, default=4, help="I/Os in flight (default 4)")

@@ -14,8 +14,8 @@ dax node (/dev/daxN.M), shared, in whole units of the alignment the dax
 device requires.
 
 bar.array() gives a numpy view of the BAR where numpy is installed.
-Transfers: host/transfer.py; benchmarks: host/bench.py; the C helpers both
-use: host/native.py.
+Transfers: host/transfer.py; the board's DMA engine: host/dma.py;
+benchmarks: host/bench.py; the C helpers they use: host/native.py.
 """
 
 import mmap
@@ -60,14 +60,21 @@ class Device:
     gateware_version: str | None    # boards only
     mem_size: int           # memory behind the BAR: less than bar_size when the BAR mirrors it
     driver_version: str | None
+    dma_device: str | None = None   # e.g. "p2p-dax0": the DMA node; None from a driver without it
+    dma_engine: str | None = None   # "ready", "none" (memory-only), "absent" or "unusable"
 
     @property
     def dax_node(self):
         return f"/dev/{self.dax_device}" if self.dax_device else None
 
+    @property
+    def dma_node(self):
+        return f"/dev/{self.dma_device}" if self.dma_device else None
+
     def as_dict(self):
         d = asdict(self)
         d["dax_node"] = self.dax_node
+        d["dma_node"] = self.dma_node
         return d
 
 
@@ -111,6 +118,8 @@ def _describe(sys_path, sysfs=SYSFS):
         gateware_version=_read(attr / "gateware_version"),
         mem_size=_int(_read(attr / "mem_size")) or _int(_read(attr / "bar_size")),
         driver_version=_read(sysfs / "module" / DRIVER / "version"),
+        dma_device=_read(attr / "dma_device") or None,
+        dma_engine=_read(attr / "dma_engine") or None,
     )
 
 

@@ -14,6 +14,9 @@ try:
 except ImportError as e:       # a source tree that was never built
     raise ImportError("host._native is not built: run `pip install -e .` in the repository "
                       "(it needs gcc and zlib1g-dev)") from e
+if not hasattr(lib, "p2pdax_ioctl"):
+    raise ImportError("host._native is older than host/_native_build.py: run `pip install -e .` "
+                      "in the repository (or `make setup`) to build it again")
 
 
 class DeviceGoneError(OSError):
@@ -61,3 +64,9 @@ def dio_read(fd, dst, chunk):
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n
+
+
+def ioctl(fd, request, arg):
+    """ioctl(fd, request, arg) with arg a cffi pointer (a struct of
+    driver/p2p_dax_ioctl.h): 0, or the errno. The GIL is released meanwhile."""
+    return lib.p2pdax_ioctl(fd, request, arg)

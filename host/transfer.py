@@ -13,9 +13,14 @@ holds against one of what the destination holds.
 
 Copies and checksums of memory go through host.native: a device that goes
 away mid-transfer raises DeviceGoneError (O_DIRECT into its unmapped pages
-fails with EFAULT, an OSError). Still to come: the DMA-engine path (issue 7).
+fails with EFAULT, an OSError).
+
+dma_copy() moves the data with a board's own DMA engine (host/dma.py)
+instead: between its BAR2 and RAM (a buffer, or a file staged through one)
+or a peer's BAR (peer to peer), verified the same way.
 """
 
+import contextlib
 import errno
 import mmap
 import os
@@ -193,16 +198,125 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
     crc = None
     if verify:
         crc = _crc(view[buf_end.offset:buf_end.offset + length])
-        # Read the file back through the page cache; O_DIRECT writes bypassed it.
-        with open(file_end.path, "rb", buffering=0) as f:
-            f.seek(file_end.offset)
-            file_crc, left = 0, length
-            while left:
-                block = f.read(min(left, 8 << 20))
-                if not block:
-                    break
-                file_crc, left = zlib.crc32(block, file_crc), left - len(block)
-        if left or file_crc != crc:
+        file_crc = _file_crc(file_end, length)
+        if file_crc != crc:
             raise TransferError(f"verification failed: {file_end.path} at {file_end.offset:#x} "
-                                f"and the buffer differ (CRC-32 {file_crc:#010x} vs {crc:#010x})")
+                                f"and the buffer differ (CRC-32 {_shown(file_crc)} vs "
+                                f"{crc:#010x})")
+    return Result(length, seconds, crc)
+
+
+def _shown(crc):
+    return "a short file" if crc is None else f"{crc:#010x}"
+
+
+def _buffer_name(buffer):
+    """A RamBuffer's name, a client.Bar's dax node."""
+    return getattr(buffer, "name", None) or buffer.device.dax_node
+
+
+def _file_crc(end, length):
+    """CRC-32 of `length` bytes of a FileEnd, read back through the page cache
+    (O_DIRECT writes bypassed it); None if the file is shorter."""
+    with open(end.path, "rb", buffering=0) as f:
+        f.seek(end.offset)
+        crc, left = 0, length
+        while left:
+            block = f.read(min(left, 8 << 20))
+            if not block:
+                return None
+            crc, left = zlib.crc32(block, crc), left - len(block)
+    return crc
+
+
+def _file_io(fd, view, offset, write):
+    """All of view from (or to) fd at offset, through the page cache."""
+    done = 0
+    while done < len(view):
+        part = view[done:done + (8 << 20)]
+        try:
+            n = os.pwritev(fd, [part], offset + done) if write else \
+                os.preadv(fd, [part], offset + done)
+        finally:
+            part.release()
+        if n <= 0:
+            raise TransferError(f"short {'write' if write else 'read'} at {offset + done:#x}")
+        done += n
+
+
+def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=True,
+             timeout=60.0):
+    """Move `length` bytes with a board's DMA engine (a dma.Engine). One end is
+    the board's BAR2: a BufferEnd of a client.Bar of the engine's device. The
+    other is a BufferEnd (a RamBuffer, or a peer's client.Bar: the engine
+    reads or writes the peer's BAR, peer to peer) or a FileEnd, staged in
+    RAM (read whole before, written whole after, through the page cache).
+    `chunk` bytes per SUBMIT, `queue_depth` in flight, `timeout` seconds for
+    each (dma.Engine.transfer). Result.seconds is the engine's part only.
+    Verified like copy(): the CRC-32 of what the source holds against that of
+    what the destination holds, the board's BAR2 read by the CPU through its
+    mapping. Raises TransferError, ValueError (ranges), dma.DmaError."""
+    from . import dma
+    if length <= 0:
+        raise ValueError(f"length {length}: give a positive length")
+    dev = engine.device
+
+    def is_board(end):
+        return isinstance(end, BufferEnd) and \
+            getattr(getattr(end.buffer, "device", None), "address", None) == dev.address
+
+    if is_board(src) and is_board(dst):
+        raise TransferError(f"both ends are BAR memory of {dev.dax_device}: its DMA engine "
+                            "moves data between its BAR2 and another buffer; give a file or "
+                            "a peer's DEV:OFFSET as the other end")
+    if not (is_board(src) or is_board(dst)):
+        raise TransferError(f"neither end is BAR memory of {dev.dax_device}, whose DMA engine "
+                            f"this is: give it as {dev.dax_device}:OFFSET at one end")
+    to_bar = is_board(dst)
+    board, other = (dst, src) if to_bar else (src, dst)
+    board.buffer.check(board.offset, length)
+    engine.check(board.offset, length)
+    if isinstance(other, BufferEnd):
+        other.buffer.check(other.offset, length)
+    elif not to_bar and other.offset < 0:
+        raise ValueError(f"file offset {other.offset}: give one of 0 or more")
+    elif to_bar and other.offset + length > other.size():
+        raise ValueError(f"{other.path} holds {other.size()} bytes: {other.offset:#x} + "
+                         f"{length:#x} is past its end")
+
+    what = dev.dax_node
+    with contextlib.ExitStack() as stack:
+        if isinstance(other, FileEnd):
+            staging = stack.enter_context(RamBuffer(length))
+            view = staging.buffer[:length]
+        else:
+            view = other.buffer.buffer[other.offset:other.offset + length]
+        stack.callback(view.release)
+        bar_view = board.buffer.buffer[board.offset:board.offset + length]
+        stack.callback(bar_view.release)
+        fd = None
+        if isinstance(other, FileEnd):
+            fd = open_file(other, write=not to_bar, direct=False)
+            stack.callback(os.close, fd)
+            if to_bar:
+                _file_io(fd, view, other.offset, write=False)
+        t0 = time.monotonic()
+        engine.transfer(dma.TO_BAR if to_bar else dma.FROM_BAR, board.offset, view,
+                        chunk=chunk, queue_depth=queue_depth, timeout=timeout)
+        seconds = time.monotonic() - t0
+        if fd is not None and not to_bar:
+            _file_io(fd, view, other.offset, write=True)
+            os.fsync(fd)
+        crc = None
+        if verify:
+            crc = native.crc32(bar_view, what)
+            if isinstance(other, FileEnd):
+                other_crc, where = _file_crc(other, length), other.path
+            else:
+                where = _buffer_name(other.buffer)
+                other_crc = native.crc32(view, where)
+            if other_crc != crc:
+                raise TransferError(f"verification failed: BAR2 of {what} at {board.offset:#x} "
+                                    f"and {where} at {other.offset:#x} differ (CRC-32 "
+                                    f"{crc:#010x} vs {_shown(other_crc)})")
     return Result(length, seconds, crc)

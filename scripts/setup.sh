@@ -51,7 +51,8 @@ for pkg in gcc zlib1g-dev; do
     fi
 done
 # Rebuilt when what the package build reads changes.
-build_inputs=(pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h)
+build_inputs=(pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h
+              driver/p2p_dax_ioctl.h)
 up_to_date() { for f in "${build_inputs[@]}"; do [ "$STAMP" -nt "$f" ] || return 1; done; }
 if [ -f "$STAMP" ] && up_to_date && compgen -G 'host/_native*.so' >/dev/null; then
     echo "setup: Python packages up to date"
@@ -79,7 +80,7 @@ fi
 # 4. The VM harness (tests/vm/): QEMU, Debian's static busybox for the guest,
 #    depmod (kmod) and zstd for the fetched kernels, pahole (dwarves) for 6.12
 #    module builds, daxctl and fio for the guest in host-root mode, the P2PDMA
-#    kernel's build tools; and apt's
+#    kernel's and the virtual board's QEMU build tools; and apt's
 #    package lists, which `apt-get download` of the kernels needs.
 vm_missing=()
 need() {  # need COMMAND-OR-PATH PACKAGE
@@ -94,8 +95,11 @@ need daxctl daxctl
 need fio fio
 need gcc-12 gcc-12
 need make make
-# What the P2PDMA kernel build needs (tests/vm/p2pdma.py says, in BUILD_PACKAGES).
-for pkg in $("$VENV/bin/python" -c 'from tests.vm.p2pdma import BUILD_PACKAGES; print(*BUILD_PACKAGES)'); do
+# What the P2PDMA kernel build and the virtual board's QEMU build need
+# (tests/vm/p2pdma.py and tests/vm/qemu_build.py say, in BUILD_PACKAGES).
+for pkg in $("$VENV/bin/python" -c '
+from tests.vm import p2pdma, qemu_build
+print(*sorted(set(p2pdma.BUILD_PACKAGES) | set(qemu_build.BUILD_PACKAGES)))'); do
     dpkg -s "$pkg" >/dev/null 2>&1 || vm_missing+=("$pkg")
 done
 apt_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }

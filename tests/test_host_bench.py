@@ -106,8 +106,9 @@ def test_cli_json_and_plot(cli_device, files, tmp_path, capsys):
                      "--plot", str(png)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["device"] == cli_device.address and out["total"] == 4 * MiB
-    assert {(r["path"], r["size"]) for r in out["results"]} == {
-        (p, s) for p in bench.PATHS for s in (64 << 10, MiB)}
+    assert {(r["path"], r["size"]) for r in out["results"]} == {   # no engine: no dma-*
+        (p, s) for p in bench.PATHS if not p.startswith("dma-") for s in (64 << 10, MiB)}
+    assert out["dma_node"] is None and out["dma_total"] == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
 
 
@@ -150,3 +151,31 @@ def test_cli_progress_bar_on_a_terminal(cli_device, monkeypatch, capsys):
     term.truncate(0)
     assert cli.main(["bench", "dax0.0", "--total", "1M", "--rounds", "1", "--json"]) == 0
     assert term.getvalue() == ""
+
+
+def test_cli_paths(cli_device, files, capsys):
+    """--paths runs the paths named; one that cannot run here, or no such
+    path, is refused with one line."""
+    source, _ = files
+    assert cli.main(["bench", "dax0.0", "--total", "1M", "--sizes", "1M", "--rounds", "1",
+                     "--paths", "library,cpu-write", "--source", str(source)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["cpu-write", "library"]
+    for paths, message in [
+            ("dma-read", "path dma-read needs the board's DMA engine, ready to move data"),
+            ("nvme->bar", "path nvme->bar needs a SOURCE (--source)"),
+            ("cpu-read,gpu", "no path 'gpu': the paths are cpu-read, cpu-write, dma-read, ")]:
+        assert cli.main(["bench", "dax0.0", "--total", "1M", "--paths", paths]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"p2pdax: {message}") and err.count("\n") == 1, err
+
+
+def test_slow_rates_keep_their_digits():
+    """A board in simulation moves tens of kB/s: the table shows three
+    significant digits there rather than 0.0."""
+    row = bench.Row("dma-read", 65536, 0.046812, "memcpy BAR -> RAM", 0.0093)
+    assert bench.table([row]).splitlines()[1].split() == [
+        "dma-read", "64K", "0.0468", "memcpy", "BAR", "->", "RAM", "0.0093", "5.034"]
+    assert bench.rate(226.94) == "226.9" and bench.rate(0.0) == "0"
+    slow = bench.Row("cpu-read", 4096, 0.0123, "memcpy RAM -> RAM", 200.0)
+    assert bench.table([slow]).splitlines()[1].split()[-1] == "6.2e-05"

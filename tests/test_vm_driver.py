@@ -218,3 +218,67 @@ def test_check_abi_catches_a_struct_mismatch(tmp_path):
     kernel = kernels.get("6.12")
     with pytest.raises(kernels.KernelError, match="does not match the kernel"):
         kernels.build_driver(kernel, source=source)
+
+
+DMA_ERRORS_MEMORY_ONLY = {
+    # Arguments are checked first, on every device alike ...
+    "submit-direction-0": "EINVAL", "submit-direction-3": "EINVAL", "submit-flags": "EINVAL",
+    "submit-reserved": "EINVAL", "submit-zero-length": "EINVAL", "submit-too-long": "EINVAL",
+    "submit-wrapping": "EINVAL", "submit-beyond-bar": "ERANGE",
+    "submit-end-beyond-bar": "ERANGE", "submit-huge-offset": "ERANGE",
+    "submit-e2big": "E2BIG", "submit-too-small": "ENOTTY", "submit-bad-pointer": "EFAULT",
+    "wait-flags": "EINVAL",
+    # ... then there is no engine to run them.
+    "submit-good": "EOPNOTSUPP", "submit-unmapped": "EOPNOTSUPP",
+    "submit-kernel-address": "EOPNOTSUPP", "submit-larger-zeroed": "EOPNOTSUPP",
+    "wait-unknown": "EOPNOTSUPP",
+    "info": "ok", "info-write-direction": "ENOTTY", "unknown-nr": "ENOTTY",
+    "unknown-type": "ENOTTY", "tcgets": "ENOTTY",
+}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dma_node_in_memory_only_mode(kernel, tmp_path):
+    """/dev/p2p-dax0 exists without a DMA engine: INFO says so, bad requests
+    get their errno, good ones EOPNOTSUPP; with the file open, unbind and
+    hot-remove make every ioctl ENODEV, rmmod is refused, and closing it
+    later is clean."""
+    iv, nvme = images(tmp_path)
+    r = vm(kernel, f"""
+IV=$(ivshmem) || exit 2
+D=/sys/bus/pci/drivers/p2p_dax
+P=/sys/bus/pci/devices/$IV/p2p_dax
+[ -c /dev/p2p-dax0 ] && echo node=char
+echo dma_device=$(cat $P/dma_device); echo dma_engine=$(cat $P/dma_engine)
+{TOOL} dma-info /dev/p2p-dax0 | sed 's/^/info_/'
+{TOOL} dma-errors /dev/p2p-dax0 {IVSHMEM_SIZE}
+{TOOL} dma-to-bar /dev/p2p-dax0 0 4096 1 ram; echo to_bar_exit=$?
+{TOOL} dma-gone /dev/p2p-dax0 $IV
+[ -e /dev/p2p-dax0 ] && echo "node left behind"
+echo $IV > $D/bind && echo rebound=$(cat $P/dma_device) $(cat $P/dax_device)
+{TOOL} dma-gone /dev/p2p-dax0 remove:$IV
+rmmod p2p_dax && echo unloaded
+bad_dmesg && exit 1
+echo clean
+""", ivshmem_file=iv, nvme_images=nvme)
+    assert r.returncode == 0, r.output
+    out = r.output
+    values = dict(re.findall(r"^(\w+)=(\S*)", out, re.M))
+    assert values["node"] == "char" and values["dma_device"] == "p2p-dax0"
+    assert values["dma_engine"] == "none" and values["info_engine"] == "none"
+    assert values["info_api_version"] == "1"
+    assert values["info_mem_size"] == values["info_bar_size"] == str(IVSHMEM_SIZE)
+    assert values["info_dma_window"] == values["info_max_transfer"] == "0"
+    assert values["info_transfers"] == values["info_descriptors_submitted"] == "0"
+    errors = dict(re.findall(r"^((?:submit|wait|unknown)-[\w-]+|info[\w-]*|tcgets): (\S+)$",
+                             out, re.M))
+    assert errors == DMA_ERRORS_MEMORY_ONLY, out
+    assert "submit: EOPNOTSUPP" in out and "to_bar_exit=1" in out
+    assert out.count("before: info ok") == 2
+    assert out.count("in flight: submit EOPNOTSUPP") == 2
+    assert out.count("rmmod while open: EAGAIN") == 2, out      # the open file holds the module
+    assert out.count("node gone") == 2 and "left behind" not in out, out
+    assert out.count("after: info ENODEV, submit ENODEV, wait ENODEV, unknown ENODEV") == 2, out
+    assert out.count("close: ok") == 2
+    assert "rebound=p2p-dax0 dax0.0" in out and "unloaded" in out
+    assert out.rstrip().endswith("clean")

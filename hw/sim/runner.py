@@ -58,8 +58,11 @@ class _Icarus(Icarus):
 
 
 def _hdl_sources():
-    """Files the Verilog depends on: all of hw/ except the testbenches (but with hw/sim/dut.py)."""
-    return sorted(p for p in HW.rglob("*.py") if SIM not in p.parents or p == SIM / "dut.py")
+    """Files the Verilog depends on: all of hw/ except the testbenches (but with
+    hw/sim/dut.py) and the virtual board's bridge (hw/virtual/)."""
+    virtual = HW / "virtual"
+    return sorted(p for p in HW.rglob("*.py")
+                  if (SIM not in p.parents or p == SIM / "dut.py") and virtual not in p.parents)
 
 
 def build_key(params):

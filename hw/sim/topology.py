@@ -251,9 +251,14 @@ class Topology:
 
     @classmethod
     async def create(cls, dut, **kwargs):
-        # Drive every input before the first clock edge: a clock edge at time
-        # zero with undriven inputs leaves registers X in simulation.
-        s7 = (kwargs.get("params") or params_from_env()).hard_ip == "s7"
+        await cls.quiet_inputs(dut, kwargs.get("params") or params_from_env())
+        return cls(dut, **kwargs)
+
+    @staticmethod
+    async def quiet_inputs(dut, params):
+        """Drive every input before the first clock edge: a clock edge at time
+        zero with undriven inputs leaves registers X in simulation."""
+        s7 = params.hard_ip == "s7"
         for inst in INSTANCES:
             if s7:                  # the 7-series model drives its outputs itself
                 for name in ("clk", "rst", "m_axis_rx_tvalid", "s_axis_tx_tready"):
@@ -269,7 +274,6 @@ class Topology:
                          "cfg_interrupt_msix_fail"):
                 getattr(dut, f"{inst}_{name}").value = 0
         await Timer(1, "ns")
-        return cls(dut, **kwargs)
 
     def __init__(self, dut, params=None, max_payload=1024, seed=None, peer=None):
         self.dut = dut

@@ -1,6 +1,7 @@
 """The VM harness from the command line (`make vm`, `make driver`).
 
-    python -m tests.vm run [--kernel 6.1] [--no-host-root] [--no-driver] [--params P] -- CMD...
+    python -m tests.vm run [--kernel 6.1] [--board virtual] [--no-host-root] [--no-driver]
+                           [--params P] -- CMD...
     python -m tests.vm build-driver [--kernel 6.1]
     python -m tests.vm fetch [--kernel 6.12] [--refresh]
 
@@ -9,10 +10,13 @@ code (125 when the VM itself failed). By default the command runs in the
 host's root file system (read-only, over 9p) in the current directory, so the
 host's tools and the project's .venv work in the guest; --no-host-root runs it
 in the busybox initramfs the tests use. One CMD argument is a shell command
-line; several are quoted and joined.
+line; several are quoted and joined. --board virtual puts the virtual board
+on the switch: QEMU's p2p-dax-board device with the RTL simulated behind it
+(hw/virtual/); the driver binds it as /dev/dax0.0 and ivshmem as /dev/dax1.0.
 """
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -35,6 +39,10 @@ def main(argv=None):
     r = command("run", "[options] -- CMD...", "run a command in the VM")
     r.add_argument("--host-root", action=argparse.BooleanOptionalAction, default=True,
                    help="run in the host's root file system (default) or in the initramfs")
+    r.add_argument("--board", choices=["virtual"],
+                   help="virtual: the board's RTL behind QEMU's p2p-dax-board device")
+    r.add_argument("--board-params", default="{}", metavar="JSON",
+                   help="the virtual board's EndpointParams, e.g. '{\"data_width\": 128}'")
     r.add_argument("--no-driver", action="store_true", help="do not build or load p2p_dax.ko")
     r.add_argument("--params", default="memory_bar=2", help="p2p_dax module parameters "
                    "(default: %(default)s)")
@@ -70,12 +78,18 @@ def main(argv=None):
             print(kernels.build_driver(k))
             return 0
         command = args.command[0] if len(args.command) == 1 else shlex.join(args.command)
+        try:
+            board_params = json.loads(args.board_params)
+            if not isinstance(board_params, dict):
+                raise ValueError("not an object")
+        except ValueError as e:
+            ap.error(f"--board-params: {e}")
         res = qemu.run(k, command, driver=not args.no_driver,
                        driver_params=None if args.no_load else args.params,
                        bind_ivshmem=not args.no_bind, host_root=args.host_root,
                        shares=args.share, ivshmem_file=args.ivshmem_file,
                        nvme_images=args.nvme_images, extra_append=args.append,
-                       timeout=args.timeout)
+                       timeout=args.timeout, board=args.board, board_params=board_params)
     except (RuntimeError, OSError) as e:       # KernelError, VMError, p2pdma.BuildError
         print(f"vm: {e}", file=sys.stderr)
         return 125
@@ -85,6 +99,8 @@ def main(argv=None):
         log = f", console log {res.log}" if res.log else ""
         print(f"vm: {k.name}: exit {res.returncode} after {res.seconds:.1f} s{log}",
               file=sys.stderr)
+        if res.board:
+            print(f"vm: virtual board: {json.dumps(res.board)}", file=sys.stderr)
     return res.returncode
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_SOURCE = Path(__file__).with_name("guest_tool.c")
+TOOL_HEADERS = [ROOT / "driver" / "p2p_dax_ioctl.h"]     # what guest_tool.c includes
 TOOL_GUEST_PATH = "/bin/p2pdax-vmtool"
 
 _MASK = (1 << 64) - 1
@@ -24,7 +25,8 @@ _MASK = (1 << 64) - 1
 
 def tool():
     """Path of the static guest tool, rebuilt when its source changes."""
-    digest = hashlib.sha256(TOOL_SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [TOOL_SOURCE, *TOOL_HEADERS])
+                            ).hexdigest()[:16]
     out = ROOT / "build" / "vm" / f"p2pdax-vmtool-{digest}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
  * p2pdax-vmtool: what the VM tests run in the guest to exercise the driver
  * through the interfaces user space has: mmap of /dev/daxN.M (or of a
  * p2pmem/allocate file), O_DIRECT between a block device and that mapping,
- * and sysfs unbind. Built statically on the host (tests/vm/guest.py) and put
+ * sysfs unbind, and the DMA engine's ioctls on /dev/p2p-daxN. Built statically on the host (tests/vm/guest.py) and put
  * in the guest's initramfs, so the guest needs nothing else.
  *
  * Data patterns come from splitmix64 so the host can regenerate them and
@@ -18,10 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../driver/p2p_dax_ioctl.h"
 
 #define MAP_UNIT (2UL << 20)	/* map whole 2 MiB units: works at any dax alignment */
 #define CHUNK (1UL << 20)
@@ -137,6 +141,17 @@ static const char *errname(int e)
 	case EACCES: return "EACCES";
 	case ENOMEM: return "ENOMEM";
 	case EPERM: return "EPERM";
+	case ENOTTY: return "ENOTTY";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case ERANGE: return "ERANGE";
+	case EFAULT: return "EFAULT";
+	case EAGAIN: return "EAGAIN";
+	case EBUSY: return "EBUSY";
+	case ENOENT: return "ENOENT";
+	case E2BIG: return "E2BIG";
+	case EIO: return "EIO";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EINTR: return "EINTR";
 	default: return strerror(e);
 	}
 }
@@ -295,6 +310,291 @@ static int cmd_bench(char **a)
 	return 0;
 }
 
+/* The DMA engine's ioctls (driver/p2p_dax_ioctl.h). */
+static int open_dma(const char *path)
+{
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0)
+		die(path);
+	return fd;
+}
+
+/* ioctl's result as an errno name: "ok" or "EINVAL" ... */
+static const char *try_ioctl(int fd, unsigned long cmd, void *arg)
+{
+	return errname(ioctl(fd, cmd, arg) ? errno : 0);
+}
+
+static const char *engine_name(unsigned e)
+{
+	static const char *const names[] = { "none", "absent", "unusable", "ready" };
+
+	return e < 4 ? names[e] : "?";
+}
+
+static int cmd_dma_info(char **a)
+{
+	struct p2p_dax_info i = { 0 };
+	int fd = open_dma(a[0]);
+
+	if (ioctl(fd, P2P_DAX_IOC_INFO, &i))
+		die("P2P_DAX_IOC_INFO");
+	printf("api_version=%u\nengine=%s\nmem_size=%llu\nbar_size=%llu\ndma_window=%llu\n"
+	       "max_transfer=%llu\nmax_segment=%llu\nqueue_depth=%u\nmax_transfers=%u\n"
+	       "transfers=%u\ngateware_version=%#x\ndescriptors_submitted=%llu\n"
+	       "descriptors_done=%llu\ndescriptors_failed=%llu\nbytes_done=%llu\n"
+	       "hw_state=%#x\nhw_overflow=%u\n", i.api_version, engine_name(i.engine),
+	       (unsigned long long)i.mem_size, (unsigned long long)i.bar_size,
+	       (unsigned long long)i.dma_window, (unsigned long long)i.max_transfer,
+	       (unsigned long long)i.max_segment, i.queue_depth, i.max_transfers, i.transfers,
+	       i.gateware_version, (unsigned long long)i.descriptors_submitted,
+	       (unsigned long long)i.descriptors_done, (unsigned long long)i.descriptors_failed,
+	       (unsigned long long)i.bytes_done, i.hw_state, i.hw_overflow);
+	close(fd);
+	return 0;
+}
+
+static const char *status_name(unsigned s)
+{
+	static const char *const names[] = {
+		"OK", "UNSUPPORTED_REQUEST", "COMPLETER_ABORT", "TIMEOUT", "POISONED",
+		"BAD_COMPLETION", "BAD_DESCRIPTOR",
+	};
+
+	if (s < 7)
+		return names[s];
+	return s == P2P_DAX_DMA_STATUS_BAD_RESULT ? "BAD_RESULT" :
+	       s == P2P_DAX_DMA_STATUS_GONE ? "GONE" :
+	       s == P2P_DAX_DMA_STATUS_RUNNING ? "RUNNING" : "?";
+}
+
+/*
+ * The buffer: "ram" (anonymous memory) or PATH:OFFSET (a mapping of a dax
+ * device, a peer's BAR for instance).
+ */
+static unsigned char *dma_buffer(const char *spec, unsigned long len)
+{
+	const char *colon = strrchr(spec, ':');
+	unsigned char *p;
+	size_t maplen;
+
+	if (!strcmp(spec, "ram")) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			die("mmap RAM");
+		return p;
+	}
+	if (!colon) {
+		fprintf(stderr, "p2pdax-vmtool: buffer: ram or PATH:OFFSET, not %s\n", spec);
+		exit(2);
+	}
+	{
+		char path[256];
+		unsigned long off = num(colon + 1);
+
+		snprintf(path, sizeof(path), "%.*s", (int)(colon - spec), spec);
+		return map_dev(path, off, len, &maplen) + off;
+	}
+}
+
+/* The pattern of SEED over LEN bytes at any address and length. */
+static void pattern_fill(unsigned char *p, unsigned long len, unsigned long seed)
+{
+	unsigned long i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = splitmix64(seed + i / 8);
+
+		memcpy(p + i, &w, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* The offset of the first byte that differs from the pattern, or -1. */
+static long pattern_check(const unsigned char *p, unsigned long len, unsigned long seed)
+{
+	unsigned long i, j;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t w = splitmix64(seed + i / 8);
+
+		for (j = 0; j < 8 && i + j < len; j++)
+			if (p[i + j] != ((w >> (8 * j)) & 0xff))
+				return i + j;
+	}
+	return -1;
+}
+
+/*
+ * One transfer between BUFFER and BAR2 at BAROFF: to-bar fills the buffer
+ * with the pattern of SEED first, from-bar checks it after. Polls once
+ * (WAIT with timeout 0) before waiting.
+ */
+static int cmd_dma(int to_bar, char **a)
+{
+	unsigned long baroff = num(a[1]), len = num(a[2]), seed = num(a[3]);
+	unsigned char *buf = dma_buffer(a[4], len);
+	struct p2p_dax_dma_submit s = {
+		.addr = (uintptr_t)buf, .length = len, .offset = baroff,
+		.direction = to_bar ? P2P_DAX_DMA_TO_BAR : P2P_DAX_DMA_FROM_BAR,
+	};
+	struct p2p_dax_dma_wait w = { 0 };
+	int fd = open_dma(a[0]), rc;
+	long bad;
+	double t0;
+
+	if (to_bar)
+		pattern_fill(buf, len, seed);
+	else
+		memset(buf, 0, len);
+	t0 = now();
+	if (ioctl(fd, P2P_DAX_IOC_SUBMIT, &s)) {
+		printf("submit: %s\n", errname(errno));
+		return 1;
+	}
+	w.id = s.id;
+	rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+	printf("poll: %s, done %u, status %s\n", errname(rc), w.done, status_name(w.status));
+	if (!w.done) {
+		memset(&w, 0, sizeof(w));
+		w.id = s.id;
+		w.timeout_ms = 20000;
+		rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+	}
+	printf("dma %s %lu bytes: wait %s, status %s, done %u, bytes %llu, error_offset %llu, "
+	       "%.1f kB/s\n", to_bar ? "to-bar" : "from-bar", len, errname(rc),
+	       status_name(w.status), w.done, (unsigned long long)w.bytes,
+	       (unsigned long long)w.error_offset, len / (now() - t0) / 1e3);
+	if (rc)
+		return 1;
+	if (!to_bar && (bad = pattern_check(buf, len, seed)) >= 0) {
+		printf("mismatch at offset %#lx\n", bad);
+		return 1;
+	}
+	if (!to_bar)
+		printf("checked %lu bytes: ok\n", len);
+	close(fd);
+	return 0;
+}
+
+/*
+ * Bad requests, one "name: errno" line each. SIZE is the memory BAR's size:
+ * offsets beyond it must be refused.
+ */
+static int cmd_dma_errors(char **a)
+{
+	unsigned long size = num(a[1]);
+	int fd = open_dma(a[0]);
+	unsigned char *buf = dma_buffer("ram", 1 << 16);
+	unsigned char *hole = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const struct p2p_dax_dma_submit good = {
+		.addr = (uintptr_t)buf, .length = 4096, .offset = 0,
+		.direction = P2P_DAX_DMA_TO_BAR,
+	};
+	struct p2p_dax_dma_submit s;
+	struct p2p_dax_dma_wait w;
+	struct { struct p2p_dax_dma_submit s; uint64_t extra; } big = { good, 1 };
+	struct p2p_dax_info info;
+
+	if (hole == MAP_FAILED)
+		die("mmap");
+	munmap(hole, 4096);			/* a hole in the address space */
+#define SUBMIT(name, field, value) do { s = good; s.field = value; \
+	printf("submit-%s: %s\n", name, try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s)); } while (0)
+	SUBMIT("good", flags, 0);
+	SUBMIT("direction-0", direction, 0);
+	SUBMIT("direction-3", direction, 3);
+	SUBMIT("flags", flags, 1);
+	SUBMIT("reserved", reserved[2], 1);
+	SUBMIT("zero-length", length, 0);
+	SUBMIT("too-long", length, 1ULL << 40);
+	SUBMIT("wrapping", addr, ~0ULL - 100);
+	SUBMIT("beyond-bar", offset, size);
+	SUBMIT("end-beyond-bar", offset, size - 2048);
+	SUBMIT("huge-offset", offset, ~0ULL);
+	SUBMIT("unmapped", addr, (uintptr_t)hole);
+	SUBMIT("kernel-address", addr, 0xffff888000000000ULL);
+#undef SUBMIT
+	printf("submit-e2big: %s\n", try_ioctl(fd, _IOWR(P2P_DAX_IOC_MAGIC, 0x01, big), &big));
+	big.extra = 0;
+	printf("submit-larger-zeroed: %s\n",
+	       try_ioctl(fd, _IOWR(P2P_DAX_IOC_MAGIC, 0x01, big), &big));
+	printf("submit-too-small: %s\n",
+	       try_ioctl(fd, _IOWR(P2P_DAX_IOC_MAGIC, 0x01, uint64_t), &s));
+	printf("submit-bad-pointer: %s\n", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, (void *)8));
+	memset(&w, 0, sizeof(w));
+	w.id = 12345;
+	printf("wait-unknown: %s\n", try_ioctl(fd, P2P_DAX_IOC_WAIT, &w));
+	w.flags = 1;
+	printf("wait-flags: %s\n", try_ioctl(fd, P2P_DAX_IOC_WAIT, &w));
+	printf("info: %s\n", try_ioctl(fd, P2P_DAX_IOC_INFO, &info));
+	printf("info-write-direction: %s\n",
+	       try_ioctl(fd, _IOW(P2P_DAX_IOC_MAGIC, 0x00, struct p2p_dax_info), &info));
+	printf("unknown-nr: %s\n", try_ioctl(fd, _IOWR(P2P_DAX_IOC_MAGIC, 0x7f, w), &w));
+	printf("unknown-type: %s\n", try_ioctl(fd, _IOWR('x', 0x01, s), &s));
+	printf("tcgets: %s\n", try_ioctl(fd, 0x5401, buf));
+	close(fd);
+	return 0;
+}
+
+/*
+ * Open the node, submit a transfer (RAM -> BAR2 at 0, 64 KiB) and leave it,
+ * unbind the PCI device at ADDRESS (or "remove:ADDRESS" to hot-remove it)
+ * with the file open, then use and close the file.
+ */
+static int cmd_dma_gone(char **a)
+{
+	int fd = open_dma(a[0]), sys;
+	struct p2p_dax_info info;
+	unsigned char *buf = dma_buffer("ram", 1 << 16);
+	struct p2p_dax_dma_submit s = {
+		.addr = (uintptr_t)buf, .length = 1 << 16, .direction = P2P_DAX_DMA_TO_BAR,
+	};
+	struct p2p_dax_dma_wait w = { .timeout_ms = 0 };
+	int remove = !strncmp(a[1], "remove:", 7), rc;
+	pid_t child = 0;
+	char path[128];
+
+	printf("before: info %s\n", try_ioctl(fd, P2P_DAX_IOC_INFO, &info));
+	/* A transfer in flight, where there is an engine. */
+	printf("in flight: submit %s\n", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	fflush(stdout);
+	if (s.id) {
+		child = fork();
+		if (child < 0)
+			die("fork");
+		if (!child) {		/* waits through the unbind */
+			w.id = s.id;
+			w.timeout_ms = P2P_DAX_WAIT_FOREVER;
+			rc = ioctl(fd, P2P_DAX_IOC_WAIT, &w) ? errno : 0;
+			printf("waiter: %s, done %u, status %s, bytes %llu\n", errname(rc), w.done,
+			       status_name(w.status), (unsigned long long)w.bytes);
+			exit(0);
+		}
+		usleep(200000);
+	}
+	errno = 0;
+	syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK);
+	printf("rmmod while open: %s\n", errno ? errname(errno) : "unloaded");
+	if (remove)
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", a[1] + 7);
+	else
+		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/p2p_dax/unbind");
+	sys = open(path, O_WRONLY);
+	if (sys < 0 || write(sys, remove ? "1" : a[1], remove ? 1 : strlen(a[1])) < 0)
+		die(path);
+	close(sys);
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	printf("%s: node %s\n", a[1], access(a[0], F_OK) ? "gone" : "still there");
+	w.id = s.id ? s.id : 1;
+	printf("after: info %s, submit %s, wait %s, unknown %s\n",
+	       try_ioctl(fd, P2P_DAX_IOC_INFO, &info), try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s),
+	       try_ioctl(fd, P2P_DAX_IOC_WAIT, &w), try_ioctl(fd, _IO(P2P_DAX_IOC_MAGIC, 9), 0));
+	printf("close: %s\n", errname(close(fd) ? errno : 0));
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int args;
@@ -307,6 +607,11 @@ static const struct {
 	{ "mmap-errors", 2, "mmap-errors DAXDEV SIZE" },
 	{ "hold-unbind", 3, "hold-unbind DAXDEV SIZE PCI_ADDRESS|remove:PCI_ADDRESS|rmmod" },
 	{ "bench", 6, "bench BLOCKDEV MAPFILE LENGTH CHUNK ROUNDS 4k|2m" },
+	{ "dma-info", 1, "dma-info DMADEV" },
+	{ "dma-to-bar", 5, "dma-to-bar DMADEV BAROFF LENGTH SEED ram|MAPFILE:OFFSET" },
+	{ "dma-from-bar", 5, "dma-from-bar DMADEV BAROFF LENGTH SEED ram|MAPFILE:OFFSET" },
+	{ "dma-errors", 2, "dma-errors DMADEV BARSIZE" },
+	{ "dma-gone", 2, "dma-gone DMADEV PCI_ADDRESS|remove:PCI_ADDRESS" },
 };
 
 int main(int argc, char **argv)
@@ -324,6 +629,10 @@ int main(int argc, char **argv)
 		case 4: return cmd_mmap_errors(argv + 2);
 		case 5: return cmd_hold_unbind(argv + 2);
 		case 6: return cmd_bench(argv + 2);
+		case 7: return cmd_dma_info(argv + 2);
+		case 8: case 9: return cmd_dma(i == 8, argv + 2);
+		case 10: return cmd_dma_errors(argv + 2);
+		case 11: return cmd_dma_gone(argv + 2);
 		}
 	}
 	fprintf(stderr, "usage: p2pdax-vmtool");

@@ -11,6 +11,13 @@ The guest (q35, TCG unless KVM is shown to work, 1 GiB):
                                                       - downstream dn2: nvme serial n1
     pcie.0 - virtio-9p-pci: the host's / (host_root=True), and one per directory in shares
 
+With board="virtual" the board itself is on dn0: QEMU's p2p-dax-board device
+(hw/virtual/p2p_dax_board.c, in a QEMU built by tests/vm/qemu_build.py),
+whose BAR accesses go to the RTL's simulation (hw/virtual/cosim.py, started
+here and stopped when QEMU exits), and ivshmem moves to a fourth port, dn3,
+as the peer. The unmodified driver binds the board by its ID at insmod
+(/dev/dax0.0); ivshmem, bound afterwards, is /dev/dax1.0.
+
 ivshmem's memory is a host file (ivshmem_file, or a temporary one), the NVMe
 namespaces are raw image files (nvme_images, or temporary ones), so a test can
 check on the host what the guest wrote.
@@ -47,6 +54,7 @@ import shlex
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,6 +86,7 @@ class Result:
     output: str                 # what the command printed (stdout and stderr, in order)
     seconds: float              # QEMU start to exit
     log: Path | None = None     # the whole console log, kept when the command failed
+    board: dict | None = None   # board="virtual": the bridge's counters (hw/virtual/cosim.py)
 
 
 # ---------------------------------------------------------------- the guest's /init
@@ -319,14 +328,17 @@ def initramfs(kernel, driver_ko=None):
 
 # ---------------------------------------------------------------- QEMU
 
-def _topology(ivshmem_file, ivshmem_size, nvme_images):
+def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None):
     args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
             "-device", "x3130-upstream,id=up0,bus=rp0"]
-    for i in range(3):
+    for i in range(4 if board_socket else 3):
         args += ["-device", f"xio3130-downstream,id=dn{i},bus=up0,chassis={i + 2},slot={i}"]
+    if board_socket:
+        timeout = f",timeout-ms={board_timeout_ms}" if board_timeout_ms else ""
+        args += ["-device", f"p2p-dax-board,socket={board_socket},bus=dn0{timeout}"]
     args += ["-object", f"memory-backend-file,id=ivmem,share=on,mem-path={ivshmem_file},"
                         f"size={ivshmem_size}",
-             "-device", "ivshmem-plain,memdev=ivmem,bus=dn0"]
+             "-device", f"ivshmem-plain,memdev=ivmem,bus={'dn3' if board_socket else 'dn0'}"]
     for i, img in enumerate(nvme_images):
         cmb = ",cmb_size_mb=16" if i == 0 else ""
         args += ["-drive", f"file={img},if=none,id=nvm{i},format=raw",
@@ -468,9 +480,52 @@ def _console(proc, deadline, done):
     return bytes(buf), finished
 
 
+class VirtualBoard:
+    """The RTL's simulation for QEMU's p2p-dax-board device, as a process:
+    started before QEMU (its socket appears when it is ready), ended by
+    QEMU's exit. Its log and counters are in `directory`."""
+
+    def __init__(self, directory, params=None, env=None):
+        self.dir = Path(directory)
+        self.socket = self.dir / "board.sock"
+        self.stats_file = self.dir / "board-stats.json"
+        self.log = self.dir / "board.log"
+        cmd = [sys.executable, "-m", "hw.virtual.cosim", "--socket", str(self.socket),
+               "--stats", str(self.stats_file), "--params", json.dumps(params or {})]
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def wait_ready(self, timeout=600):
+        end = time.monotonic() + timeout
+        while not self.socket.exists():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                self.stop()
+                raise VMError(f"the virtual board's simulation did not start: "
+                              f"{_tail(self.log.read_text(), 20)}")
+            time.sleep(0.2)
+
+    def stop(self, timeout=60):
+        """Wait for the simulation to end (QEMU has gone); its counters, or
+        VMError with its log when it failed (a PCIe rule broken, a crash)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.returncode:
+            raise VMError(f"the virtual board's simulation failed (exit "
+                          f"{self.proc.returncode}):\n{_tail(self.log.read_text(), 30)}")
+        try:
+            return json.loads(self.stats_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
 def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivshmem=True,
         host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
-        extra_append="", extra_files=None, shares=(), cwd=None, accel=None):
+        extra_append="", extra_files=None, shares=(), cwd=None, accel=None, board=None,
+        board_params=None, board_env=None, board_timeout_ms=None):
     """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
     sh -c, return Result(returncode, output, seconds, log).
 
@@ -481,6 +536,11 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     the current directory). shares: host directories to mount writable at the
     same paths in the guest. extra_files: {guest path: host file}.
     accel: "tcg" or "kvm" (default: P2PDAX_VM_ACCEL, else a cached probe).
+    board: None (ivshmem only) or "virtual" (the RTL behind QEMU's
+    p2p-dax-board device; board_params: EndpointParams fields for it;
+    board_env: more environment for its simulation, such as P2P_DAX_FAULT, in
+    which case a failed simulation is reported in Result.board["error"]
+    rather than raised; board_timeout_ms: the device's timeout-ms).
     ivshmem_size defaults to the file's size, or 64 MiB; nvme_images: two raw
     images (default: temporary 64 MiB ones). Raises VMError when the guest
     does not finish in `timeout` seconds or dies before the command ends."""
@@ -518,9 +578,16 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         host_path = Path(host_path)
         per_run.file(guest_path, host_path.read_bytes(), host_path.stat().st_mode & 0o7777)
     accel = accel or _pick_accel(kernel)
+    if board not in (None, "virtual"):
+        raise VMError(f"board={board!r}: use None (ivshmem only) or 'virtual'")
+    qemu = [QEMU]
+    if board:
+        from .qemu_build import build as build_qemu
+        qemu = [str(build_qemu(quiet=True)), "-L", "/usr/share/seabios", "-L", "/usr/share/qemu"]
 
     with tempfile.TemporaryDirectory(prefix="p2pdax-vm-") as tmp:
         tmp = Path(tmp)
+        sim = VirtualBoard(tmp, board_params, board_env) if board else None
         initrd = tmp / "initrd"
         with open(initrd, "wb") as f:        # the kernel unpacks concatenated archives
             with open(base, "rb") as b:
@@ -539,26 +606,43 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                     f.truncate(64 * MiB)
         if len(nvme_images) != 2:
             raise VMError("nvme_images: give two image files")
-        cmdline = [QEMU, "-machine", "q35", "-accel", accel, "-cpu", "max", "-m", "1G",
+        cmdline = [*qemu, "-machine", "q35", "-accel", accel, "-cpu", "max", "-m", "1G",
                    "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                    "-no-reboot", "-kernel", str(_boot_image(kernel)), "-initrd", str(initrd),
-                   "-append", f"{APPEND} {extra_append}".strip(),
-                   *_topology(ivshmem_file, ivshmem_size, nvme_images)]
+                   # The virtual board stalls a vCPU for as long as the RTL's
+                   # simulation takes: not a lockup of the guest's.
+                   "-append", f"{APPEND} {'nowatchdog ' if board else ''}{extra_append}".strip(),
+                   *_topology(ivshmem_file, ivshmem_size, nvme_images,
+                              sim.socket if sim else None, board_timeout_ms)]
         if host_root:
             cmdline += _virtfs("hostroot", "/", readonly=True)
         for i, (path, mode) in enumerate(mounts):
             cmdline += _virtfs(f"share{i}", path, readonly=mode == "ro")
 
         exit_re = re.compile(rb"\nP2PDAX-VM-EXIT-" + token.encode() + rb" (\d+)\r?\n")
+        if sim:
+            sim.wait_ready()
         t0 = time.monotonic()
         try:
             proc = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT)
         except FileNotFoundError:
+            if sim:
+                sim.proc.kill()
             raise VMError(f"no {QEMU}: install qemu-system-x86 (scripts/setup.sh)") from None
         with proc:
             raw, ended = _console(proc, t0 + timeout, exit_re.search)
         seconds = time.monotonic() - t0
+        board_stats = None
+        if sim:
+            try:
+                board_stats = sim.stop()
+            except VMError as e:
+                if board_env:
+                    board_stats = {"error": str(e)}
+                else:
+                    log = _save_log(kernel, token, raw.decode(errors="replace"), cmdline)
+                    raise VMError(f"{e}\nconsole log: {log}") from None
 
     console = raw.decode(errors="replace").replace("\r\n", "\n")
     start = f"P2PDAX-VM-START-{token}\n"
@@ -572,7 +656,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     output = console[console.index(start) + len(start):m.start()]
     rc = int(m[1])
     log = _save_log(kernel, token, console, cmdline) if rc else None
-    return Result(rc, output, seconds, log)
+    return Result(rc, output, seconds, log, board_stats)
 
 
 def _tail(text, lines=60):

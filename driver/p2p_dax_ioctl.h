@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note OR MIT */
+/*
+ * p2p_dax: the user-space API of a board's DMA engine, /dev/p2p-dax<N>
+ * (N is the dax region id: /dev/dax<N>.0 is the same board's memory; sysfs
+ * /sys/bus/pci/devices/<address>/p2p_dax/dma_device names the node).
+ *
+ * Every board with p2p_dax bound has the node, memory-only devices (no
+ * register BAR) too; INFO says whether a DMA engine can be used. A transfer
+ * moves bytes between a buffer in the caller's address space (RAM, or a
+ * peer's BAR mapped from its /dev/daxM.0) and the board's BAR2 memory: the
+ * driver pins and maps the buffer, so no bus or physical address ever comes
+ * from user space.
+ *
+ * Layout rules, so that the API can grow: only __u32 and __u64 members,
+ * explicit padding, no pointers (addresses are __u64), same layout on 32-
+ * and 64-bit. The struct size is part of each ioctl number: a later version
+ * appends members and the driver takes any size from the first version's
+ * on, copying what both sides know. Bytes the driver does not know must be
+ * zero (else E2BIG); reserved members must be zero (else EINVAL).
+ *
+ * Errors every ioctl can return:
+ *   ENOTTY      not an ioctl of this device
+ *   ENODEV      the board was unbound or removed: any ioctl, known or not,
+ *               fails so from then on; close the file
+ *   EFAULT      the argument pointer is bad
+ *   E2BIG       the struct is larger than the driver knows and the extra
+ *               bytes are not zero
+ */
+#ifndef _UAPI_P2P_DAX_IOCTL_H
+#define _UAPI_P2P_DAX_IOCTL_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define P2P_DAX_API_VERSION		1
+#define P2P_DAX_IOC_MAGIC		0xDA
+
+/* p2p_dax_info.engine */
+#define P2P_DAX_ENGINE_NONE		0	/* memory-only device: no registers */
+#define P2P_DAX_ENGINE_ABSENT		1	/* board without a DMA engine (CAPS.dma 0) */
+#define P2P_DAX_ENGINE_UNUSABLE		2	/* present, but not usable: see dmesg */
+#define P2P_DAX_ENGINE_READY		3
+
+/*
+ * P2P_DAX_IOC_INFO: the device and its engine. Never fails on a bound device.
+ */
+struct p2p_dax_info {
+	__u32 api_version;	/* P2P_DAX_API_VERSION of the driver */
+	__u32 engine;		/* P2P_DAX_ENGINE_* */
+	__u64 mem_size;		/* bytes of memory behind the memory BAR */
+	__u64 bar_size;		/* bytes of the memory BAR */
+	__u64 dma_window;	/* transfers must lie in BAR2 offsets [0, dma_window) */
+	__u64 max_transfer;	/* largest SUBMIT length */
+	__u64 max_segment;	/* largest descriptor; longer transfers are split */
+	__u32 queue_depth;	/* descriptors the driver keeps queued in the engine */
+	__u32 max_transfers;	/* transfers one open file may have not yet waited for */
+	__u32 transfers;	/* this open file's transfers not yet waited for */
+	__u32 gateware_version;	/* VERSION register (0 without registers) */
+	__u64 descriptors_submitted;	/* since the driver bound the board */
+	__u64 descriptors_done;		/* ended, whatever their status */
+	__u64 descriptors_failed;	/* ended with a status other than OK */
+	__u64 bytes_done;		/* moved by descriptors that ended OK */
+	__u32 hw_state;		/* DMA_STATE register (busy, bus_master) */
+	__u32 hw_overflow;	/* DMA_ERR_OVERFLOW register */
+	__u64 reserved[4];
+};
+
+/* p2p_dax_dma_submit.direction */
+#define P2P_DAX_DMA_TO_BAR		1	/* buffer -> BAR2: the engine reads the buffer */
+#define P2P_DAX_DMA_FROM_BAR		2	/* BAR2 -> buffer: the engine writes the buffer */
+
+/*
+ * P2P_DAX_IOC_SUBMIT: queue a transfer; returns at once, WAIT for its end.
+ * Any alignment of addr, offset and length works. Checked in this order:
+ *   EINVAL      direction unknown, flags or reserved not zero, length 0 or
+ *               over max_transfer (INFO; 256 MiB), addr + length wraps
+ *   ERANGE      offset + length beyond the memory (mem_size; 4 GiB at most,
+ *               dma_window once the engine is ready)
+ *   EOPNOTSUPP  no usable DMA engine (memory-only device, or see INFO.engine)
+ *   EFAULT      the buffer is not mapped (or not writable for FROM_BAR)
+ *   EAGAIN      max_transfers of this file not yet waited for: WAIT first
+ *   ENOMEM      pinning or mapping the buffer failed (EIO: mapping refused)
+ */
+struct p2p_dax_dma_submit {
+	__u64 addr;		/* in: the buffer's address in the caller's memory */
+	__u64 length;		/* in: bytes, 1 to max_transfer */
+	__u64 offset;		/* in: byte offset in BAR2 */
+	__u32 direction;	/* in: P2P_DAX_DMA_TO_BAR or P2P_DAX_DMA_FROM_BAR */
+	__u32 flags;		/* in: 0 */
+	__u64 id;		/* out: the transfer, for WAIT; never 0 */
+	__u64 reserved[3];	/* in: 0 */
+};
+
+/*
+ * p2p_dax_dma_wait.status: how the transfer ended. Values below 16 are the
+ * engine's DMA_RESULT.status of the first descriptor that failed.
+ */
+#define P2P_DAX_DMA_STATUS_OK			0
+#define P2P_DAX_DMA_STATUS_UNSUPPORTED_REQUEST	1	/* target answered UR */
+#define P2P_DAX_DMA_STATUS_COMPLETER_ABORT	2	/* target answered CA */
+#define P2P_DAX_DMA_STATUS_TIMEOUT		3	/* no completion in time */
+#define P2P_DAX_DMA_STATUS_POISONED		4	/* completion with poisoned data */
+#define P2P_DAX_DMA_STATUS_BAD_COMPLETION	5	/* completion not matching its request */
+#define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR	6	/* the engine refused the descriptor */
+#define P2P_DAX_DMA_STATUS_BAD_RESULT		16	/* result slot not what the driver expected */
+#define P2P_DAX_DMA_STATUS_GONE			17	/* board unbound before the end */
+#define P2P_DAX_DMA_STATUS_RUNNING		0xffffffff	/* not ended yet (done 0) */
+
+#define P2P_DAX_WAIT_FOREVER		0xffffffffu	/* timeout_ms: no limit */
+
+/*
+ * P2P_DAX_IOC_WAIT: wait for a transfer's end (the engine's MSI-X interrupt).
+ * Once it has ended (done 1) the id is forgotten, whatever the return value.
+ *   0           ended, every byte moved (status OK)
+ *   EIO         ended with a device error: status and error_offset say which
+ *   ETIMEDOUT   done 1: the device's completion timeout (status TIMEOUT);
+ *               done 0: still running after timeout_ms (wait again later;
+ *               the buffer stays pinned until the transfer ends)
+ *   EINTR       a signal came first; still running
+ *   ENOENT      no such transfer in this open file (never, or already waited)
+ *   EBUSY       another thread is waiting for it
+ *   EINVAL      flags or reserved not zero
+ *   ENODEV      the board went away (status GONE if the transfer had not ended)
+ * The struct is written back on 0, EIO, ETIMEDOUT, EINTR and (for a known
+ * id) ENODEV.
+ */
+struct p2p_dax_dma_wait {
+	__u64 id;		/* in: from SUBMIT */
+	__u32 timeout_ms;	/* in: 0 do not sleep, P2P_DAX_WAIT_FOREVER no limit */
+	__u32 flags;		/* in: 0 */
+	__u64 bytes;		/* out: bytes moved by descriptors that ended OK */
+	__u64 error_offset;	/* out: status not OK: offset in the transfer of the failed part */
+	__u32 status;		/* out: P2P_DAX_DMA_STATUS_* */
+	__u32 done;		/* out: 1 ended, 0 still running */
+	__u64 reserved[2];	/* in: 0 */
+};
+
+/* The sizes of the first version of each struct: the smallest accepted. */
+#define P2P_DAX_INFO_SIZE_VER1		136
+#define P2P_DAX_DMA_SUBMIT_SIZE_VER1	64
+#define P2P_DAX_DMA_WAIT_SIZE_VER1	56
+
+#define P2P_DAX_IOC_INFO	_IOR(P2P_DAX_IOC_MAGIC, 0x00, struct p2p_dax_info)
+#define P2P_DAX_IOC_SUBMIT	_IOWR(P2P_DAX_IOC_MAGIC, 0x01, struct p2p_dax_dma_submit)
+#define P2P_DAX_IOC_WAIT	_IOWR(P2P_DAX_IOC_MAGIC, 0x02, struct p2p_dax_dma_wait)
+
+#endif /* _UAPI_P2P_DAX_IOCTL_H */
