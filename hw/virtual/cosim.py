@@ -79,28 +79,28 @@ class Link:
         self.tx += header + bytes(data)
         self.messages_out += 1
 
+    def _send_some(self):
+        if not self.tx:
+            return
+        try:
+            del self.tx[:self.sock.send(self.tx)]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.closed = True
+
     def poll(self, timeout):
         """Move bytes both ways (waiting up to `timeout` seconds for QEMU);
         return the complete messages received, as (header tuple, data)."""
         if self.closed:
             return []
-        if self.tx:                     # replies first: QEMU may be waiting for one
-            try:
-                del self.tx[:self.sock.send(self.tx)]
-            except BlockingIOError:
-                pass
-            except OSError:
-                self.closed = True
-                return []
+        self._send_some()               # replies first: QEMU may be waiting for one
+        if self.closed:
+            return []
         wr = [self.sock] if self.tx else []
         readable, writable, _ = select.select([self.sock], wr, [], timeout)
         if writable:
-            try:
-                del self.tx[:self.sock.send(self.tx)]
-            except BlockingIOError:
-                pass
-            except OSError:
-                self.closed = True
+            self._send_some()
         if readable:
             try:
                 chunk = self.sock.recv(1 << 20)
