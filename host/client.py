@@ -228,6 +228,18 @@ def find(name=None):
                         + ", ".join(f"{d.address} ({d.dax_device})" for d in found))
 
 
+def open_node(path, flags):
+    """os.open() of one of a device's nodes (/dev/daxN.M, /dev/p2p-daxN); a
+    refusal names the group the udev rule gives them to."""
+    try:
+        return os.open(path, flags)
+    except PermissionError:
+        raise PermissionError(
+            f"{path}: permission denied; add yourself to the group "
+            f"'{UDEV_GROUP}' that driver/60-p2p-dax.rules gives the device to, or "
+            "run as root") from None
+
+
 class Bar:
     """BAR memory of a device, mapped shared through its dax node. Use as a
     context manager, or call close(). `buffer` is a writable memoryview."""
@@ -238,13 +250,7 @@ class Bar:
                                 "load p2p_dax with mode=dax or mode=both")
         self.device = device
         self.size = device.dax_size
-        try:
-            fd = os.open(device.dax_node, os.O_RDWR)
-        except PermissionError:
-            raise PermissionError(
-                f"{device.dax_node}: permission denied; add yourself to the group "
-                f"'{UDEV_GROUP}' that driver/60-p2p-dax.rules gives the device to, or "
-                "run as root") from None
+        fd = open_node(device.dax_node, os.O_RDWR)
         try:
             self._map = mmap.mmap(fd, self.size, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)

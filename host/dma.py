@@ -245,12 +245,7 @@ class Engine:
                                 "DMA node (no p2p_dax/dma_device in sysfs): load the driver "
                                 "this library comes with (driver/)")
         try:
-            self._fd = os.open(self.node, os.O_RDWR | os.O_CLOEXEC)
-        except PermissionError:
-            raise PermissionError(
-                f"{self.node}: permission denied; add yourself to the group "
-                f"'{client.UDEV_GROUP}' that driver/60-p2p-dax.rules gives the device to, "
-                "or run as root") from None
+            self._fd = client.open_node(self.node, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             why = (f"{self.node} does not exist, though the driver names it for "
                    f"{device.address}: udev (or mdev) did not create it; its numbers are in "

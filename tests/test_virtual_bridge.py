@@ -5,7 +5,6 @@ tests/test_vm_dma.py) run the real QEMU device."""
 
 import os
 import socket
-import struct
 import subprocess
 import sys
 import time

@@ -32,7 +32,6 @@ a PCIe rule broken during the session (the log names it).
 
 import argparse
 import collections
-import dataclasses
 import json
 import logging
 import os
@@ -45,7 +44,6 @@ import cocotb
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotbext.pcie.core import RootComplex
 
-from hw import regmap
 from hw.sim.topology import Endpoint, Topology, params_from_env
 from hw.virtual import protocol
 from hw.virtual.protocol import HEADER, Msg, Status
@@ -75,8 +73,7 @@ class Link:
         self.messages_in = self.messages_out = 0
 
     def send(self, kind, addr=0, arg=0, ident=0, data=b"", length=None):
-        header = HEADER.pack(kind, len(data) if length is None else length, addr, arg, ident)
-        self.tx += header + bytes(data)
+        self.tx += protocol.pack(kind, addr, arg, ident, data, length)
         self.messages_out += 1
 
     def _send_some(self):

@@ -63,8 +63,10 @@ class Status(enum.IntEnum):
     ABORT = 2                # the target failed the access (CA)
 
 
-def pack(kind, addr=0, arg=0, ident=0, data=b""):
-    return HEADER.pack(kind, len(data), addr, arg, ident) + bytes(data)
+def pack(kind, addr=0, arg=0, ident=0, data=b"", length=None):
+    """One message; `length` only for a request without data (a read)."""
+    return HEADER.pack(kind, len(data) if length is None else length, addr, arg, ident) + \
+        bytes(data)
 
 
 def c_header():

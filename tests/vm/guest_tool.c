@@ -215,6 +215,23 @@ static int cmd_mmap_errors(char **a)
 	return 0;
 }
 
+/* Take a device from p2p_dax: "ADDRESS" unbinds it, "remove:ADDRESS" hot-removes it. */
+static void detach(const char *how)
+{
+	int remove = !strncmp(how, "remove:", 7);
+	char path[128];
+	int fd;
+
+	if (remove)
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", how + 7);
+	else
+		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/p2p_dax/unbind");
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, remove ? "1" : how, remove ? 1 : strlen(how)) < 0)
+		die(path);
+	close(fd);
+}
+
 /*
  * Map the last 2 MiB of the dax device, write, then take the device away
  * (unbind the PCI device at ADDRESS, hot-remove it with "remove:ADDRESS", or
@@ -225,25 +242,13 @@ static int cmd_hold_unbind(char **a)
 	unsigned long size = num(a[1]);
 	size_t maplen;
 	unsigned char *m = map_dev(a[0], size - MAP_UNIT, MAP_UNIT, &maplen) + size - MAP_UNIT;
-	int fd;
 
 	printf("before: %s\n", touch(m, 1));
 	if (!strcmp(a[2], "rmmod")) {
 		if (syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK))
 			die("delete_module p2p_dax");
 	} else {
-		/* "remove:ADDRESS": hot-remove the PCI device; "ADDRESS": unbind it */
-		int remove = !strncmp(a[2], "remove:", 7);
-		char path[128];
-
-		if (remove)
-			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", a[2] + 7);
-		else
-			snprintf(path, sizeof(path), "/sys/bus/pci/drivers/p2p_dax/unbind");
-		fd = open(path, O_WRONLY);
-		if (fd < 0 || write(fd, remove ? "1" : a[2], remove ? 1 : strlen(a[2])) < 0)
-			die(path);
-		close(fd);
+		detach(a[2]);
 	}
 	printf("%s returned\n", a[2]);
 	printf("after: read %s, write %s\n", touch(m, 0), touch(m, 1));
@@ -544,16 +549,15 @@ static int cmd_dma_errors(char **a)
  */
 static int cmd_dma_gone(char **a)
 {
-	int fd = open_dma(a[0]), sys;
+	int fd = open_dma(a[0]);
 	struct p2p_dax_info info;
 	unsigned char *buf = dma_buffer("ram", 1 << 16);
 	struct p2p_dax_dma_submit s = {
 		.addr = (uintptr_t)buf, .length = 1 << 16, .direction = P2P_DAX_DMA_TO_BAR,
 	};
 	struct p2p_dax_dma_wait w = { .timeout_ms = 0 };
-	int remove = !strncmp(a[1], "remove:", 7), rc;
+	int rc;
 	pid_t child = 0;
-	char path[128];
 
 	printf("before: info %s\n", try_ioctl(fd, P2P_DAX_IOC_INFO, &info));
 	/* A transfer in flight, where there is an engine. */
@@ -576,14 +580,7 @@ static int cmd_dma_gone(char **a)
 	errno = 0;
 	syscall(SYS_delete_module, "p2p_dax", O_NONBLOCK);
 	printf("rmmod while open: %s\n", errno ? errname(errno) : "unloaded");
-	if (remove)
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/remove", a[1] + 7);
-	else
-		snprintf(path, sizeof(path), "/sys/bus/pci/drivers/p2p_dax/unbind");
-	sys = open(path, O_WRONLY);
-	if (sys < 0 || write(sys, remove ? "1" : a[1], remove ? 1 : strlen(a[1])) < 0)
-		die(path);
-	close(sys);
+	detach(a[1]);
 	if (child > 0)
 		waitpid(child, NULL, 0);
 	printf("%s: node %s\n", a[1], access(a[0], F_OK) ? "gone" : "still there");
