@@ -3,7 +3,8 @@
     p2pdax list [--json]     the devices bound to p2p_dax
     p2pdax info DEV          one device, every field
     p2pdax copy SRC DST      a file or block device to BAR memory, or back;
-                             --via dma: with the board's DMA engine
+                             --via dma: with the board's DMA engine;
+                             --through DEV:OFFSET: file to file through the BAR
     p2pdax selftest DEV      write patterns over the BAR, read back, verify
     p2pdax bench DEV         throughput of each path against a same-run reference
     p2pdax rescan DEV        remove the device, rescan its bridge (after a new bitstream)
@@ -62,9 +63,20 @@ def _end(spec, file_offset, bars):
     """A FileEnd for a path, a BufferEnd for DEV:OFFSET (its Bar opened into bars)."""
     if os.path.exists(spec) or ":" not in spec:
         return transfer.FileEnd(spec, file_offset)
+    return _bar_end(spec, bars)
+
+
+def _bar_end(spec, bars):
+    """The BufferEnd of DEV:OFFSET, its Bar opened into bars."""
     name, _, offset = spec.rpartition(":")
+    if not name:
+        raise ValueError(f"{spec!r}: give BAR memory as DEV:OFFSET (dax0.0:0, 03:00.0:4M)")
+    try:
+        offset = _number(offset)
+    except argparse.ArgumentTypeError as e:
+        raise ValueError(f"{spec!r}: {e}") from None
     bar = bars.get(name) or bars.setdefault(name, client.open_bar(name))
-    return transfer.BufferEnd(bar, _number(offset))
+    return transfer.BufferEnd(bar, offset)
 
 
 def _engine_for(src, dst):
@@ -90,7 +102,20 @@ def cmd_copy(args):
                 length = src.size() - src.offset
             else:
                 length = src.buffer.size - src.offset
-        if args.via == "dma":
+        if args.through is not None:
+            if not (isinstance(src, transfer.FileEnd) and isinstance(dst, transfer.FileEnd)):
+                raise transfer.TransferError("--through is for file to file (NVMe to NVMe "
+                                             "through BAR memory): SRC and DST must be files "
+                                             "or block devices")
+            if args.via == "dma":
+                raise transfer.TransferError("--through relays with O_DIRECT I/O: the NVMe "
+                                             "devices move the data, not the DMA engine; "
+                                             "drop --via dma")
+            through = _bar_end(args.through, bars)
+            r = transfer.relay(src, dst, through, length, chunk=args.chunk,
+                               queue_depth=args.queue_depth, direct=not args.buffered,
+                               verify=args.verify)
+        elif args.via == "dma":
             engine = _engine_for(src, dst)
             r = transfer.dma_copy(engine, src, dst, length, chunk=args.chunk,
                                   queue_depth=args.queue_depth, verify=args.verify,
@@ -105,6 +130,8 @@ def cmd_copy(args):
             bar.close()
     check = f", verified (CRC-32 {r.crc32:#010x})" if r.crc32 is not None else ", not verified"
     via = f" by the DMA engine of {engine.node}" if engine is not None else ""
+    if args.through is not None:
+        via = f" through {args.through}"
     print(f"copied {r.length} bytes {args.src} -> {args.dst}{via} in {r.seconds:.3f} s "
           f"({bench.rate(r.mb_per_s)} MB/s){check}")
     return 0
@@ -232,7 +259,8 @@ def main(argv=None):
     p = sub.add_parser("info", help="every field of one device")
     p.add_argument("dev", metavar="DEV", help="PCI address or dax device")
     p.set_defaults(run=cmd_info)
-    p = sub.add_parser("copy", help="a file or block device to BAR memory, or back")
+    p = sub.add_parser("copy", help="a file or block device to BAR memory, or back, or to "
+                       "another through BAR memory")
     p.add_argument("src", metavar="SRC", help="a file, a block device or DEV:OFFSET")
     p.add_argument("dst", metavar="DST", help="a file, a block device or DEV:OFFSET")
     p.add_argument("--offset", type=_number, default=0,
@@ -248,6 +276,10 @@ def main(argv=None):
                    "between two BARs (default); dma: the DMA engine of the board at one end "
                    "(/dev/p2p-daxN), between its BAR2 and a file (staged in RAM) or a peer's "
                    "DEV:OFFSET")
+    p.add_argument("--through", metavar="DEV:OFFSET",
+                   help="file to file through BAR memory from OFFSET on, as p2pmem-test does: "
+                   "each chunk is read into the BAR and written out of it (with O_DIRECT, "
+                   "NVMe to NVMe peer to peer); uses queue depth x chunk bytes of the BAR")
     p.add_argument("--chunk", type=_number, default=1 << 20,
                    help="bytes per I/O or per DMA transfer (default 1M)")
     p.add_argument("--queue-depth", type=int, default=4,

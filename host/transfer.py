@@ -11,6 +11,11 @@ them in flight at once (threads: os.preadv/pwritev release the GIL), and
 is verified afterwards unless verify=False: a CRC-32 of what the source
 holds against one of what the destination holds.
 
+relay() moves data from one file or block device to another through BAR
+memory, as p2pmem-test does: each chunk is read into a slot of the BAR and
+written out of it, so with O_DIRECT one NVMe DMAs into the BAR and the other
+DMAs out of it, and the data never passes through the CPU or host RAM.
+
 Copies and checksums of memory go through host.native: a device that goes
 away mid-transfer raises DeviceGoneError (O_DIRECT into its unmapped pages
 fails with EFAULT, an OSError).
@@ -25,6 +30,7 @@ import errno
 import mmap
 import os
 import stat
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +139,21 @@ def _check_direct(end, buf, length):
                             "or use the buffered path (direct=False, --buffered)")
 
 
+def _check_sizes(length, chunk, queue_depth):
+    if length <= 0:
+        raise ValueError(f"length {length}: give a positive length")
+    if chunk <= 0 or chunk % DIRECT_ALIGN or queue_depth < 1:
+        raise ValueError(f"chunk {chunk} must be a positive multiple of {DIRECT_ALIGN}, "
+                         f"queue depth {queue_depth} at least 1")
+
+
+def _verify(crc, where, other_crc, other_where):
+    """TransferError unless both ends hold data of one CRC-32 (None: a short file)."""
+    if other_crc != crc:
+        raise TransferError(f"verification failed: {where} and {other_where} differ "
+                            f"(CRC-32 {_shown(crc)} vs {_shown(other_crc)})")
+
+
 def _crc(view):
     return native.crc32(view)
 
@@ -141,14 +162,11 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
     """Move `length` bytes from src to dst (FileEnd or BufferEnd each, not both
     files). Returns a Result; raises TransferError, ValueError (ranges) or
     OSError (I/O)."""
-    if length <= 0:
-        raise ValueError(f"length {length}: give a positive length")
-    if chunk <= 0 or chunk % DIRECT_ALIGN or queue_depth < 1:
-        raise ValueError(f"chunk {chunk} must be a positive multiple of {DIRECT_ALIGN}, "
-                         f"queue depth {queue_depth} at least 1")
+    _check_sizes(length, chunk, queue_depth)
     if isinstance(src, FileEnd) and isinstance(dst, FileEnd):
         raise TransferError("file to file is not a peer transfer: one end must be a BAR "
-                            "(DEV:OFFSET) or a buffer")
+                            "(DEV:OFFSET) or a buffer, or relay the data through one "
+                            "(relay(), --through DEV:OFFSET)")
     for end in (src, dst):
         if isinstance(end, BufferEnd):
             end.buffer.check(end.offset, length)
@@ -198,12 +216,98 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
     crc = None
     if verify:
         crc = _crc(view[buf_end.offset:buf_end.offset + length])
-        file_crc = _file_crc(file_end, length)
-        if file_crc != crc:
-            raise TransferError(f"verification failed: {file_end.path} at {file_end.offset:#x} "
-                                f"and the buffer differ (CRC-32 {_shown(file_crc)} vs "
-                                f"{crc:#010x})")
+        _verify(_file_crc(file_end, length), f"{file_end.path} at {file_end.offset:#x}",
+                crc, "the buffer")
     return Result(length, seconds, crc)
+
+
+def relay(src, dst, through, length, *, chunk=1 << 20, queue_depth=4, direct=True,
+          verify=True):
+    """Move `length` bytes from one FileEnd to another through BAR memory
+    (`through`, a BufferEnd): `queue_depth` workers, each with its own slot
+    of `chunk` bytes in the buffer from through.offset on, each reading a
+    chunk of src into its slot and writing it to dst, chunk after chunk.
+    Verified like copy(): the CRC-32 of the source's range against that of
+    the destination's. Returns a Result; raises TransferError, ValueError
+    (ranges) or OSError (I/O)."""
+    _check_sizes(length, chunk, queue_depth)
+    if not (isinstance(src, FileEnd) and isinstance(dst, FileEnd)
+            and isinstance(through, BufferEnd)):
+        raise TransferError("a relay moves data from a file or block device to another "
+                            "through BAR memory: give two files and a DEV:OFFSET")
+    chunks = -(-length // chunk)
+    slots = min(queue_depth, chunks)
+    window = min(slots * chunk, length)
+    try:
+        through.buffer.check(through.offset, window)
+    except ValueError as e:
+        raise ValueError(f"{e}: the relay uses {window:#x} bytes of it from the offset on "
+                         f"({slots} slot(s) of {chunk:#x} bytes: queue depth x chunk); give "
+                         "a smaller chunk or queue depth, or a lower offset") from None
+    if src.offset + length > src.size():
+        raise ValueError(f"{src.path} holds {src.size()} bytes: {src.offset:#x} + "
+                         f"{length:#x} is past its end")
+    if _same_file(src.path, dst.path) and \
+            src.offset < dst.offset + length and dst.offset < src.offset + length:
+        raise ValueError(f"{src.path}: the source range {src.offset:#x} + {length:#x} "
+                         f"overlaps the destination range at {dst.offset:#x}")
+    if direct:
+        _check_direct(src, through, length)
+        _check_direct(dst, through, length)
+    view = through.buffer.buffer
+    fds = []
+    failed = threading.Event()
+
+    def worker(slot):
+        base = through.offset + slot * chunk
+        for start in range(slot * chunk, length, slots * chunk):
+            if failed.is_set():
+                return
+            n = min(chunk, length - start)
+            part = view[base:base + n]
+            try:
+                for fd, end, write in ((fds[0], src, False), (fds[1], dst, True)):
+                    pos = end.offset + start
+                    done = os.pwritev(fd, [part], pos) if write else os.preadv(fd, [part], pos)
+                    if done != n:
+                        raise TransferError(f"{end.path}: short {'write' if write else 'read'}"
+                                            f" at {pos:#x}: {done} of {n} bytes")
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                part.release()
+
+    t0 = time.monotonic()
+    try:
+        fds.append(open_file(src, write=False, direct=direct))
+        fds.append(open_file(dst, write=True, direct=direct))
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            for f in [pool.submit(worker, s) for s in range(slots)]:
+                f.result()
+        os.fsync(fds[1])
+        seconds = time.monotonic() - t0
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+    crc = None
+    if verify:
+        crc = _file_crc(src, length)
+        _verify(crc, f"{src.path} at {src.offset:#x}", _file_crc(dst, length),
+                f"{dst.path} at {dst.offset:#x}")
+    return Result(length, seconds, crc)
+
+
+def _same_file(a, b):
+    """Whether two paths name one file or one block device."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISBLK(sa.st_mode) and stat.S_ISBLK(sb.st_mode):
+        return sa.st_rdev == sb.st_rdev
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _shown(crc):
@@ -315,8 +419,6 @@ def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=T
             else:
                 where = _buffer_name(other.buffer)
                 other_crc = native.crc32(view, where)
-            if other_crc != crc:
-                raise TransferError(f"verification failed: BAR2 of {what} at {board.offset:#x} "
-                                    f"and {where} at {other.offset:#x} differ (CRC-32 "
-                                    f"{crc:#010x} vs {_shown(other_crc)})")
+            _verify(crc, f"BAR2 of {what} at {board.offset:#x}", other_crc,
+                    f"{where} at {other.offset:#x}")
     return Result(length, seconds, crc)

@@ -190,3 +190,36 @@ def test_rescan(tmp_path, monkeypatch, link_up):
         assert writes[0].endswith("/remove") and len(writes) >= 2
     with pytest.raises(client.NoDeviceError, match="no PCI device 0000:02:00.0"):
         client.rescan("02:00.0", sysfs=tmp_path)
+
+
+def test_cli_copy_through_bar_memory(tmp_path, monkeypatch, capsys):
+    """copy SRC DST --through DEV:OFFSET relays file to file through the BAR
+    (a RAM buffer here); the refusals name the fix."""
+    import os
+    from host.transfer import RamBuffer
+    opened = []
+    monkeypatch.setattr(client, "open_bar",
+                        lambda name: opened.append(name) or RamBuffer(1 << 20))
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    data = os.urandom(3 << 18)
+    src.write_bytes(data)
+    assert cli.main(["copy", str(src), str(dst), "--through", "dax0.0:64K", "--chunk", "64K",
+                     "--queue-depth", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"copied {len(data)} bytes {src} -> {dst} through dax0.0:64K in ")
+    assert "verified (CRC-32" in out and opened == ["dax0.0"]
+    assert dst.read_bytes() == data
+    for argv, message in [
+            ([str(src), str(dst)], "file to file is not a peer transfer: one end must be a BAR"),
+            ([str(src), "dax0.0:0", "--through", "dax0.0:0"], "--through is for file to file"),
+            ([str(src), str(dst), "--through", "dax0.0"], "'dax0.0': give BAR memory as "
+             "DEV:OFFSET (dax0.0:0, 03:00.0:4M)"),
+            ([str(src), str(dst), "--through", "dax0.0:zz"], "'dax0.0:zz': not a size: 'zz'"),
+            ([str(src), str(dst), "--through", "dax0.0:0", "--via", "dma"],
+             "the NVMe devices move the data, not the DMA engine; drop --via dma"),
+            ([str(src), str(dst), "--through", "dax0.0:768K"],
+             "the relay uses 0xc0000 bytes of it from the offset on (1 slot(s) of 0x100000 "
+             "bytes")]:
+        assert cli.main(["copy"] + argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("p2pdax: ") and message in err, (argv, err)

@@ -3,6 +3,8 @@ code paths that move NVMe data into a BAR, with a RAM buffer in its place."""
 
 import errno
 import os
+import threading
+import time
 
 import pytest
 
@@ -91,3 +93,81 @@ def test_o_direct_refused_names_the_buffered_path(source, monkeypatch):
             transfer.copy(FileEnd(str(path)), BufferEnd(ram), 4096)
         transfer.copy(FileEnd(str(path)), BufferEnd(ram), 4096, direct=False)
         assert bytes(ram.buffer[:4096]) == data[:4096]
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_relay_file_to_file_through_a_buffer(source, tmp_path, direct):
+    """Each chunk passes through its worker's slot of the buffer: the data
+    arrives whole, and only queue depth x chunk bytes of the buffer are used."""
+    path, data = source
+    out = tmp_path / "out.bin"
+    out.write_bytes(bytes(4 * MiB))
+    with RamBuffer(MiB) as ram:
+        ram.buffer[:] = b"\xa5" * MiB
+        r = transfer.relay(FileEnd(str(path), 4096), FileEnd(str(out), 8192),
+                           BufferEnd(ram, 64 * 1024), 2 * MiB + 4096, chunk=128 * 1024,
+                           queue_depth=3, direct=direct)
+        assert r.length == 2 * MiB + 4096 and r.crc32 is not None
+        assert out.read_bytes()[8192:8192 + 2 * MiB + 4096] == data[4096:2 * MiB + 8192]
+        used = 64 * 1024 + 3 * 128 * 1024
+        assert bytes(ram.buffer[:64 * 1024]) == b"\xa5" * (64 * 1024)
+        assert bytes(ram.buffer[used:]) == b"\xa5" * (MiB - used)
+        assert bytes(ram.buffer[64 * 1024:used]) != b"\xa5" * (used - 64 * 1024)
+
+
+def test_relay_verification_and_refusals(source, tmp_path, monkeypatch):
+    path, data = source
+    out = str(tmp_path / "out.bin")
+    with RamBuffer(256 * 1024) as ram:
+        with pytest.raises(ValueError, match=r"outside the RAM buffer of 262144 bytes: "
+                           r"the relay uses 0x40000 bytes of it from the offset on "
+                           r"\(4 slot\(s\) of 0x10000 bytes: queue depth x chunk\)"):
+            transfer.relay(FileEnd(str(path)), FileEnd(out), BufferEnd(ram, 4096), MiB,
+                           chunk=64 * 1024, queue_depth=4)
+        with pytest.raises(ValueError, match="past its end"):
+            transfer.relay(FileEnd(str(path), 2 * MiB), FileEnd(out), BufferEnd(ram), 2 * MiB,
+                           chunk=64 * 1024)
+        with pytest.raises(ValueError, match="overlaps the destination range"):
+            transfer.relay(FileEnd(str(path)), FileEnd(str(path), 64 * 1024), BufferEnd(ram),
+                           MiB, chunk=64 * 1024)
+        with pytest.raises(TransferError, match="O_DIRECT needs offsets .* file offset 0x200"):
+            transfer.relay(FileEnd(str(path)), FileEnd(out, 512), BufferEnd(ram), 4096)
+        with pytest.raises(TransferError, match="give two files and a DEV:OFFSET"):
+            transfer.relay(FileEnd(str(path)), BufferEnd(ram), BufferEnd(ram), 4096)
+        # One chunk changed on its way out of the buffer: the check names both ends.
+        real = os.pwritev
+
+        def flip_one_byte(fd, buffers, offset):
+            bad = bytearray(buffers[0])
+            bad[7] ^= offset == 64 * 1024
+            return real(fd, [bad], offset)
+
+        monkeypatch.setattr(transfer.os, "pwritev", flip_one_byte)
+        with pytest.raises(TransferError, match=f"verification failed: {path} at 0x0 and "
+                           f"{out} at 0x0 differ"):
+            transfer.relay(FileEnd(str(path)), FileEnd(out), BufferEnd(ram), MiB,
+                           chunk=64 * 1024, queue_depth=2, direct=False)
+
+
+def test_relay_stops_at_the_first_failed_io(source, tmp_path, monkeypatch):
+    """A failed read ends every worker's loop: the other worker finishes the
+    chunk it holds and takes no other."""
+    path, _ = source
+    real, writes, holding = os.preadv, [], threading.Event()
+
+    def fail_first(fd, buffers, offset):
+        if offset == 0:                 # worker 0's first chunk, once worker 1 holds one
+            assert holding.wait(10)
+            raise OSError(5, "Input/output error")
+        holding.set()
+        time.sleep(0.5)                 # worker 1 holds its chunk until after the failure
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(transfer.os, "preadv", fail_first)
+    real_write = os.pwritev
+    monkeypatch.setattr(transfer.os, "pwritev",
+                        lambda fd, b, off: writes.append(off) or real_write(fd, b, off))
+    with RamBuffer(MiB) as ram, pytest.raises(OSError, match="Input/output error"):
+        transfer.relay(FileEnd(str(path)), FileEnd(str(tmp_path / "o")), BufferEnd(ram),
+                       3 * MiB, chunk=64 * 1024, queue_depth=2, direct=False)
+    assert writes == [64 * 1024]

@@ -3,6 +3,7 @@ mode (the project's .venv runs in the guest). Issue 5 widens this."""
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -69,7 +70,8 @@ with client.open_bar("dax0.0") as bar:
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.12"])
 def test_cli_copy_nvme_to_bar_and_back(kernel, tmp_path):
-    """`p2pdax copy` with O_DIRECT: NVMe -> BAR and BAR -> the other NVMe, verified,
+    """`p2pdax copy` with O_DIRECT: NVMe -> BAR and BAR -> the other NVMe, and
+    NVMe -> NVMe relayed through the BAR (p2pmem-test's transfer), verified,
     and checked here in ivshmem's file and the second NVMe's image."""
     source = os.urandom(8 << 20)
     iv, nvme = images(tmp_path, nvme0=source)
@@ -81,9 +83,12 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 {PY} -m host.cli copy $N0 dax0.0:63M --length 2M; echo "too long: $?"
 {PY} -m host.cli copy dax0.0:0 /tmp/out --length 4K; echo "to tmpfs: $?"
 {PY} -m host.cli copy dax0.0:0 /tmp/out --length 4K --buffered || exit 1
+{PY} -m host.cli copy $N0 $N1 --through dax0.0:16M --length 1M --chunk 256K || exit 1
 """, host_root=True, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     assert r.output.count(f"copied {8 << 20} bytes") == 2, r.output
+    assert re.search(rf"copied {1 << 20} bytes /dev/nvme\dn1 -> /dev/nvme\dn1 through "
+                     r"dax0.0:16M in .*, verified", r.output), r.output
     assert r.output.count("verified (CRC-32") == r.output.count("copied ")
     assert "O_DIRECT needs offsets that are multiples of 4096" in r.output
     assert "misaligned: 1" in r.output and "too long: 1" in r.output
@@ -97,6 +102,8 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     assert r.output.count("bytes dax0.0:0 -> /tmp/out") == (1 if kernel == "6.1" else 2)
     assert read(iv, 4 << 20, 8 << 20) == source
     assert read(nvme[1], 1 << 20, 8 << 20) == source
+    # The relay: four slots of 256 KiB, one chunk each, left in the BAR.
+    assert read(nvme[1], 0, 1 << 20) == read(iv, 16 << 20, 1 << 20) == source[:1 << 20]
 
 
 def test_monitor_sees_unbind_and_bind(tmp_path):

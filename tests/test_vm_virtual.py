@@ -10,6 +10,7 @@ first: about 2.5 minutes cold)."""
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -86,12 +87,20 @@ if bad_dmesg; then echo "kernel warnings above"; exit 1; fi
     assert r.board["read_tlps"] < r.board["mmio_reads"] // 4, r.board
 
 
-def test_host_library_selftest():
-    """`p2pdax list` and `p2pdax selftest` (address and random patterns) on the board."""
+def test_host_library_selftest_and_relay(tmp_path):
+    """`p2pdax list` and `p2pdax selftest` (address and random patterns) on the
+    board; `p2pdax copy NVMe NVMe --through` (p2pmem-test's transfer): one NVMe
+    writes each chunk into the RTL's memory, the other reads it from there."""
+    source = os.urandom(MiB)
+    iv, nvme = images(tmp_path, nvme0=source)
     r = vm(f"""
+N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 {PY} -m host.cli list --json || exit 1
 {PY} -m host.cli selftest dax0.0 --length 64K || exit 1
-""", host_root=True)
+{PY} -m host.cli copy $N0 $N1 --through dax0.0:64K --length 128K --chunk 32K \
+    --queue-depth 2 || exit 1
+{PY} -m host.cli copy dax0.0:64K $N1 --offset 1M --length 64K || exit 1
+""", host_root=True, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
     listing, _, selftest = r.output.partition("]\n")
     devices = {d["dax_node"]: d for d in json.loads(listing + "]")}
@@ -99,6 +108,11 @@ def test_host_library_selftest():
     assert board["kind"] == "board" and (board["vendor"], board["device"]) == (0x10EE, 0x7032)
     assert board["mem_size"] == MEM_SIZE and board["gateware_version"]
     assert selftest.count(", ok") == 2 and "PASSED" in selftest, selftest
+    assert re.search(r"copied 131072 bytes /dev/nvme\dn1 -> /dev/nvme\dn1 through "
+                     r"dax0.0:64K in .*, verified", selftest), selftest
+    assert read(nvme[1], 0, 128 * KiB) == source[:128 * KiB]
+    # Two slots of 32 KiB: the last two chunks stay in the RTL's memory.
+    assert read(nvme[1], MiB, 64 * KiB) == source[64 * KiB:128 * KiB]
 
 
 @pytest.mark.parametrize("fault", ["crash", "hang"])
@@ -152,3 +166,25 @@ print("fio error", j["error"], "written", j["write"]["io_bytes"], "read", j["rea
                   if any(d["chardev"] == "dax0.0" for d in reg.get("devices", [])))
     assert region["size"] == BAR2_SIZE and "0000:" in region["path"], region
     assert "fio error 0 written 131072 read 131072" in rest, rest
+
+
+@pytest.mark.skipif(shutil.which("p2pmem-test") is None,
+                    reason="p2pmem-test is not installed: no package has it (Debian, PyPI); "
+                    "build it from its source and put it on PATH to run this test")
+def test_p2pmem_test(tmp_path):
+    """p2pmem-test itself, where the host has it (the guest runs in the host's
+    root file system): 4 chunks of 32 KiB, 2 threads, from one NVMe into the
+    board's dax device and out to the other, with its data check. CI's
+    machines cannot install it; `p2pdax copy --through` above moves data
+    the same way (test_host_library_selftest_and_relay)."""
+    iv, nvme = images(tmp_path)
+    r = vm("""
+N0=$(nvme n0) && N1=$(nvme n1) || exit 2
+p2pmem-test $N0 $N1 /dev/dax0.0 -c 4 -s 32k -t 2 --check || exit 1
+""", host_root=True, ivshmem_file=iv, nvme_images=nvme)
+    assert r.returncode == 0, r.output
+    assert "MATCH on data check" in r.output and "MISMATCH" not in r.output, r.output
+    assert "Transfer:" in r.output
+    # --check wrote random data to the first NVMe: the second holds the same.
+    written = read(nvme[0], 0, 128 * KiB)
+    assert written != bytes(128 * KiB) and read(nvme[1], 0, 128 * KiB) == written
