@@ -34,6 +34,7 @@ problem and the way out:
 import errno
 import os
 import time
+import traceback
 from dataclasses import make_dataclass
 
 from . import client, native
@@ -374,6 +375,12 @@ class Engine:
                 pieces = ((direction, offset + s, flat[s:s + step])
                           for s in range(0, length, step))
                 return self.run(pieces, queue_depth, timeout)
+            except BaseException as e:
+                # The frames the error passed through hold views of the
+                # buffer (the last piece): drop them, or the buffer could not
+                # be closed (BufferError) until the error is gone.
+                traceback.clear_frames(e.__traceback__)
+                raise
             finally:
                 flat.release()
         finally:

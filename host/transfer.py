@@ -176,11 +176,12 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
 
     t0 = time.monotonic()
     if isinstance(src, BufferEnd) and isinstance(dst, BufferEnd):
-        sv = src.buffer.buffer[src.offset:src.offset + length]
-        crc = native.copy(dst.buffer.buffer[dst.offset:dst.offset + length], sv)
-        seconds = time.monotonic() - t0
-        if verify and _crc(sv) != crc:
-            raise TransferError("verification failed: the destination differs")
+        with src.buffer.buffer[src.offset:src.offset + length] as sv, \
+                dst.buffer.buffer[dst.offset:dst.offset + length] as dv:
+            crc = native.copy(dv, sv)
+            seconds = time.monotonic() - t0
+            if verify and _crc(sv) != crc:
+                raise TransferError("verification failed: the destination differs")
         return Result(length, seconds, crc if verify else None)
 
     file_end, buf_end = (src, dst) if isinstance(src, FileEnd) else (dst, src)
@@ -192,9 +193,11 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
 
     def one(start):
         n = min(chunk, length - start)
-        part = view[buf_end.offset + start:buf_end.offset + start + n]
         pos = file_end.offset + start
-        done = os.preadv(fd, [part], pos) if to_buffer else os.pwritev(fd, [part], pos)
+        # Released here, so that an error's traceback keeps no view of the
+        # buffer alive (the buffer could not be closed while it lived).
+        with view[buf_end.offset + start:buf_end.offset + start + n] as part:
+            done = os.preadv(fd, [part], pos) if to_buffer else os.pwritev(fd, [part], pos)
         if done != n:
             raise TransferError(f"{file_end.path}: short {'read' if to_buffer else 'write'} "
                                 f"at {pos:#x}: {done} of {n} bytes")
@@ -264,7 +267,7 @@ def relay(src, dst, through, length, *, chunk=1 << 20, queue_depth=4, direct=Tru
             if failed.is_set():
                 return
             n = min(chunk, length - start)
-            part = view[base:base + n]
+            part = view[base:base + n]      # released below: see copy()
             try:
                 for fd, end, write in ((fds[0], src, False), (fds[1], dst, True)):
                     pos = end.offset + start

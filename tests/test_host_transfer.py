@@ -171,3 +171,24 @@ def test_relay_stops_at_the_first_failed_io(source, tmp_path, monkeypatch):
         transfer.relay(FileEnd(str(path)), FileEnd(str(tmp_path / "o")), BufferEnd(ram),
                        3 * MiB, chunk=64 * 1024, queue_depth=2, direct=False)
     assert writes == [64 * 1024]
+
+
+@pytest.mark.parametrize("queue_depth", [1, 3])
+def test_a_failed_io_leaves_the_buffer_closable(source, monkeypatch, queue_depth):
+    """The I/O error reaches the caller, and the buffer closes while it is on
+    its way (as in `with open_bar(...)`): no view of it is left in the
+    error's traceback, which would turn the error into a BufferError."""
+    path, _ = source
+
+    def failed(fd, buffers, offset):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(transfer.os, "preadv", failed)
+    with pytest.raises(OSError, match="Input/output error"):
+        with RamBuffer(MiB) as ram:
+            transfer.copy(FileEnd(str(path)), BufferEnd(ram), MiB, chunk=64 * 1024,
+                          queue_depth=queue_depth, direct=False)
+    with pytest.raises(OSError, match="Input/output error"):
+        with RamBuffer(MiB) as ram:
+            transfer.relay(FileEnd(str(path)), FileEnd(str(path) + ".out"), BufferEnd(ram),
+                           MiB, chunk=64 * 1024, queue_depth=queue_depth, direct=False)

@@ -94,13 +94,16 @@ class FakeQemu:
 
 
 @pytest.fixture
-def board(tmp_path):
+def board(tmp_path, request):
+    """A simulation and its fake QEMU; parametrize indirectly with a dict to
+    add to the simulation's environment."""
     path = tmp_path / "board.sock"
     stats = tmp_path / "stats.json"
     log = open(tmp_path / "cosim.log", "w")
+    env = dict(os.environ, **getattr(request, "param", {}))
     proc = subprocess.Popen([sys.executable, "-m", "hw.virtual.cosim", "--socket", str(path),
                              "--stats", str(stats)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env=env)
     end = time.monotonic() + 600
     while not path.exists():
         assert proc.poll() is None and time.monotonic() < end, \
@@ -175,3 +178,19 @@ def test_dma_engine_through_the_bridge(board):
     # QEMU's failed read becomes a Completer Abort from the root complex.
     assert _dma(board, 0x8000, board.base, 256, from_bus=True) == \
         regmap.DmaStatus.COMPLETER_ABORT
+
+
+@pytest.mark.parametrize("board", [{"P2P_DAX_FAULT": "abort@0x1000"}], indirect=True)
+def test_injected_abort_fails_the_next_dma_read(board):
+    """P2P_DAX_FAULT=abort@OFFSET: each guest write to BAR2 at OFFSET makes the
+    RTL's next DMA read end in a Completer Abort, though QEMU would serve it;
+    the reads after it are carried out as usual."""
+    board.memory[:4096] = os.urandom(4096)
+    board.write(2, 0x1000, 1, 8)
+    assert _dma(board, 0x8000, board.base, 256, from_bus=True) == \
+        regmap.DmaStatus.COMPLETER_ABORT
+    assert not board.dma_reads, "the aborted read went to QEMU"
+    assert _dma(board, 0x8000, board.base, 256, from_bus=True) == regmap.DmaStatus.OK
+    assert board.read(2, 0x8000, 8) == int.from_bytes(board.memory[:8], "little")
+    board.write(2, 0x1008, 1, 8)              # another offset: no fault armed
+    assert _dma(board, 0x8000, board.base, 256, from_bus=True) == regmap.DmaStatus.OK

@@ -15,6 +15,7 @@ import zlib
 
 import pytest
 
+from tests.vm import guest
 from tests.vm.qemu import run
 
 pytestmark = pytest.mark.vm
@@ -85,3 +86,45 @@ for argv in {json.dumps([c.split() for c in copies])}:
     assert r.board["dma_write_bytes"] >= 3 * len(data), r.board
     print("\n".join(line for line in out.splitlines() if line.startswith(("copied", "dma-"))))
 
+
+
+def test_a_transfer_the_board_fails(tmp_path):
+    """The RTL's DMA read answered with a Completer Abort (P2P_DAX_FAULT=abort@ARM:
+    each guest write to BAR2 at ARM fails the RTL's next DMA read): the driver
+    ends the transfer with EIO, the engine's status and where it failed, and a
+    kernel message; `p2pdax copy --via dma` says so in one line and exits 1;
+    the next transfer works. No kernel warning."""
+    arm = 0x3F000                       # in the BAR's memory, away from the copies
+    share = tmp_path / "share"
+    share.mkdir()
+    data = os.urandom(16 * KiB)
+    (share / "in.bin").write_bytes(data)
+    tool = guest.tool()                 # in the host's file system, which the guest runs in
+    r = run(KERNEL, guest.SHELL_PRELUDE + f"""
+TOOL={tool}
+arm() {{ $TOOL fill /dev/dax0.0 {arm} 8 1 > /dev/null || exit 2; }}
+arm; $TOOL dma-to-bar /dev/p2p-dax0 0 8192 7 ram; echo "tool exit $?"
+$TOOL dma-to-bar /dev/p2p-dax0 0 8192 7 ram || exit 1
+$TOOL dma-from-bar /dev/p2p-dax0 0 8192 7 ram || exit 1
+arm; {PY} -m host.cli copy {share}/in.bin dax0.0:16K --via dma 2>&1; echo "copy exit $?"
+{PY} -m host.cli copy {share}/in.bin dax0.0:16K --via dma || exit 1
+{PY} -m host.cli copy dax0.0:16K {share}/out.bin --length 16K --via dma || exit 1
+if bad_dmesg; then exit 1; fi
+dmesg | grep -c 'p2p_dax.*completer abort' | sed 's/^/kernel messages: /'
+""", board="virtual", board_env={"P2P_DAX_FAULT": f"abort@{arm:#x}"}, host_root=True,
+            shares=[share], timeout=900)
+    assert r.returncode == 0, r.output
+    out = r.output
+    failed = re.search(r"^dma to-bar 8192 bytes: wait EIO, status COMPLETER_ABORT, done 1, "
+                       r"bytes (\d+), error_offset (\d+),.*\ntool exit 1$", out, re.M)
+    assert failed and int(failed[1]) < 8192 and int(failed[2]) < 8192, out
+    assert re.search(r"^dma to-bar 8192 bytes: wait ok, status OK", out, re.M), out
+    assert "checked 8192 bytes: ok" in out
+    assert re.search(r"^p2pdax: .*/dev/p2p-dax0: DMA of 16384 bytes from the buffer to BAR2 "
+                     r"offset 0x4000 failed.*: completer abort: the target answered the engine "
+                     r"with CA \(status COMPLETER_ABORT\); \d+ of 16384 bytes moved\n"
+                     r"copy exit 1$", out, re.M), out
+    assert out.count("copied 16384 bytes") == 2 and (share / "out.bin").read_bytes() == data
+    messages = re.search(r"^kernel messages: (\d+)$", out, re.M)
+    assert messages and int(messages[1]) >= 2, out
+    assert r.board["dma_reads_aborted"] == 2, r.board

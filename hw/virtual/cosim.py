@@ -25,6 +25,10 @@ hw/virtual/protocol.py.
 P2P_DAX_FAULT=crash@OFFSET (or hang@OFFSET) in the environment makes a guest
 write to BAR2 at OFFSET kill the simulation (or make it stop answering first),
 for the tests of what QEMU and the guest see when the simulation goes away.
+P2P_DAX_FAULT=abort@OFFSET makes each guest write to BAR2 at OFFSET arm a
+failure instead: the RTL's next DMA read gets a Completer Abort from the root
+complex, as if QEMU had refused it, for the tests of a transfer that the
+board reports as failed.
 
 When QEMU goes away the simulation ends, and the test fails if a checker saw
 a PCIe rule broken during the session (the log names it).
@@ -188,14 +192,17 @@ class VirtualBoard:
         self.dma_waiting = {}                   # id -> [Event, status, data]
         self.next_dma_id = 0
         self.stats = collections.Counter()
-        # P2P_DAX_FAULT=crash@OFFSET or hang@OFFSET: a guest write to BAR2 at
-        # OFFSET kills the simulation, or first makes it stop answering.
+        # P2P_DAX_FAULT=KIND@OFFSET: a guest write to BAR2 at OFFSET kills
+        # the simulation (crash), first makes it stop answering (hang), or
+        # makes the RTL's next DMA read fail (abort).
         fault = os.environ.get("P2P_DAX_FAULT")
         self.fault = None
+        self.abort_armed = False
         if fault:
             kind, _, offset = fault.partition("@")
-            if kind not in ("crash", "hang") or not offset:
-                raise ValueError(f"P2P_DAX_FAULT={fault}: use crash@OFFSET or hang@OFFSET")
+            if kind not in ("crash", "hang", "abort") or not offset:
+                raise ValueError(f"P2P_DAX_FAULT={fault}: use crash@OFFSET, hang@OFFSET or "
+                                 "abort@OFFSET")
             self.fault = (kind, int(offset, 0))
 
     def check_layout(self):
@@ -222,6 +229,11 @@ class VirtualBoard:
 
     async def dma_read(self, address, length):
         self.invalidate()
+        if self.abort_armed:
+            self.abort_armed = False
+            self.stats["dma_reads_aborted"] += 1
+            raise DmaError(f"DMA read of {length} bytes at {address:#x}: aborted, as "
+                           "P2P_DAX_FAULT asked")
         ident = self.next_dma_id = (self.next_dma_id + 1) & 0xFFFFFFFF
         waiter = [Event(), None, b""]
         self.dma_waiting[ident] = waiter
@@ -300,7 +312,11 @@ class VirtualBoard:
         if kind == Msg.MMIO_WRITE:
             self.stats["mmio_writes"] += 1
             if self.fault and arg == 2 and addr == self.fault[1]:
-                self._inject(self.fault[0])
+                if self.fault[0] == "abort":
+                    self.log.info("P2P_DAX_FAULT: the RTL's next DMA read will be aborted")
+                    self.abort_armed = True
+                else:
+                    self._inject(self.fault[0])
         self.requests.append(message)
         self.requests_event.set()
 
