@@ -129,9 +129,8 @@ def cmd_copy(args):
         for bar in bars.values():
             bar.close()
     check = f", verified (CRC-32 {r.crc32:#010x})" if r.crc32 is not None else ", not verified"
-    via = f" by the DMA engine of {engine.node}" if engine is not None else ""
-    if args.through is not None:
-        via = f" through {args.through}"
+    via = (f" by the DMA engine of {engine.node}" if engine is not None
+           else f" through {args.through}" if args.through is not None else "")
     print(f"copied {r.length} bytes {args.src} -> {args.dst}{via} in {r.seconds:.3f} s "
           f"({bench.rate(r.mb_per_s)} MB/s){check}")
     return 0

@@ -147,6 +147,23 @@ def _check_sizes(length, chunk, queue_depth):
                          f"queue depth {queue_depth} at least 1")
 
 
+def _check_source(end, length):
+    """ValueError unless the FileEnd `end` holds `length` bytes from its offset."""
+    size = end.size()
+    if end.offset + length > size:
+        raise ValueError(f"{end.path} holds {size} bytes: {end.offset:#x} + {length:#x} "
+                         "is past its end")
+
+
+def _io_at(fd, part, pos, write, path):
+    """One O_DIRECT (or buffered) read into, or write from, the view `part` at
+    file offset pos; TransferError if it moves fewer bytes."""
+    done = os.pwritev(fd, [part], pos) if write else os.preadv(fd, [part], pos)
+    if done != part.nbytes:
+        raise TransferError(f"{path}: short {'write' if write else 'read'} at {pos:#x}: "
+                            f"{done} of {part.nbytes} bytes")
+
+
 def _verify(crc, where, other_crc, other_where):
     """TransferError unless both ends hold data of one CRC-32 (None: a short file)."""
     if other_crc != crc:
@@ -170,9 +187,8 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
     for end in (src, dst):
         if isinstance(end, BufferEnd):
             end.buffer.check(end.offset, length)
-        elif end is src and end.offset + length > end.size():
-            raise ValueError(f"{end.path} holds {end.size()} bytes: {end.offset:#x} + "
-                             f"{length:#x} is past its end")
+        elif end is src:
+            _check_source(end, length)
 
     t0 = time.monotonic()
     if isinstance(src, BufferEnd) and isinstance(dst, BufferEnd):
@@ -197,10 +213,7 @@ def copy(src, dst, length, *, chunk=1 << 20, queue_depth=4, direct=True, verify=
         # Released here, so that an error's traceback keeps no view of the
         # buffer alive (the buffer could not be closed while it lived).
         with view[buf_end.offset + start:buf_end.offset + start + n] as part:
-            done = os.preadv(fd, [part], pos) if to_buffer else os.pwritev(fd, [part], pos)
-        if done != n:
-            raise TransferError(f"{file_end.path}: short {'read' if to_buffer else 'write'} "
-                                f"at {pos:#x}: {done} of {n} bytes")
+            _io_at(fd, part, pos, not to_buffer, file_end.path)
 
     try:
         if queue_depth == 1:        # no thread hand-off per chunk (about 8% at 1 MiB)
@@ -247,9 +260,7 @@ def relay(src, dst, through, length, *, chunk=1 << 20, queue_depth=4, direct=Tru
         raise ValueError(f"{e}: the relay uses {window:#x} bytes of it from the offset on "
                          f"({slots} slot(s) of {chunk:#x} bytes: queue depth x chunk); give "
                          "a smaller chunk or queue depth, or a lower offset") from None
-    if src.offset + length > src.size():
-        raise ValueError(f"{src.path} holds {src.size()} bytes: {src.offset:#x} + "
-                         f"{length:#x} is past its end")
+    _check_source(src, length)
     if _same_file(src.path, dst.path) and \
             src.offset < dst.offset + length and dst.offset < src.offset + length:
         raise ValueError(f"{src.path}: the source range {src.offset:#x} + {length:#x} "
@@ -267,19 +278,13 @@ def relay(src, dst, through, length, *, chunk=1 << 20, queue_depth=4, direct=Tru
             if failed.is_set():
                 return
             n = min(chunk, length - start)
-            part = view[base:base + n]      # released below: see copy()
-            try:
-                for fd, end, write in ((fds[0], src, False), (fds[1], dst, True)):
-                    pos = end.offset + start
-                    done = os.pwritev(fd, [part], pos) if write else os.preadv(fd, [part], pos)
-                    if done != n:
-                        raise TransferError(f"{end.path}: short {'write' if write else 'read'}"
-                                            f" at {pos:#x}: {done} of {n} bytes")
-            except BaseException:
-                failed.set()
-                raise
-            finally:
-                part.release()
+            with view[base:base + n] as part:       # released at once: see copy()
+                try:
+                    _io_at(fds[0], part, src.offset + start, False, src.path)
+                    _io_at(fds[1], part, dst.offset + start, True, dst.path)
+                except BaseException:
+                    failed.set()
+                    raise
 
     t0 = time.monotonic()
     try:
@@ -387,9 +392,8 @@ def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=T
         other.buffer.check(other.offset, length)
     elif not to_bar and other.offset < 0:
         raise ValueError(f"file offset {other.offset}: give one of 0 or more")
-    elif to_bar and other.offset + length > other.size():
-        raise ValueError(f"{other.path} holds {other.size()} bytes: {other.offset:#x} + "
-                         f"{length:#x} is past its end")
+    elif to_bar:
+        _check_source(other, length)
 
     what = dev.dax_node
     with contextlib.ExitStack() as stack:

@@ -192,3 +192,18 @@ def test_a_failed_io_leaves_the_buffer_closable(source, monkeypatch, queue_depth
         with RamBuffer(MiB) as ram:
             transfer.relay(FileEnd(str(path)), FileEnd(str(path) + ".out"), BufferEnd(ram),
                            MiB, chunk=64 * 1024, queue_depth=queue_depth, direct=False)
+
+
+def test_a_short_io_is_an_error(source, tmp_path, monkeypatch):
+    """A read that moves fewer bytes than asked (a device that shrank under
+    the transfer) fails the copy or relay, naming the file and offset."""
+    path, _ = source
+    monkeypatch.setattr(transfer.os, "preadv", lambda fd, buffers, offset: 100)
+    with RamBuffer(MiB) as ram:
+        with pytest.raises(TransferError, match=f"{path}: short read at 0x10000: 100 of "
+                           "65536 bytes"):
+            transfer.copy(FileEnd(str(path), 64 * 1024), BufferEnd(ram), 64 * 1024,
+                          direct=False)
+        with pytest.raises(TransferError, match=f"{path}: short read at 0x0: 100 of 65536"):
+            transfer.relay(FileEnd(str(path)), FileEnd(str(tmp_path / "o")), BufferEnd(ram),
+                           64 * 1024, chunk=64 * 1024, direct=False)
