@@ -100,7 +100,10 @@ struct p2p_dax_region {
 };
 
 static const struct pci_device_id p2p_dax_ids[] = {
-	{ PCI_DEVICE(P2PDAX_PCI_VENDOR_ID, P2PDAX_PCI_DEVICE_ID) },
+	/* All four IDs (hw/regmap.py): other designs on Xilinx's vendor ID may
+	 * share a device ID, not the subsystem. */
+	{ PCI_DEVICE_SUB(P2PDAX_PCI_VENDOR_ID, P2PDAX_PCI_DEVICE_ID,
+			 P2PDAX_PCI_SUBSYSTEM_VENDOR_ID, P2PDAX_PCI_SUBSYSTEM_ID) },
 	{ }
 };
 MODULE_DEVICE_TABLE(pci, p2p_dax_ids);

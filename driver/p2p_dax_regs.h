@@ -12,7 +12,10 @@
 #define P2PDAX_MAP_VERSION_MINOR                     1
 #define P2PDAX_MAP_VERSION_PATCH                     0
 #define P2PDAX_PCI_VENDOR_ID                         0x10ee
-#define P2PDAX_PCI_DEVICE_ID                         0x7032
+#define P2PDAX_PCI_DEVICE_ID                         0x1e00
+#define P2PDAX_PCI_SUBSYSTEM_VENDOR_ID               0x10ee
+#define P2PDAX_PCI_SUBSYSTEM_ID                      0x7032
+#define P2PDAX_PCI_REVISION_ID                       0x00
 #define P2PDAX_PCI_CLASS_CODE                        0x058000
 #define P2PDAX_BAR0_SIZE                             0x10000u
 #define P2PDAX_BAR2_MIN_SIZE                         0x200000u

@@ -17,9 +17,18 @@ VERSION_MAJOR = 0
 VERSION_MINOR = 1
 VERSION_PATCH = 0
 
-# PCI identity (defaults; a board may override them).
-PCI_VENDOR_ID = 0x10EE      # Xilinx, as shipped on the hard IP's defaults
-PCI_DEVICE_ID = 0x7032      # p2p-dax
+# PCI identity: the one place a lab that needs its own IDs changes them. The
+# hard IP's Tcl (hw/hard_ip.py), the driver (through the generated header),
+# the virtual board and the tests all take them from here. The driver binds a
+# device only when all four IDs match. The device ID is one that no driver
+# known to us lists (not Xilinx's XDMA, QDMA, XRT, litepcie, nor mainline's
+# tables, nor pci.ids), and outside the pattern of the hard IPs' default IDs
+# (family, speed, width: 10ee:7032 is XDMA's and others').
+PCI_VENDOR_ID = 0x10EE      # Xilinx, the hard IP's vendor
+PCI_DEVICE_ID = 0x1E00      # p2p-dax
+PCI_SUBSYSTEM_VENDOR_ID = 0x10EE
+PCI_SUBSYSTEM_ID = 0x7032   # "p2", as the register map's magic
+PCI_REVISION_ID = 0x00
 PCI_CLASS_CODE = 0x058000   # memory controller, other
 
 BAR0_SIZE = 64 * 1024       # registers; 32-bit, non-prefetchable
@@ -297,6 +306,9 @@ def c_header():
            define("P2PDAX_MAP_VERSION_PATCH", VERSION_PATCH),
            define("P2PDAX_PCI_VENDOR_ID", f"0x{PCI_VENDOR_ID:04x}"),
            define("P2PDAX_PCI_DEVICE_ID", f"0x{PCI_DEVICE_ID:04x}"),
+           define("P2PDAX_PCI_SUBSYSTEM_VENDOR_ID", f"0x{PCI_SUBSYSTEM_VENDOR_ID:04x}"),
+           define("P2PDAX_PCI_SUBSYSTEM_ID", f"0x{PCI_SUBSYSTEM_ID:04x}"),
+           define("P2PDAX_PCI_REVISION_ID", f"0x{PCI_REVISION_ID:02x}"),
            define("P2PDAX_PCI_CLASS_CODE", f"0x{PCI_CLASS_CODE:06x}"),
            define("P2PDAX_BAR0_SIZE", f"0x{BAR0_SIZE:x}u"),
            define("P2PDAX_BAR2_MIN_SIZE", f"0x{BAR2_MIN_SIZE:x}u"),

@@ -166,7 +166,7 @@ def main(argv=None):
         except ValueError as e:
             ap.error(str(e))
         part, params = board.part, board.params
-        if board.hard_ip == "pcie_7x":
+        if board.hip.ip == "pcie_7x":
             note = "\n  (the endpoint with the 7-series shim in front, hw/s7.py)"
     try:
         params = dataclasses.replace(

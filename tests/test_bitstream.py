@@ -19,16 +19,6 @@ from hw import bitstream, boards, flash, hard_ip, regmap
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = {"Kilobytes": 1 << 10, "Megabytes": 1 << 20, "Gigabytes": 1 << 30}
 
-# The IP's property names for what the tests check, per hard IP.
-KEYS = {
-    "pcie4_uscale_plus": dict(
-        vendor="vendor_id", device="PF0_DEVICE_ID", width="PL_LINK_CAP_MAX_LINK_WIDTH",
-        speed="PL_LINK_CAP_MAX_LINK_SPEED", table="PF0_MSIX_CAP_TABLE_OFFSET",
-        pba="PF0_MSIX_CAP_PBA_OFFSET", bar=lambda n, f: f"pf0_bar{n}_{f.lower()}"),
-    "pcie_7x": dict(
-        vendor="Vendor_ID", device="Device_ID", width="Maximum_Link_Width", speed="Link_Speed",
-        table="MSIx_Table_Offset", pba="MSIx_PBA_Offset", bar=lambda n, f: f"Bar{n}_{f}"),
-}
 # The hard IP's clock, reset and reference clock ports (PG213, PG054).
 CLOCK_PORTS = {
     "pcie4_uscale_plus": ("user_clk", "user_reset", "user_lnk_up", "sys_clk", "sys_clk_gt",
@@ -42,7 +32,7 @@ def small(board):
     """The board with the least memory behind BAR2. The memory is the endpoint's
     alone (the IP's configuration, the constraints and the ports do not depend
     on it), and Amaranth takes about 50 s to write the VCU118's 2 MiB."""
-    return dataclasses.replace(board, mem_size=16 * board.data_width // 8)
+    return dataclasses.replace(board, mem_size=16 * board.hip.data_width // 8)
 
 
 @dataclasses.dataclass
@@ -83,9 +73,10 @@ def parse_xdc(text):
     """{port: {property: value}} from set_property lines, and [(port or net, period)]
     from create_clock lines."""
     ports = {}
-    for prop, value, port in re.findall(
-            r'^set_property (\w+) "?([^"\s]+)"? \[get_ports "?([^"\]]+)"?\]', text, re.M):
-        ports.setdefault(port, {})[prop] = value
+    for prop, value, quoted, braced, bare in re.findall(
+            r'^set_property (\w+) "?([^"\s]+)"? \[get_ports (?:"([^"]+)"|\{([^}]+)\}|([^\]]+))\]',
+            text, re.M):
+        ports.setdefault(quoted or braced or bare, {})[prop] = value
     clocks = [(target, float(period)) for period, target in re.findall(
         r'^create_clock .*-period (\S+) \[get_(?:nets|ports) "?([^"\]]+)"?\]', text, re.M)]
     return ports, clocks
@@ -100,28 +91,122 @@ def instances(verilog, module):
     return found
 
 
+def tcl_view(ip, p):
+    """What the Tcl configures, decoded here from the IP's own property names
+    (not through hw.hard_ip), as HardIpConfig fields."""
+    usp = ip == hard_ip.USP
+    bar = (lambda n, f: p[f"pf0_bar{n}_{f.lower()}"]) if usp else (lambda n, f: p[f"Bar{n}_{f}"])
+    size = lambda n: SCALE[bar(n, "Scale")] * int(bar(n, "Size"))
+    hexes = lambda *keys: [int(p[k], 16) for k in keys]
+    if usp:
+        vendor, device, sub_vendor, sub, rev = hexes(
+            "vendor_id", "PF0_DEVICE_ID", "PF0_SUBSYSTEM_VENDOR_ID", "PF0_SUBSYSTEM_ID",
+            "PF0_REVISION_ID")
+        cls = hexes("pf0_class_code_base", "pf0_class_code_sub", "pf0_class_code_interface")
+        straddle = {name for name, key in (
+            ("cq", "AXISTEN_IF_EXT_512_CQ_STRADDLE"), ("cc", "AXISTEN_IF_EXT_512_CC_STRADDLE"),
+            ("rq", "AXISTEN_IF_EXT_512_RQ_STRADDLE"), ("rc", "AXISTEN_IF_EXT_512_RC_STRADDLE"),
+            ("rc", "AXISTEN_IF_RC_STRADDLE"), ("rc_4tlp", "AXISTEN_IF_EXT_512_RC_4TLP_STRADDLE"))
+            if p[key] != "false"}
+        view = dict(
+            lanes=int(p["PL_LINK_CAP_MAX_LINK_WIDTH"].lstrip("X")),
+            data_width=int(p["axisten_if_width"].removesuffix("_bit")),
+            client_tag=p["axisten_if_enable_client_tag"] == "true", straddle=frozenset(straddle),
+            alignment={"DWORD_Aligned": "dword"}.get(p["AXISTEN_IF_CQ_ALIGNMENT_MODE"], "?")
+            if p["AXISTEN_IF_RQ_ALIGNMENT_MODE"] == p["AXISTEN_IF_CQ_ALIGNMENT_MODE"] else "?",
+            max_payload_supported=int(p["pf0_dev_cap_max_payload"].removesuffix("_bytes")),
+            extended_tag=p["extended_tag_field"] == "true",
+            legacy_interrupt=p["PF0_INTERRUPT_PIN"] != "NONE",
+            # PG213: the table size is entered as N - 1
+            msix_vectors=int(p["PF0_MSIX_CAP_TABLE_SIZE"], 16) + 1,
+            msix_bar=int(p["PF0_MSIX_CAP_TABLE_BIR"].removeprefix("BAR_"))
+            if p["PF0_MSIX_CAP_TABLE_BIR"] == p["PF0_MSIX_CAP_PBA_BIR"] else None,
+            msix_table_offset=int(p["PF0_MSIX_CAP_TABLE_OFFSET"], 16),
+            msix_pba_offset=int(p["PF0_MSIX_CAP_PBA_OFFSET"], 16))
+    else:
+        vendor, device, sub_vendor, sub, rev = hexes(
+            "Vendor_ID", "Device_ID", "Subsystem_Vendor_ID", "Subsystem_ID", "Revision_ID")
+        cls = hexes("Class_Code_Base", "Class_Code_Sub", "Class_Code_Interface")
+        view = dict(
+            lanes=int(p["Maximum_Link_Width"].lstrip("X")),
+            data_width=int(p["Interface_Width"].removesuffix("_bit")),
+            max_payload_supported=int(p["Max_Payload_Size"].removesuffix("_bytes")),
+            extended_tag=p["Extended_Tag_Field"] == "true",
+            legacy_interrupt=p["Legacy_Interrupt"].upper() != "NONE",
+            # litepcie's reading: the number of entries (20 for 32)
+            msix_vectors=int(p["MSIx_Table_Size"], 16),
+            msix_bar=int(p["MSIx_Table_BIR"].removeprefix("BAR_"))
+            if p["MSIx_Table_BIR"] == p["MSIx_PBA_BIR"] else None,
+            msix_table_offset=int(p["MSIx_Table_Offset"], 16),
+            msix_pba_offset=int(p["MSIx_PBA_Offset"], 16))
+    assert bar(0, "64bit") == bar(0, "Prefetchable") == "false"   # registers
+    assert bar(2, "64bit") == bar(2, "Prefetchable") == "true"    # memory
+    assert bar(0, "Enabled") == bar(2, "Enabled") == "true"
+    assert bar(1, "Enabled") == "false"     # BAR0 is 32-bit: BAR1 stays free
+    ids = hard_ip.PciIdentity(vendor, device, sub_vendor, sub, cls[0] << 16 | cls[1] << 8 | cls[2],
+                              rev)
+    return dict(ip=ip, ids=ids, bar0_size=size(0), bar2_size=size(2), **view)
+
+
+def usp_model_options_from_tcl(p):
+    """cocotbext-pcie's UltraScalePlusPcieDevice options, from the Tcl."""
+    return dict(
+        pcie_generation={"5.0_GT/s": 2, "8.0_GT/s": 3}[p["PL_LINK_CAP_MAX_LINK_SPEED"]],
+        pcie_link_width=int(p["PL_LINK_CAP_MAX_LINK_WIDTH"].lstrip("X")),
+        user_clk_frequency=float(p["axisten_freq"]) * 1e6,
+        alignment="dword" if p["AXISTEN_IF_CQ_ALIGNMENT_MODE"] == "DWORD_Aligned" else "address",
+        cq_straddle=p["AXISTEN_IF_EXT_512_CQ_STRADDLE"] == "true",
+        cc_straddle=p["AXISTEN_IF_EXT_512_CC_STRADDLE"] == "true",
+        rq_straddle=p["AXISTEN_IF_EXT_512_RQ_STRADDLE"] == "true",
+        rc_straddle=p["AXISTEN_IF_EXT_512_RC_STRADDLE"] == "true",
+        rc_4tlp_straddle=p["AXISTEN_IF_EXT_512_RC_4TLP_STRADDLE"] == "true",
+        enable_client_tag=p["axisten_if_enable_client_tag"] == "true",
+        max_payload_size=int(p["pf0_dev_cap_max_payload"].removesuffix("_bytes")),
+        enable_extended_tag=p["extended_tag_field"] == "true",
+        pf0_msi_enable=p["pf0_msi_enabled"] == "true",
+        pf0_msix_enable=p["pf0_msix_enabled"] == "true",
+        pf0_msix_table_size=int(p["PF0_MSIX_CAP_TABLE_SIZE"], 16),
+        pf0_msix_table_bir=int(p["PF0_MSIX_CAP_TABLE_BIR"].removeprefix("BAR_")),
+        pf0_msix_table_offset=int(p["PF0_MSIX_CAP_TABLE_OFFSET"], 16),
+        pf0_msix_pba_bir=int(p["PF0_MSIX_CAP_PBA_BIR"].removeprefix("BAR_")),
+        pf0_msix_pba_offset=int(p["PF0_MSIX_CAP_PBA_OFFSET"], 16))
+
+
+def s7_model_options_from_tcl(p):
+    """The pcie_7x model's options (hw/sim/s7_model.py), from the Tcl."""
+    return dict(
+        width=int(p["Interface_Width"].removesuffix("_bit")),
+        user_clk_frequency=float(p["User_Clk_Freq"]) * 1e6,
+        max_payload_size=int(p["Max_Payload_Size"].removesuffix("_bytes")),
+        enable_extended_tag=p["Extended_Tag_Field"] == "true",
+        msix_table_size=int(p["MSIx_Table_Size"], 16) - 1,     # the capability's N - 1
+        msix_table_bir=int(p["MSIx_Table_BIR"].removeprefix("BAR_")),
+        msix_table_offset=int(p["MSIx_Table_Offset"], 16),
+        msix_pba_bir=int(p["MSIx_PBA_BIR"].removeprefix("BAR_")),
+        msix_pba_offset=int(p["MSIx_PBA_Offset"], 16))
+
+
 def test_ip_configuration_matches_register_map_and_board(tree):
     b = tree.board
     tcl = tree.read("p2p_dax.tcl")
     created, ip_of_props, p = parse_tcl(tcl)
-    assert created == [(b.hard_ip, hard_ip.MODULE)] and ip_of_props == hard_ip.MODULE
-    assert p == hard_ip.properties(b)
-    # And straight from the sources, not through hw.hard_ip:
-    k = KEYS[b.hard_ip]
-    assert (int(p[k["vendor"]], 16), int(p[k["device"]], 16)) == (regmap.PCI_VENDOR_ID,
-                                                                  regmap.PCI_DEVICE_ID)
-    assert p[k["width"]] == f"X{b.lanes}"
-    assert p[k["speed"]] == {2: "5.0_GT/s", 3: "8.0_GT/s"}[b.gen]
-    bar = k["bar"]
-    for n, size in ((0, regmap.BAR0_SIZE), (2, b.bar2_size)):
-        assert bar(n, "Enabled") in p and p[bar(n, "Enabled")] == "true"
-        assert SCALE[p[bar(n, "Scale")]] * int(p[bar(n, "Size")]) == size
-    assert p[bar(2, "64bit")] == p[bar(2, "Prefetchable")] == "true"
-    assert int(p[k["table"]], 16) == regmap.MSIX_TABLE_OFFSET
-    assert int(p[k["pba"]], 16) == regmap.MSIX_PBA_OFFSET
+    assert created == [(b.hip.ip, hard_ip.MODULE)] and ip_of_props == hard_ip.MODULE
+    assert p == hard_ip.properties(b.hip)
+    view = tcl_view(b.hip.ip, p)
+    # The IDs the driver matches, from the register map.
+    assert view["ids"] == hard_ip.PciIdentity(
+        regmap.PCI_VENDOR_ID, regmap.PCI_DEVICE_ID, regmap.PCI_SUBSYSTEM_VENDOR_ID,
+        regmap.PCI_SUBSYSTEM_ID, regmap.PCI_CLASS_CODE, regmap.PCI_REVISION_ID)
+    assert (view["bar0_size"], view["bar2_size"]) == (regmap.BAR0_SIZE, b.hip.bar2_size)
+    assert (view["msix_vectors"], view["msix_bar"], view["msix_table_offset"],
+            view["msix_pba_offset"]) == (regmap.MSIX_VECTORS, 0, regmap.MSIX_TABLE_OFFSET,
+                                         regmap.MSIX_PBA_OFFSET)
+    # Everything the RTL relies on, as the Tcl configures it.
+    config = hard_ip.HardIpConfig(**{**dataclasses.asdict(b.hip), "ids": b.hip.ids, **view})
+    assert hard_ip.mismatches(config, b.params) == []
     # The IP is made part of the build before synthesis, which runs on the part and top.
     order = [f"create_project -force -name p2p_dax -part {b.part.name}",
-             f"create_ip -name {b.hard_ip}",
+             f"create_ip -name {b.hip.ip}",
              f"generate_target {{synthesis instantiation_template}} [get_ips {hard_ip.MODULE}]",
              f"synth_ip [get_ips {hard_ip.MODULE}]",
              "synth_design -top p2p_dax"]
@@ -129,12 +214,170 @@ def test_ip_configuration_matches_register_map_and_board(tree):
     assert -1 not in positions and positions == sorted(positions), positions
 
 
+def test_mismatches_name_what_the_rtl_needs():
+    """A configuration without client tags, or with straddling, does not fit."""
+    b = boards.get("vcu118")
+    wrong = b.hip.replace(client_tag=False, straddle=frozenset({"rc"}), msix_vectors=32)
+    problems = hard_ip.mismatches(wrong, b.params)
+    assert [line.split(":")[0] for line in problems] == ["msix_vectors", "client_tag",
+                                                         "straddle"]
+    assert "the DMA engine issues its own tags" in problems[1]
+    with pytest.raises(ValueError, match="client_tag: the endpoint needs True"):
+        dataclasses.replace(b, hip=wrong).check()
+
+
+def test_models_are_configured_as_the_tcl(tree):
+    """The simulation's model options, decoded from the Tcl, are the ones the
+    simulation of this board's build runs with."""
+    b = tree.board
+    _, _, p = parse_tcl(tree.read("p2p_dax.tcl"))
+    config, name, differs = boards.sim_config(b.params)
+    assert (config, differs) == (b.hip, {})     # the LiteFury's is the NiteFury's
+    if b.hip.ip == hard_ip.USP:
+        assert usp_model_options_from_tcl(p) == hard_ip.usp_model_options(config)
+    else:
+        assert s7_model_options_from_tcl(p) == hard_ip.s7_model_options(config)
+
+
+# What the designs proven on each board set (shared/notes/boards-proven.md),
+# typed here from those designs, not from hw/boards.py.
+PROVEN_TCL = {
+    "vcu118": {  # verilog-pcie and corundum example/VCU118 ... pcie4_uscale_plus_0.tcl
+        "axisten_if_enable_client_tag": "true", "extended_tag_field": "true",
+        "axisten_if_width": "512_bit", "axisten_freq": "250",
+        "PL_LINK_CAP_MAX_LINK_WIDTH": "X16", "PL_LINK_CAP_MAX_LINK_SPEED": "8.0_GT/s",
+        "pf0_dev_cap_max_payload": "1024_bytes", "MSI_X_OPTIONS": "MSI-X_External",
+        "PF0_Use_Class_Code_Lookup_Assistant": "false", "mode_selection": "Advanced",
+        "pcie_blk_locn": "X1Y2", "select_quad": "GTY_Quad_227",
+        # not straddling: this endpoint's choice; every option named, as the defaults differ
+        "AXISTEN_IF_EXT_512_CQ_STRADDLE": "false", "AXISTEN_IF_EXT_512_CC_STRADDLE": "false",
+        "AXISTEN_IF_EXT_512_RQ_STRADDLE": "false", "AXISTEN_IF_EXT_512_RC_STRADDLE": "false",
+        "AXISTEN_IF_EXT_512_RC_4TLP_STRADDLE": "false",
+        "PF0_INTERRUPT_PIN": "NONE",
+    },
+    "nitefury": {  # litepcie s7pciephy.py; BAR-Tender pcie_7x_0.xci
+        "Maximum_Link_Width": "X4", "Link_Speed": "5.0_GT/s", "Trgt_Link_Speed": "4'h2",
+        "Interface_Width": "128_bit", "User_Clk_Freq": "125", "Buf_Opt_BMA": "true",
+        "Legacy_Interrupt": "NONE", "PCIe_Blk_Locn": "X0Y0", "mode_selection": "Advanced",
+        "MSIx_Table_Size": f"{regmap.MSIX_VECTORS:X}",    # entries, not N - 1 (litepcie)
+    },
+}
+PROVEN_TCL["litefury"] = PROVEN_TCL["nitefury"]
+PROVEN_CONFIG = {
+    "vcu118": {  # verilog-pcie example/VCU118/fpga/fpga.xdc
+        "CFGBVS": "GND", "CONFIG_VOLTAGE": "1.8", "BITSTREAM.GENERAL.COMPRESS": "true",
+        "BITSTREAM.CONFIG.EXTMASTERCCLK_EN": "DIV-1", "BITSTREAM.CONFIG.SPI_32BIT_ADDR": "YES",
+        "BITSTREAM.CONFIG.SPI_BUSWIDTH": "8", "BITSTREAM.CONFIG.SPI_FALL_EDGE": "YES"},
+    "nitefury": {  # RHS Sample-Projects/Project-0/FPGA/common/Constraints/normal.xdc
+        "CFGBVS": "VCCO", "CONFIG_VOLTAGE": "3.3", "CONFIG_MODE": "SPIx4",
+        "BITSTREAM.CONFIG.SPI_BUSWIDTH": "4", "BITSTREAM.CONFIG.EXTMASTERCCLK_EN": "Div-1",
+        "BITSTREAM.GENERAL.COMPRESS": "TRUE"},
+}
+PROVEN_CONFIG["litefury"] = PROVEN_CONFIG["nitefury"]
+# (IP lane, rx_p, tx_p) where the references pin them: verilog-pcie/corundum VCU118
+# fpga.xdc; RHS early.xdc (the port that pairs with pipe_lane[n]).
+PROVEN_LANES = {
+    "vcu118": [(0, "AA4", "Y7"), (1, "AB2", "AB7"), (8, "AJ4", "AP7"), (15, "BB2", "BE5")],
+    "nitefury": [(0, "B10", "B6"), (1, "B8", "B4"), (2, "D11", "D5"), (3, "D9", "D7")],
+}
+PROVEN_LANES["litefury"] = PROVEN_LANES["nitefury"]
+# RHS early.xdc: the GT channel of each pcie_7x pipe_lane.
+PROVEN_GT = {"nitefury": ["X0Y6", "X0Y4", "X0Y5", "X0Y7"]}
+PROVEN_GT["litefury"] = PROVEN_GT["nitefury"]
+
+
+def test_ip_settings_match_designs_proven_on_the_board(tree):
+    _, _, p = parse_tcl(tree.read("p2p_dax.tcl"))
+    want = PROVEN_TCL[tree.board.name]
+    assert {k: p.get(k) for k in want} == want
+    if tree.board.hip.ip == hard_ip.USP:
+        # PF0_CLASS_CODE is derived from base/sub/interface: set, it is ignored.
+        assert "PF0_CLASS_CODE" not in p
+        assert int(p["pf0_class_code_base"] + p["pf0_class_code_sub"]
+                   + p["pf0_class_code_interface"], 16) == regmap.PCI_CLASS_CODE
+
+
+def config_properties(text):
+    """{property: value} of set_property ... [current_design], the last one winning."""
+    return {k: v for k, v in re.findall(
+        r"^\s*set_property (\S+) \{?([^\s{}]+)\}? \[current_design\]", text, re.M)}
+
+
+def test_configuration_and_lanes_match_designs_proven_on_the_board(tree):
+    b = tree.board
+    xdc = tree.read(bitstream.BOARD_XDC)
+    assert f'read_xdc "{bitstream.BOARD_XDC}"' in tree.read("p2p_dax.tcl")
+    # Configuration from flash fast enough to enumerate; later settings win
+    # (amaranth-boards' own, in the Vivado script, come after the XDC).
+    settings = config_properties(xdc) | config_properties(tree.read("p2p_dax.tcl"))
+    want = PROVEN_CONFIG[b.name]
+    assert {k: settings.get(k) for k in want} == want
+    # Every lane pin constrained: a misplaced lane stops the build.
+    ports, _ = parse_xdc(xdc)
+    lane_ports = {f"{port}[{n}]" for port in bitstream.LANE_PORTS for n in range(b.hip.lanes)}
+    assert lane_ports <= set(ports)
+    pins = [ports[port]["LOC"] for port in lane_ports]
+    assert len(set(pins)) == len(pins) == 4 * b.hip.lanes
+    for n, rx_p, tx_p in PROVEN_LANES[b.name]:
+        assert (ports[f"pci_exp_rxp[{n}]"]["LOC"], ports[f"pci_exp_txp[{n}]"]["LOC"]) == (rx_p, tx_p)
+
+
+def test_fury_transceivers_are_placed_for_the_m2_wiring(tree):
+    """Left to pcie_7x, IP lane n goes on channel X0Y(7 - n): the host's lane 0
+    lands where lane reversal cannot bring it back, and the link does not train."""
+    if tree.board.name not in PROVEN_GT:
+        pytest.skip("the IP's own placement is right on this board")
+    tcl = tree.read("p2p_dax.tcl")
+    after_synth = tcl[tcl.index("synth_design -top"):tcl.index("opt_design")]
+    cleared = re.findall(r"^reset_property LOC \[get_cells -hierarchical -filter "
+                         r"\{NAME =~ \*gtp_channel\.gtpe2_channel_i\}\]$", after_synth, re.M)
+    placed = re.findall(r"^set_property LOC GTPE2_CHANNEL_(\w+) \[get_cells -hierarchical "
+                        r"-filter \{NAME =~ \*pipe_lane\[(\d)\]\.gt_wrapper_i/gtp_channel\."
+                        r"gtpe2_channel_i\}\]$", after_synth, re.M)
+    assert len(cleared) == 1 and after_synth.index("reset_property") < after_synth.index(
+        "set_property LOC GTPE2")
+    assert [site for site, lane in sorted(placed, key=lambda x: x[1])] == PROVEN_GT[tree.board.name]
+
+
+def test_clkreq_is_driven_low(tree):
+    b = tree.board
+    ports, _ = parse_xdc(tree.read("p2p_dax.xdc"))
+    clkreq = [port for port in ports if "clkreq" in port]
+    if b.clkreq is None:
+        assert clkreq == []
+        return
+    (port,) = clkreq
+    assert (ports[port]["LOC"], ports[port]["IOSTANDARD"]) == ("G1", "LVCMOS33")   # RHS, litex
+    verilog = tree.read("p2p_dax.v")
+    # The pin's output buffer: enabled (T = 0) and driving 0.
+    (buf,) = instances(verilog, r"\p2p_dax.clkreq_buf.buf")
+    assert (buf["o"], buf["t"]) == ("1'h0", "1'h0")
+    (obuft,) = instances(verilog[verilog.index(r"module \p2p_dax.clkreq_buf.buf"):], "OBUFT")
+    assert (obuft["I"], obuft["T"], obuft["O"]) == ("o", "t", port)
+
+
+def test_user_reset_reaches_the_endpoint_through_a_global_buffer(tree):
+    if tree.board.hip.ip != hard_ip.USP:
+        pytest.skip("pcie_7x's user_reset_out: as the IP gives it")
+    verilog = tree.read("p2p_dax.v")
+    (hip,) = instances(verilog, hard_ip.MODULE)
+    (bufg,) = instances(verilog, "BUFG")
+    assert hip["user_reset"] == "hip_user_reset"
+    # Two registers in the user clock (no shift-register extraction), then BUFG.
+    regs = re.findall(r'\(\* shreg_extract = "no" \*\)\s*reg (user_reset_reg\d) = 1\'h1;', verilog)
+    assert regs == ["user_reset_reg1", "user_reset_reg2"]
+    assert re.search(r"user_reset_reg1 <= hip_user_reset;", verilog)
+    assert re.search(r"user_reset_reg2 <= user_reset_reg1;", verilog)
+    assert bufg["I"] == "user_reset_reg2"
+    assert re.search(rf"\.pcie_rst\({re.escape(bufg['O'])}\)", verilog)
+
+
 def test_constraints_match_board(tree):
     b = tree.board
     xdc = tree.read("p2p_dax.xdc")
     ports, clocks = parse_xdc(xdc)
     verilog = tree.read("p2p_dax.v")
-    (buf,) = instances(verilog, REFCLK_BUFFER[b.hard_ip])
+    (buf,) = instances(verilog, REFCLK_BUFFER[b.hip.ip])
     refclk_p, refclk_n = buf["I"], buf["IB"]
     pin = lambda port: ports[port].get("PACKAGE_PIN", ports[port].get("LOC"))
     assert (pin(refclk_p), pin(refclk_n)) == b.refclk
@@ -144,11 +387,11 @@ def test_constraints_match_board(tree):
     assert pin(perst) == b.perst
     assert ports[perst]["IOSTANDARD"] == b.perst_iostandard
     assert ports[perst]["PULLUP"].upper() == "TRUE"
-    # Only those three have pins: the lanes go where the IP puts its transceivers.
-    assert set(ports) == {refclk_p, refclk_n, perst}
+    # The board's other pins (the lanes: in pcie_board.xdc, checked below).
+    assert set(ports) - {refclk_p, refclk_n, perst} == (
+        {"pcie_clkreq_0__io"} if b.clkreq else set())
     # PERST# is asynchronous: a false path in a constraints file the Tcl reads.
-    assert f"set_false_path -from [get_ports {perst}]" in tree.read("pcie_perst.xdc")
-    assert 'read_xdc "pcie_perst.xdc"' in tree.read("p2p_dax.tcl")
+    assert f"set_false_path -from [get_ports {perst}]" in tree.read(bitstream.BOARD_XDC)
 
 
 def test_top_level_has_hard_ip_and_endpoint(tree):
@@ -158,13 +401,13 @@ def test_top_level_has_hard_ip_and_endpoint(tree):
     assert set(re.split(r",\s*", top)) >= set(bitstream.LANE_PORTS)
     for lane in bitstream.LANE_PORTS:
         direction = "output" if "tx" in lane else "input"
-        assert re.search(rf"^\s*{direction} \[{b.lanes - 1}:0\] {lane};", verilog, re.M), lane
+        assert re.search(rf"^\s*{direction} \[{b.hip.lanes - 1}:0\] {lane};", verilog, re.M), lane
     (hip,) = instances(verilog, hard_ip.MODULE)
-    (buf,) = instances(verilog, REFCLK_BUFFER[b.hard_ip])
-    for port in (*CLOCK_PORTS[b.hard_ip], *bitstream.LANE_PORTS):
+    (buf,) = instances(verilog, REFCLK_BUFFER[b.hip.ip])
+    for port in (*CLOCK_PORTS[b.hip.ip], *bitstream.LANE_PORTS):
         assert port in hip, port
-    assert hip["sys_clk"] == (buf["ODIV2"] if b.hard_ip == "pcie4_uscale_plus" else buf["O"])
-    if b.hard_ip == "pcie4_uscale_plus":
+    assert hip["sys_clk"] == (buf["ODIV2"] if b.hip.ip == "pcie4_uscale_plus" else buf["O"])
+    if b.hip.ip == "pcie4_uscale_plus":
         assert hip["sys_clk_gt"] == buf["O"]
         from hw.bar_endpoint import endpoint_signature
         names = {n.replace("s_axis_cq", "m_axis_cq").replace("m_axis_cc", "s_axis_cc")
@@ -173,13 +416,13 @@ def test_top_level_has_hard_ip_and_endpoint(tree):
                  for n in endpoint_signature(b.params).members}
     else:
         from hw.s7 import s7_signature
-        names = set(s7_signature(b.data_width).members)
+        names = set(s7_signature(b.hip.data_width).members)
         assert not [port for port in hip if port.startswith(("cfg_err_", "fc_", "pipe_"))]
     assert names <= set(hip), names - set(hip)
     # The endpoint's module, instantiated in the top, clocked by the IP's user clock.
     assert re.search(r"^module \\p2p_dax\.endpoint ", verilog, re.M)
     assert re.search(r"^\s*\\p2p_dax\.endpoint\s+endpoint\s*\(", verilog, re.M)
-    user_clk = hip[CLOCK_PORTS[b.hard_ip][0]]
+    user_clk = hip[CLOCK_PORTS[b.hip.ip][0]]
     assert re.search(rf"^\s*\.pcie_clk\({re.escape(user_clk)}\)", verilog, re.M)
 
 

@@ -22,16 +22,51 @@ def test_fury_pins_are_amaranth_boards_pcie_resource():
     for name in ("nitefury", "litefury"):
         b = boards.get(name)
         assert (b.refclk, b.perst, b.perst_iostandard) == (("F6", "E6"), "J1", "LVCMOS33")
+        assert (b.clkreq, b.io_standard) == ("G1", "LVCMOS33")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"hard_ip": "pcie_7x"}, "hard IP pcie_7x is not on a xcup part"),
-    ({"data_width": 256}, "a 256-bit interface at 250.0 MHz .* cannot carry x16 Gen3"),
-    ({"mem_size": 3 << 20}, "mem_size 0x300000: use a power of two"),
+@pytest.mark.parametrize("hip_change, change, message", [
+    ({"ip": "pcie_7x", "gt_quad": None}, {}, "hard IP pcie_7x is not on a xcup part"),
+    ({"data_width": 256}, {}, "a 256-bit interface at 250.0 MHz .* cannot carry x16 Gen3"),
+    ({}, {"mem_size": 3 << 20}, "mem_size 0x300000: use a power of two"),
+    ({"lanes": 8}, {}, "16 lanes' pins for an x8 link"),
+    ({"straddle": frozenset({"cq"})}, {}, "straddle: the endpoint needs none"),
 ])
-def test_contradictions_are_refused(change, message):
+def test_contradictions_are_refused(hip_change, change, message):
+    b = boards.get("vcu118")
+    hip = dataclasses.replace(b.hip, **hip_change)
     with pytest.raises(ValueError, match=f"board vcu118: {message}"):
-        dataclasses.replace(boards.get("vcu118"), **change).check()
+        dataclasses.replace(b, hip=hip, **change).check()
+
+
+def test_docs_boards_md_is_current():
+    """docs/boards.md is generated from the board definitions."""
+    from pathlib import Path
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
+    assert committed == boards.markdown(), \
+        "docs/boards.md is stale: run `python -m hw.boards --markdown > docs/boards.md`"
+
+
+@pytest.mark.parametrize("family, width, board, differs", [
+    ("usp", 512, "vcu118", {}),
+    ("s7", 128, "nitefury", {}),
+    ("usp", 256, "vcu118", {"data_width": (512, 256), "lanes": (16, 8)}),
+    ("s7", 64, "nitefury", {"data_width": (128, 64), "user_clk_mhz": (125.0, 250.0)}),
+])
+def test_simulations_run_with_a_boards_configuration(family, width, board, differs):
+    """Every simulated interface has a board's hard-IP settings, changed only
+    where no board has that interface; the RTL's requirements hold for each."""
+    from hw import hard_ip
+    from hw.bar_endpoint import EndpointParams
+    params = EndpointParams(data_width=width, hard_ip=family)
+    config, name, got = boards.sim_config(params)
+    assert (name, got) == (board, differs)
+    assert config.client_tag and not config.straddle
+    assert hard_ip.mismatches(config, params) == []
+    # A build whose BAR2 differs from the board's takes its own, and says so.
+    config, _, got = boards.sim_config(dataclasses.replace(params, bar2_size=4 << 20))
+    assert config.bar2_size == 4 << 20 and got["bar2_size"] == (2 << 20, 4 << 20)
+
 
 
 def test_unknown_board():
@@ -80,62 +115,3 @@ def test_flash_errors(tmp_path):
         "BOARD=nitefury" in r.stderr
     r = run_flash("--board", "zcu106", "--dry-run")
     assert r.returncode == 2 and "unknown board 'zcu106'" in r.stderr
-
-
-SCALE = {"Kilobytes": 1 << 10, "Megabytes": 1 << 20, "Gigabytes": 1 << 30}
-
-
-def parse_ip_tcl(text):
-    """(IP name, {property: value}) from the Tcl of hw.hard_ip, read as Vivado would."""
-    import re
-    (ip,) = re.findall(r"^create_ip -name (\S+) -vendor xilinx.com -library ip "
-                       r"-module_name pcie_hip$", text, re.M)
-    props = dict(re.findall(r"^\s+CONFIG\.(\w+) \{([^{}]*)\} \\$", text, re.M))
-    assert re.search(r"^\] \[get_ips pcie_hip\]$", text, re.M)
-    return ip, props
-
-
-@pytest.mark.parametrize("name", list(boards.BOARDS))
-def test_hard_ip_tcl_matches_register_map_and_board(name):
-    """Decode the generated IP configuration and compare it with its sources."""
-    from hw import regmap
-    b = boards.get(name)
-    out = subprocess.run([sys.executable, "-m", "hw.hard_ip", "--board", name],
-                         capture_output=True, text=True, check=True).stdout
-    ip, p = parse_ip_tcl(out)
-    assert ip == b.hard_ip
-    if ip == "pcie4_uscale_plus":
-        bar = lambda n, f: p[f"pf0_bar{n}_{f.lower()}"]
-        ids = (p["vendor_id"], p["PF0_DEVICE_ID"], p["PF0_CLASS_CODE"])
-        link = (p["PL_LINK_CAP_MAX_LINK_WIDTH"], p["PL_LINK_CAP_MAX_LINK_SPEED"],
-                p["axisten_if_width"], p["axisten_freq"])
-        msix = (p["pf0_msix_enabled"], p["PF0_MSIX_CAP_TABLE_SIZE"], p["PF0_MSIX_CAP_TABLE_BIR"],
-                p["PF0_MSIX_CAP_TABLE_OFFSET"], p["PF0_MSIX_CAP_PBA_BIR"],
-                p["PF0_MSIX_CAP_PBA_OFFSET"])
-        assert (p["pcie_blk_locn"], p["select_quad"]) == (b.pcie_block, b.gt_quad)
-    else:
-        bar = lambda n, f: p[f"Bar{n}_{f}"]
-        ids = (p["Vendor_ID"], p["Device_ID"],
-               p["Class_Code_Base"] + p["Class_Code_Sub"] + p["Class_Code_Interface"])
-        link = (p["Maximum_Link_Width"], p["Link_Speed"], p["Interface_Width"],
-                p["User_Clk_Freq"])
-        msix = (p["MSIx_Enabled"], p["MSIx_Table_Size"], p["MSIx_Table_BIR"],
-                p["MSIx_Table_Offset"], p["MSIx_PBA_BIR"], p["MSIx_PBA_Offset"])
-        assert p["PCIe_Blk_Locn"] == b.pcie_block
-    assert [int(x, 16) for x in ids] == [regmap.PCI_VENDOR_ID, regmap.PCI_DEVICE_ID,
-                                         regmap.PCI_CLASS_CODE]
-    width, speed, if_width, clk = link
-    assert int(width.lstrip("X")) == b.lanes
-    assert speed == {2: "5.0_GT/s", 3: "8.0_GT/s"}[b.gen]
-    assert int(if_width.removesuffix("_bit")) == b.data_width
-    assert float(clk) == b.user_clk_mhz
-    for n, size, wide in ((0, regmap.BAR0_SIZE, "false"), (2, b.bar2_size, "true")):
-        assert bar(n, "Enabled") == "true" and bar(n, "Type") == "Memory"
-        assert SCALE[bar(n, "Scale")] * int(bar(n, "Size")) == size
-        assert bar(n, "64bit") == bar(n, "Prefetchable") == wide
-    assert bar(1, "Enabled") == "false"     # BAR0 is 32-bit: BAR1 stays free
-    enabled, table_size, table_bir, table_off, pba_bir, pba_off = msix
-    assert enabled == "true" and int(table_size, 16) + 1 == regmap.MSIX_VECTORS
-    assert table_bir == pba_bir == "BAR_0"
-    assert (int(table_off, 16), int(pba_off, 16)) == (regmap.MSIX_TABLE_OFFSET,
-                                                      regmap.MSIX_PBA_OFFSET)

@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 
+from hw import regmap
 from tests.test_vm_driver import images, read
 from tests.vm import guest
 from tests.vm.qemu import run
@@ -29,9 +30,9 @@ PY = ".venv/bin/python"
 BOARD_SYSFS = "/sys/bus/pci/devices/$(board)/p2p_dax"
 PRELUDE = guest.SHELL_PRELUDE + r"""
 board() { for d in /sys/bus/pci/devices/*; do
-    [ "$(cat $d/vendor):$(cat $d/device)" = "0x10ee:0x7032" ] && { echo ${d##*/}; return; }
+    [ "$(cat $d/vendor):$(cat $d/device)" = "%s" ] && { echo ${d##*/}; return; }
 done; echo "no board on the bus" >&2; return 1; }
-"""
+""" % f"0x{regmap.PCI_VENDOR_ID:04x}:0x{regmap.PCI_DEVICE_ID:04x}"
 
 
 def vm(script, **kw):
@@ -105,7 +106,8 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     listing, _, selftest = r.output.partition("]\n")
     devices = {d["dax_node"]: d for d in json.loads(listing + "]")}
     board = devices["/dev/dax0.0"]
-    assert board["kind"] == "board" and (board["vendor"], board["device"]) == (0x10EE, 0x7032)
+    assert board["kind"] == "board" and (board["vendor"], board["device"]) == (regmap.PCI_VENDOR_ID,
+                                                                       regmap.PCI_DEVICE_ID)
     assert board["mem_size"] == MEM_SIZE and board["gateware_version"]
     assert selftest.count(", ok") == 2 and "PASSED" in selftest, selftest
     assert re.search(r"copied 131072 bytes /dev/nvme\dn1 -> /dev/nvme\dn1 through "

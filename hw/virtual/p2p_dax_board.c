@@ -455,9 +455,9 @@ static void board_class_init(ObjectClass *klass, void *data)
     k->vendor_id = P2PDAX_PCI_VENDOR_ID;
     k->device_id = P2PDAX_PCI_DEVICE_ID;
     k->class_id = P2PDAX_PCI_CLASS_CODE >> 8;
-    k->subsystem_vendor_id = P2PDAX_PCI_VENDOR_ID;    /* as hw/hard_ip.py sets the IPs */
-    k->subsystem_id = P2PDAX_PCI_DEVICE_ID;
-    k->revision = 0;
+    k->subsystem_vendor_id = P2PDAX_PCI_SUBSYSTEM_VENDOR_ID;  /* as hw/hard_ip.py sets the IPs */
+    k->subsystem_id = P2PDAX_PCI_SUBSYSTEM_ID;
+    k->revision = P2PDAX_PCI_REVISION_ID;
     dc->desc = "p2p-dax board, its RTL in a cocotb simulation";
     device_class_set_props(dc, board_properties);
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);

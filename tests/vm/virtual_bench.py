@@ -101,7 +101,7 @@ def guest_main(size, reads, tool):
             raise SystemExit(f"virtual_bench: {' '.join(args)}: {r.stderr.strip()}")
     out["board"].update(dma)
     # Register reads, last: the driver owns BAR0 while bound, so unbind it first.
-    board = _pci_of("0x10ee:0x7032")
+    board = _pci_of(f"0x{regmap.PCI_VENDOR_ID:04x}:0x{regmap.PCI_DEVICE_ID:04x}")
     (board / "driver" / "unbind").write_text(board.name)
     fd = os.open(board / "resource0", os.O_RDWR | os.O_SYNC)
     regs = mmap.mmap(fd, regmap.BAR0_SIZE)
