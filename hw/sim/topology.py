@@ -24,7 +24,7 @@ from cocotbext.pcie.core import Device, MemoryEndpoint, RootComplex, Switch
 from cocotbext.pcie.core.caps import PciCapId
 from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 
-from hw import regmap
+from hw import boards, hard_ip, regmap
 from hw.sim.dut import INSTANCES
 from hw.sim.s7_model import S7PcieDevice
 
@@ -53,21 +53,28 @@ def params_from_env():
 class Endpoint:
     """One of this project's endpoints: the RTL, its hard-IP model, its PCI view."""
 
-    def __init__(self, dut, inst, params, max_payload=1024):
+    def __init__(self, dut, inst, params):
         self.inst = inst
         self.params = params
+        # The hard IP as a board's Tcl configures it (or a simulation-only
+        # variant: hw.boards.sim_config says which, and how it differs).
+        self.hip, self.board, self.hip_changes = boards.sim_config(params)
+        problems = hard_ip.mismatches(self.hip, params)
+        if problems:
+            raise AssertionError(f"endpoint {inst}: the {self.board} hard-IP configuration does "
+                                 "not fit the RTL: " + "; ".join(problems))
         sig = lambda name: getattr(dut, f"{inst}_{name}")
         bus = lambda prefix: AxiStreamBus.from_prefix(dut, f"{inst}_{prefix}")
         self.clk = sig("clk")
         self.rst = sig("rst")
-        self.model = (self._s7_model(dut, inst, params, max_payload) if params.hard_ip == "s7"
-                      else self._usp_model(sig, bus, max_payload))
+        self.model = (self._s7_model(dut, inst) if params.hard_ip == "s7"
+                      else self._usp_model(sig, bus))
         func = self.model.functions[0]
-        func.vendor_id = regmap.PCI_VENDOR_ID
-        func.device_id = regmap.PCI_DEVICE_ID
-        func.class_code = regmap.PCI_CLASS_CODE
-        func.configure_bar(0, params.bar0_size, ext=False, prefetch=False)
-        func.configure_bar(2, params.bar2_size, ext=True, prefetch=True)
+        attrs, bars = hard_ip.function_setup(self.hip)
+        for name, value in attrs.items():
+            setattr(func, name, value)
+        for n, size, wide, prefetch in bars:
+            func.configure_bar(n, size, ext=wide, prefetch=prefetch)
         self.pci = None                  # cocotbext PciDevice, after enumeration
         # PCIe rules, checked on every packet: completer side (CQ/CC) and
         # requester side (RQ/RC, the DMA engine). On the 7-series build they
@@ -78,21 +85,13 @@ class Endpoint:
         self.req_checker = RequesterChecker.for_function(
             _Prefixed(dut, inst), self.clk, self.rst, params.data_width, self.function)
 
-    def _s7_model(self, dut, inst, params, max_payload):
-        return S7PcieDevice(
-            dut, f"{inst}_", user_clk=self.clk, user_reset=self.rst, width=params.data_width,
-            max_payload_size=min(max_payload, 1024), enable_extended_tag=True,
-            msix_table_size=regmap.MSIX_VECTORS - 1, msix_table_bir=0,
-            msix_table_offset=regmap.MSIX_TABLE_OFFSET, msix_pba_bir=0,
-            msix_pba_offset=regmap.MSIX_PBA_OFFSET)
+    def _s7_model(self, dut, inst):
+        return S7PcieDevice(dut, f"{inst}_", user_clk=self.clk, user_reset=self.rst,
+                            **hard_ip.s7_model_options(self.hip))
 
-    def _usp_model(self, sig, bus, max_payload):
+    def _usp_model(self, sig, bus):
         return UltraScalePlusPcieDevice(
-            pcie_generation=3,
-            user_clk_frequency=250e6,
-            alignment="dword",
-            max_payload_size=max_payload,
-            enable_extended_tag=True,
+            **hard_ip.usp_model_options(self.hip),
             user_clk=self.clk,
             user_reset=self.rst,
             rq_bus=bus("m_axis_rq"),
@@ -117,12 +116,6 @@ class Endpoint:
             pcie_rq_seq_num_vld0=sig("pcie_rq_seq_num_vld0"),
             pcie_rq_seq_num1=sig("pcie_rq_seq_num1"),
             pcie_rq_seq_num_vld1=sig("pcie_rq_seq_num_vld1"),
-            pf0_msix_enable=True,
-            pf0_msix_table_size=regmap.MSIX_VECTORS - 1,
-            pf0_msix_table_bir=0,
-            pf0_msix_table_offset=regmap.MSIX_TABLE_OFFSET,
-            pf0_msix_pba_bir=0,
-            pf0_msix_pba_offset=regmap.MSIX_PBA_OFFSET,
             cfg_interrupt_msix_enable=sig("cfg_interrupt_msix_enable"),
             cfg_interrupt_msix_mask=sig("cfg_interrupt_msix_mask"),
             cfg_interrupt_msix_address=sig("cfg_interrupt_msix_address"),
@@ -287,7 +280,7 @@ class Topology:
         self.rc.max_read_request_size = 5         # 4096: the host reads 4 KiB in one request
         self.switch = Switch()
         self.rc.make_port().connect(self.switch)
-        self.endpoints = [Endpoint(dut, inst, self.params, max_payload) for inst in INSTANCES]
+        self.endpoints = [Endpoint(dut, inst, self.params) for inst in INSTANCES]
         for ep in self.endpoints:
             if ep.s7:
                 # pcie_7x straddles TLPs at 128 bits (the model's default) and
