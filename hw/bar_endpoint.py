@@ -212,39 +212,49 @@ class BarEndpoint(wiring.Component):
                          self.s_axis_cq_tuser[sb.cq_last_be:sb.cq_last_be + 4])
         beat_w = p.data_width + N + 1 + 8      # data, keep, last, first/last BE
         m.submodules.ingress = ingress = SyncFIFOBuffered(width=beat_w, depth=p.ingress_depth)
-        # One entry per complete packet in the ingress FIFO: its discard flag.
         # One entry per complete packet in the ingress FIFO: why to drop it
-        # (bit 0: the hard IP flagged its payload; bit 1: too long, truncated).
+        # (bit 0: the hard IP flagged its payload; bit 1: longer than the
+        # largest request, 4 descriptor dwords and max_payload_supported).
         m.submodules.pkts = pkts = SyncFIFO(width=2, depth=p.ingress_depth)
 
-        # A packet longer than the largest request could never complete in
-        # the FIFO: its excess beats are not stored, the last beat is, and
-        # the packet is dropped whole.
-        max_beats = -(-(4 + p.max_payload_supported // 4) // N)
+        # A packet longer than the largest request is malformed (its payload
+        # exceeds any Max Payload Size the hard IP allows): dropped whole.
+        # Its dwords are counted exactly: whole beats, then the kept lanes of
+        # beat max_beats - 1, where the limit may fall inside the beat. It
+        # could never complete in the FIFO either: beats past max_beats are
+        # not stored, the last beat is.
+        limit_dw = 4 + p.max_payload_supported // 4
+        max_beats = -(-limit_dw // N)
+        edge_dw = limit_dw - (max_beats - 1) * N     # dwords allowed in the last beat, 1..N
         cq_fire = Signal()
         cq_discard = Signal()             # discontinue seen in this packet
-        cq_trunc = Signal()               # beats of this packet were not stored
+        cq_over = Signal()                # this packet is longer than the limit
         cq_beat = Signal(range(3))        # beat index, saturating (descriptor may span 2 beats)
         cq_count = Signal(range(max_beats + 1))
         disc_now = self.s_axis_cq_tuser[sb.cq_discontinue]
-        over_now = cq_count == max_beats
+        full_now = cq_count == max_beats  # no room for this beat
+        over_now = Signal()               # this beat takes the packet past the limit
+        m.d.comb += over_now.eq(full_now)
+        if edge_dw < N:
+            with m.If((cq_count == max_beats - 1) & (self.s_axis_cq_tkeep[edge_dw:] != 0)):
+                m.d.comb += over_now.eq(1)
         m.d.comb += [
             self.s_axis_cq_tready.eq(ingress.w_rdy & pkts.w_rdy),
             cq_fire.eq(self.s_axis_cq_tvalid & self.s_axis_cq_tready),
             ingress.w_data.eq(Cat(self.s_axis_cq_tdata, self.s_axis_cq_tkeep,
                                   self.s_axis_cq_tlast, cq_be_bits)),
-            ingress.w_en.eq(cq_fire & (~over_now | self.s_axis_cq_tlast)),
-            pkts.w_data.eq(Cat(cq_discard | disc_now, cq_trunc | over_now)),
+            ingress.w_en.eq(cq_fire & (~full_now | self.s_axis_cq_tlast)),
+            pkts.w_data.eq(Cat(cq_discard | disc_now, cq_over | over_now)),
             pkts.w_en.eq(cq_fire & self.s_axis_cq_tlast),
         ]
         with m.If(cq_fire):
             with m.If(self.s_axis_cq_tlast):
-                m.d.sync += [cq_discard.eq(0), cq_trunc.eq(0), cq_beat.eq(0), cq_count.eq(0)]
+                m.d.sync += [cq_discard.eq(0), cq_over.eq(0), cq_beat.eq(0), cq_count.eq(0)]
             with m.Else():
-                m.d.sync += [cq_discard.eq(cq_discard | disc_now), cq_trunc.eq(cq_trunc | over_now)]
+                m.d.sync += [cq_discard.eq(cq_discard | disc_now), cq_over.eq(cq_over | over_now)]
                 with m.If(cq_beat != 2):
                     m.d.sync += cq_beat.eq(cq_beat + 1)
-                with m.If(~over_now):
+                with m.If(~full_now):
                     m.d.sync += cq_count.eq(cq_count + 1)
 
         # Non-posted credit to the hard IP: one credit per cycle while the
@@ -318,6 +328,9 @@ class BarEndpoint(wiring.Component):
         is_read = f_type == ReqType.MEM_READ
         is_np = ~f_type.matches(ReqType.MEM_WRITE, ReqType.MSG, ReqType.MSG_VENDOR,
                                 ReqType.MSG_ATS, 0b1111)
+        # A write whose Length field is over the largest payload is malformed
+        # too, whatever payload it carries (the ingress counts the payload).
+        long_write = is_write & (f_dw_count > p.max_payload_supported // 4)
 
         # Pop a beat when the packet is complete (or we are inside it) and
         # its consequences can be taken this cycle.
@@ -330,17 +343,18 @@ class BarEndpoint(wiring.Component):
             ingress.r_en.eq(pop),
             pkts.r_en.eq(pop & ~d_active),
         ]
-        d_trunc = Signal()
-        cur_trunc = Mux(d_active, d_trunc, pkts.r_data[1])
-        cur_discard = Mux(d_active, d_discard, pkts.r_data[0]) | cur_trunc
+        d_over = Signal()
+        cur_over = Mux(d_active, d_over, pkts.r_data[1])       # too long on the stream
+        cur_discard = Mux(d_active, d_discard, pkts.r_data[0]) | cur_over
+        malformed = cur_over | long_write                      # at the descriptor beat
 
         with m.If(pop):
             with m.If(d_beat == 0):
                 m.d.sync += [d_fbe.eq(in_fbe), d_lbe.eq(in_lbe), d_lo.eq(in_data[:64])]
             with m.If(in_last):
-                m.d.sync += [d_active.eq(0), d_beat.eq(0), d_discard.eq(0), d_trunc.eq(0)]
+                m.d.sync += [d_active.eq(0), d_beat.eq(0), d_discard.eq(0), d_over.eq(0)]
             with m.Else():
-                m.d.sync += [d_active.eq(1), d_discard.eq(cur_discard), d_trunc.eq(cur_trunc)]
+                m.d.sync += [d_active.eq(1), d_discard.eq(cur_discard), d_over.eq(cur_over)]
                 with m.If(d_beat != 2):
                     m.d.sync += d_beat.eq(d_beat + 1)
 
@@ -369,7 +383,7 @@ class BarEndpoint(wiring.Component):
                 p_now.eq(desc_beat * N - 4),
                 len_now.eq(f_dw_count), fbe_now.eq(fbe), lbe_now.eq(lbe),
                 bar0_now.eq(f_bar == 0),
-                write_now.eq(is_write & bar_known & ~cur_discard),
+                write_now.eq(is_write & bar_known & ~cur_discard & ~long_write),
             ]
         with m.Else():
             m.d.comb += [
@@ -380,15 +394,15 @@ class BarEndpoint(wiring.Component):
         with m.If(pop):
             with m.If(at_desc):
                 m.d.sync += [
-                    w_on.eq(is_write & bar_known & ~cur_discard & ~in_last),
+                    w_on.eq(is_write & bar_known & ~cur_discard & ~long_write & ~in_last),
                     w_bar0.eq(f_bar == 0), w_len.eq(f_dw_count),
                     w_fbe.eq(fbe), w_lbe.eq(lbe),
                 ]
                 m.d.comb += [
-                    inc["STAT_WRITES"].eq(is_write & bar_known & ~cur_discard),
-                    inc["ERR_POISONED_DROPPED"].eq(is_write & bar_known & cur_discard & ~cur_trunc),
-                    inc["ERR_MALFORMED_DROPPED"].eq(cur_trunc),
-                    inc["ERR_POSTED_DROPPED"].eq(~is_np & ~(is_write & bar_known) & ~cur_trunc),
+                    inc["STAT_WRITES"].eq(is_write & bar_known & ~cur_discard & ~long_write),
+                    inc["ERR_POISONED_DROPPED"].eq(is_write & bar_known & cur_discard & ~malformed),
+                    inc["ERR_MALFORMED_DROPPED"].eq(malformed),
+                    inc["ERR_POSTED_DROPPED"].eq(~is_np & ~(is_write & bar_known) & ~malformed),
                 ]
             m.d.sync += [w_t.eq(t_now + N), w_p.eq(p_now + N)]
             with m.If(in_last):

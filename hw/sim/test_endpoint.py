@@ -427,6 +427,45 @@ async def test_unsupported_posted(dut):
 
 
 @cocotb.test()
+async def test_overlength_edges(dut):
+    """The largest payload exactly is written; one dword more, in the length
+    field or in the payload, and the write is dropped whole and counted once,
+    wherever the excess falls in the last beat (N = dwords per beat)."""
+    tb = await Topology.create(dut)
+    await tb.start()
+    ep = tb.a
+    limit = tb.params.max_payload_supported // 4       # payload dwords
+    lanes = tb.params.data_width // 32
+    span = 4 * (limit + 64) + 64                      # past the longest bad write
+    await ep.bar2.write(0, bytes(2 * span))
+    await clear_counters(ep)
+    # (Length field, payload dwords): both over, by 1, N - 1, N and 64
+    # dwords; the length over with the payload at the limit; the payload
+    # over with the length at the limit (and a short length field).
+    bad = [(limit + k, limit + k) for k in sorted({1, lanes - 1, lanes, 64}) if k]
+    bad += [(limit + 1, limit), (limit, limit + 1), (4, limit + 1)]
+    for i, (length, payload) in enumerate(bad):
+        await inject(ep, ReqType.MEM_WRITE, address=ep.bar2_addr + 4 * i, dw_count=length,
+                     last_be=0xF, data=bytes([0x60 + i]) * (4 * payload))
+    # Writes of exactly the limit, at every dword offset across the banks.
+    board = Scoreboard(tb.params.mem_size)
+    for k in range(lanes):
+        data = tb.rng.randbytes(4 * limit)
+        await inject(ep, ReqType.MEM_WRITE, address=ep.bar2_addr + span + 4 * k,
+                     dw_count=limit, last_be=0xF, data=data)
+        board.write(span + 4 * k, data)
+    assert await ep.bar2.read(0, span) == bytes(span), "an over-length write reached memory"
+    got = await ep.bar2.read(span, 4 * (limit + lanes - 1))
+    assert got == board.read(span, 4 * (limit + lanes - 1)), \
+        "a write of the largest payload differs"
+    c = await counters(ep)
+    assert c["ERR_MALFORMED_DROPPED"] == len(bad), c
+    assert c["STAT_WRITES"] == lanes, c
+    assert c["ERR_POSTED_DROPPED"] == c["ERR_POISONED_DROPPED"] == 0, c
+    tb.assert_clean()
+
+
+@cocotb.test()
 async def test_np_flow_control(dut):
     """More reads than the non-posted queue holds, with CC stalled: the
     endpoint withholds credit instead of blocking writes behind them."""
