@@ -22,11 +22,11 @@ from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from cocotbext.axi import AxiStreamBus
 from cocotbext.pcie.core import Device, MemoryEndpoint, RootComplex, Switch
 from cocotbext.pcie.core.caps import PciCapId
-from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 
 from hw import boards, hard_ip, regmap
 from hw.sim.dut import INSTANCES
 from hw.sim.s7_model import S7PcieDevice
+from hw.sim.usp_model import UltraScalePlusHardIp
 
 from hw.sim.pcie_checker import InterfaceChecker, RequesterChecker
 
@@ -90,7 +90,7 @@ class Endpoint:
                             **hard_ip.s7_model_options(self.hip))
 
     def _usp_model(self, sig, bus):
-        return UltraScalePlusPcieDevice(
+        return UltraScalePlusHardIp(
             **hard_ip.usp_model_options(self.hip),
             user_clk=self.clk,
             user_reset=self.rst,
