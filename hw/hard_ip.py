@@ -16,6 +16,7 @@ value.
 """
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import dataclass, field, fields
 
@@ -90,8 +91,7 @@ class HardIpConfig:
         return self
 
     def replace(self, **changes):
-        from dataclasses import replace
-        return replace(self, **changes).check()
+        return dataclasses.replace(self, **changes).check()
 
 
 def requirements(params):
@@ -168,8 +168,14 @@ def _bool(value):
     return "true" if value else "false"
 
 
+def _class_code(ids):
+    """The class code as the IPs' three fields take it: base, sub-class, interface."""
+    return [f"{ids.class_code >> shift & 0xFF:02X}" for shift in (16, 8, 0)]
+
+
 def _usp_properties(c):
     ids, payload = c.ids, c.max_payload_supported
+    base, sub, interface = _class_code(ids)
     bar = f"BAR_{c.msix_bar}"              # a 32-bit BAR (a 64-bit pair would be BAR_1:0)
     return {
         "mode_selection": "Advanced",
@@ -195,9 +201,9 @@ def _usp_properties(c):
         "PF0_REVISION_ID": f"{ids.revision:02X}",
         # PF0_CLASS_CODE is derived from these three; set directly, it is ignored.
         "PF0_Use_Class_Code_Lookup_Assistant": "false",
-        "pf0_class_code_base": f"{ids.class_code >> 16:02X}",
-        "pf0_class_code_sub": f"{ids.class_code >> 8 & 0xFF:02X}",
-        "pf0_class_code_interface": f"{ids.class_code & 0xFF:02X}",
+        "pf0_class_code_base": base,
+        "pf0_class_code_sub": sub,
+        "pf0_class_code_interface": interface,
         "PF0_INTERRUPT_PIN": "INTA" if c.legacy_interrupt else "NONE",
         **_bars(c, lambda n, f: f"pf0_bar{n}_{f.lower()}"),
         "pf0_msi_enabled": "false",
@@ -216,6 +222,7 @@ def _usp_properties(c):
 
 def _s7_properties(c):
     ids = c.ids
+    base, sub, interface = _class_code(ids)
     return {
         "mode_selection": "Advanced",
         "Maximum_Link_Width": f"X{c.lanes}",
@@ -229,9 +236,9 @@ def _s7_properties(c):
         "Subsystem_Vendor_ID": f"{ids.subsystem_vendor:04X}",
         "Subsystem_ID": f"{ids.subsystem:04X}",
         "Revision_ID": f"{ids.revision:02X}",
-        "Class_Code_Base": f"{ids.class_code >> 16:02X}",
-        "Class_Code_Sub": f"{ids.class_code >> 8 & 0xFF:02X}",
-        "Class_Code_Interface": f"{ids.class_code & 0xFF:02X}",
+        "Class_Code_Base": base,
+        "Class_Code_Sub": sub,
+        "Class_Code_Interface": interface,
         **_bars(c, lambda n, f: f"Bar{n}_{f}"),
         "Max_Payload_Size": f"{c.max_payload_supported}_bytes",
         "Extended_Tag_Field": _bool(c.extended_tag),
