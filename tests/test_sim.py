@@ -2,7 +2,11 @@
 
 Each item is one simulation (its log and, with WAVES=1, its waveform are
 under build/sim/; a failure names them). P2P_DAX_FULL=1 runs the
-exhaustive sweeps.
+exhaustive sweeps, and 10,000 operations of randomized traffic per variant;
+P2P_DAX_RANDOM_OPS=N sets the number of random operations alone (RANDOM_SEED,
+RANDOM_FIRST: see hw/sim/test_random.py), e.g.
+
+    P2P_DAX_RANDOM_OPS=10000 .venv/bin/python -m pytest tests/test_sim.py -k 'random and w256'
 """
 
 import pytest
@@ -45,3 +49,9 @@ def test_demo_512():
 def test_peers(variant):
     """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults."""
     run("test_peers", VARIANTS[variant])
+
+
+@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512", "s7-w128"])
+def test_random(variant):
+    """Randomized mixed traffic with a byte-exact scoreboard (hw.sim.test_random)."""
+    run("test_random", VARIANTS[variant])

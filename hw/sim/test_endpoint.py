@@ -11,15 +11,15 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 from cocotbext.pcie.core.tlp import CplStatus, TlpType
-from cocotbext.pcie.core.utils import PcieId
-from cocotbext.pcie.xilinx.us.tlp import Tlp_us
 
 from hw import regmap
+# (cq_request and request_tlp are here for the modules that still import them from here.)
+from hw.sim.requests import (MESSAGES, clear_counters, counters, cq_request,  # noqa: F401
+                             inject, nonposted, random_pauses, request_tlp)
 from hw.sim.topology import Topology
 from hw.usp import ReqType
 
 FULL = os.environ.get("P2P_DAX_FULL") == "1"
-TIMEOUT_NS = 20_000
 
 
 class Scoreboard:
@@ -47,12 +47,6 @@ class Scoreboard:
             if want is not None and want != b:
                 return i
         return None
-
-
-def random_pauses(rng, busy):
-    """Endless pause pattern: paused (True) with probability `busy`."""
-    while True:
-        yield rng.random() < busy
 
 
 async def check_roundtrip(tb, ep, board, offset, length):
@@ -275,90 +269,6 @@ async def test_peer_to_peer(dut):
 
 # ---------------------------------------------------------------------------
 # Requests the endpoint does not support
-
-
-MESSAGES = (ReqType.MSG, ReqType.MSG_VENDOR, ReqType.MSG_ATS)
-
-
-def request_tlp(ep, req_type, *, address, dw_count=1, first_be=0xF, last_be=0, bar_id=2,
-                tag=0, requester_id=PcieId(0, 0, 0), data=b""):
-    """A request TLP of any type (a message is a write here: cq_request retypes
-    it; on 7-series, inject() sends a real message)."""
-    tlp = Tlp_us()
-    if req_type in MESSAGES:
-        tlp.fmt_type = TlpType.MEM_WRITE_64
-    else:
-        tlp.fmt_type = {
-            ReqType.MEM_READ: TlpType.MEM_READ_64, ReqType.MEM_WRITE: TlpType.MEM_WRITE_64,
-            ReqType.IO_READ: TlpType.IO_READ, ReqType.IO_WRITE: TlpType.IO_WRITE,
-            ReqType.MEM_FETCH_ADD: TlpType.FETCH_ADD_64, ReqType.MEM_SWAP: TlpType.SWAP_64,
-            ReqType.MEM_CAS: TlpType.CAS_64, ReqType.MEM_READ_LOCKED: TlpType.MEM_READ_LOCKED_64,
-        }[req_type]
-    tlp.requester_id = requester_id
-    tlp.tag = tag
-    tlp.address = address
-    tlp.length = dw_count
-    tlp.first_be = first_be
-    tlp.last_be = last_be
-    tlp.bar_id = bar_id
-    tlp.completer_id = ep.function.pcie_id
-    if data:
-        tlp.data = bytearray(data)
-    return tlp
-
-
-def cq_request(ep, req_type, *, discontinue=False, **kw):
-    """A CQ frame for any request type, as the UltraScale+ hard IP would deliver it."""
-    frame = request_tlp(ep, req_type, **kw).pack_us_cq()
-    frame.data[2] = (frame.data[2] & ~(0xF << 11)) | (int(req_type) << 11)
-    frame.discontinue = discontinue
-    frame.update_parity()
-    return frame
-
-
-async def inject(ep, req_type, discontinue=False, **kw):
-    """Put a request into the endpoint past the hard IP's own checks: on
-    UltraScale+ a descriptor straight onto CQ; on 7-series a TLP straight onto
-    the receive stream (messages as messages, a discontinued write poisoned)."""
-    if not ep.s7:
-        await ep.model.cq_source.send(cq_request(ep, req_type, discontinue=discontinue, **kw))
-        return
-    bar = kw.get("bar_id", 2)
-    if req_type in MESSAGES:
-        # cocotbext packs no messages: a Msg/MsgD routed to the receiver
-        # (type 10100), 4-DW header, vendor-defined code 0x7E for MSG_VENDOR.
-        data = kw.get("data", b"")
-        code = 0x7E if req_type == ReqType.MSG_VENDOR else 0x00
-        h = [(0b011 if data else 0b001) << 29 | 0b10100 << 24 | len(data) // 4,
-             kw.get("tag", 0) << 8 | code, 0, 0]
-        ep.model.inject(b"".join(w.to_bytes(4, "big") for w in h) + data, bar=bar)
-        return
-    tlp = request_tlp(ep, req_type, **kw)
-    tlp.ep = discontinue
-    ep.model.inject(tlp, bar=bar)
-
-
-async def nonposted(tb, ep, req_type, **kw):
-    """Send a non-posted request into the endpoint; return its completion at the RC."""
-    tag = await tb.rc.alloc_tag()
-    try:
-        await inject(ep, req_type, tag=tag, **kw)
-        cpl = await tb.rc.recv_cpl(tag, TIMEOUT_NS, "ns")
-    finally:
-        tb.rc.release_tag(tag)
-    assert cpl is not None, f"no completion for {req_type.name}: the endpoint hung or dropped it"
-    return cpl
-
-
-async def counters(ep):
-    return {name: await ep.read_reg(name) for name in regmap.COUNTERS}
-
-
-async def clear_counters(ep):
-    """Clear the counters and wait until the clear has taken effect: frames
-    injected into CQ bypass the link, so they could overtake a posted write."""
-    await ep.write_reg("CTRL", 1)
-    assert await ep.read_reg("ERR_UR") == 0
 
 
 @cocotb.test()
