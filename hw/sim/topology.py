@@ -142,6 +142,7 @@ class Endpoint:
         for port, gen in ((m.cq_source, cq), (m.cc_sink, cc), (m.rq_sink, rq), (m.rc_source, rc)):
             if gen is None:
                 port.clear_pause_generator()
+                port.pause = False      # cocotbext leaves it at the pattern's last value
             else:
                 port.set_pause_generator(gen)
 

@@ -4,7 +4,7 @@
                                cocotbext.pcie.xilinx.us.UltraScalePlusPcieDevice>)
 
 A subclass of cocotbext-pcie 0.2.16's UltraScalePlusPcieDevice that behaves
-like pcie4_uscale_plus (PG213) in three places where the stock model does
+like pcie4_uscale_plus (PG213) in four places where the stock model does
 not, and where this project's RTL (hw/bar_endpoint.py) depends on it:
 
 1. Non-posted credit on CQ (pcie_cq_np_req / pcie_cq_np_req_count). The
@@ -45,6 +45,10 @@ not, and where this project's RTL (hw/bar_endpoint.py) depends on it:
    rc_source are given a subclass whose _drive sets the bit only in a beat
    that ends a discontinued packet. The endpoint ORs the bit over all beats
    of a packet, so it still drops a discontinued write whole.
+
+4. MSI-X with Bus Master Enable clear: dropped, not sent (the stock model
+   raises, which ended the virtual board's simulation at unbind); the IP
+   answers fail, this model still answers sent.
 
 Not modelled: the IP's pipeline delays between pcie_cq_np_req and the count,
 and the count's reset on link down (the model's link never goes down).
@@ -140,11 +144,33 @@ class UltraScalePlusHardIp(UltraScalePlusPcieDevice):
             HardIpCqSource.adopt(self.cq_source)
         if self.rc_source is not None:
             HardIpRcSource.adopt(self.rc_source)
+        for function in self.functions:
+            function.msix_cap.issue_msix_interrupt = self._msix_unless_master_off(function)
+        self.msix_dropped = 0       # MSI-X requests made while bus mastering was off
         self._cq_wake = Event()
         self._np_req_count_driven = None
         self._reserved_np_req_warned = False
         if self.cq_source is not None:
             cocotb.start_soon(self._run_cq_np_credit_logic())
+
+    # -- MSI-X -------------------------------------------------------------
+
+    def _msix_unless_master_off(self, function):
+        """An MSI-X message is a memory write: with Bus Master Enable clear the
+        function sends none (the hard IP answers the request with fail). The
+        stock model raises instead, which ends the simulation when a driver
+        clears Bus Master Enable with an interrupt about to be sent (unbind
+        with a transfer in flight, on the virtual board). Here the message
+        is dropped and counted; the model still answers with sent."""
+        issue = function.msix_cap.issue_msix_interrupt
+
+        async def issue_unless_master_off(addr, data, **kwargs):
+            if not function.bus_master_enable:
+                self.msix_dropped += 1
+                self.log.info("MSI-X to 0x%08x dropped: bus mastering is off", addr)
+                return
+            await issue(addr, data, **kwargs)
+        return issue_unless_master_off
 
     # -- non-posted credit ------------------------------------------------
 
