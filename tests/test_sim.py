@@ -45,9 +45,10 @@ def test_demo_512():
     run("test_demo", EndpointParams(data_width=512))
 
 
-@pytest.mark.parametrize("variant", ["w128", "s7-w128"])
+@pytest.mark.parametrize("variant", ["w128", "w512", "s7-w128"])
 def test_peers(variant):
-    """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults."""
+    """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults;
+    at 512 and 128 bits (7-series) with the boards' own hard-IP settings."""
     run("test_peers", VARIANTS[variant])
 
 
