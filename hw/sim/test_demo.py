@@ -12,7 +12,7 @@ from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
 from hw import regmap
-from hw.sim.test_endpoint import nonposted
+from hw.sim.requests import nonposted
 from hw.sim.test_perf import BusProbe, measure_read_latency, measure_read_throughput, \
     measure_writes
 from hw.sim.topology import Topology

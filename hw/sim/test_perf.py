@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 from hw import regmap
 from hw.sim.peers import LatencyMemoryEndpoint
-from hw.sim.test_endpoint import cq_request
+from hw.sim.requests import cq_request
 from hw.sim.topology import Topology
 from hw.usp import ReqType
 
