@@ -99,7 +99,7 @@ struct p2p_dax_dma_submit {
 #define P2P_DAX_DMA_STATUS_UNSUPPORTED_REQUEST	1	/* target answered UR */
 #define P2P_DAX_DMA_STATUS_COMPLETER_ABORT	2	/* target answered CA */
 #define P2P_DAX_DMA_STATUS_TIMEOUT		3	/* no completion in time */
-#define P2P_DAX_DMA_STATUS_POISONED		4	/* completion with poisoned data */
+#define P2P_DAX_DMA_STATUS_POISONED		4	/* completion poisoned or corrupt */
 #define P2P_DAX_DMA_STATUS_BAD_COMPLETION	5	/* completion not matching its request */
 #define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR	6	/* the engine refused the descriptor */
 #define P2P_DAX_DMA_STATUS_BAD_RESULT		16	/* result slot not what the driver expected */

@@ -63,7 +63,8 @@ STATUS_TEXT = {
                            "(no device claims that bus address, or it refuses the access)",
     "COMPLETER_ABORT": "completer abort: the target answered the engine with CA",
     "TIMEOUT": "completion timeout: the target did not answer the engine's read in time",
-    "POISONED": "poisoned completion: the target answered with poisoned data",
+    "POISONED": ("poisoned completion: the target answered with poisoned data, "
+                 "or the card received it corrupt"),
     "BAD_COMPLETION": "bad completion: a completion did not match the engine's request",
     "BAD_DESCRIPTOR": "bad descriptor: the engine refused a descriptor the driver gave it",
     "BAD_RESULT": "bad result: the engine's result was not what the driver expected "

@@ -29,6 +29,8 @@ Read direction, for a descriptor (bus address A, local offset L, length):
   of the completions.
 * A completion is the last of its request when its Byte Count is the
   number of bytes it carries, or when its status is not Successful.
+* A completion the hard IP discontinues (corrupt payload in its buffer)
+  ends its request POISONED; its tag rests as after a timeout.
 * Completion timeout: a scanner visits one tag a cycle. A request still
   outstanding `timeout` cycles after it was sent ends with TIMEOUT, and
   its tag rests for another `timeout` before reuse, so a late completion
@@ -704,6 +706,11 @@ class DmaEngine(wiring.Component):
         # The hard IP's error codes (PG213): 4, mismatched fields; 6, invalid
         # tag: not a completion of ours. 9: its completion timeout fired.
         not_ours = (err == 4) | (err == 6) | ~tag_out.bit_select(tag_now, 1)
+        # Discontinue, in a completion's last beat: the hard IP found its
+        # data corrupt (PG213). The beats before it are already in BAR2, so
+        # the request ends POISONED and its tag rests, as after a timeout,
+        # so that the rest of its completions find it unused.
+        discontinued = self.rc_tuser[sideband(W).rc_discontinue]
         # Window 0 starts at packet byte 12 - (lp mod 4): byte offset in its beat.
         now_shift = Signal(range(WB))
         m.d.comb += now_shift.eq((12 - lp[:2] - WB) if WB <= 12 else (12 - lp[:2]))
@@ -713,6 +720,7 @@ class DmaEngine(wiring.Component):
             "d0": lp[2:],
             "shift": now_shift,
             "write": good & ~not_ours,
+            "ours": ~not_ours,
             "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
             "slot": cpl_info["slot"], "tag": tag_now, "credits": cpl_info["credits"],
             "error": Mux(status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
@@ -723,8 +731,8 @@ class DmaEngine(wiring.Component):
                      Mux(err != 0, DmaStatus.BAD_COMPLETION, DmaStatus.OK)))))),
         }
         reg = {"lo": c_lo, "bytes": c_bytes, "d0": c_d0, "shift": c_shift, "write": c_write,
-               "last": c_last, "slot": c_slot, "tag": c_tag, "error": c_error,
-               "credits": c_credits}
+               "ours": Signal(), "last": c_last, "slot": c_slot, "tag": c_tag,
+               "error": c_error, "credits": c_credits}
         at_hdr = rc_beat == hdr_beat
         # Values of the current completion: computed at its descriptor beat,
         # registered for the beats after it.
@@ -747,6 +755,7 @@ class DmaEngine(wiring.Component):
         pend_mask = Signal(WB)
         pend_d = Signal(LB - 2)
         pend_end = Signal()                # the request ends when `pend` is written
+        pend_disc = Signal()               # ... discontinued: its tag rests
         pend_slot, pend_tag, pend_error = Signal(4), Signal(TB), Signal(4)
         pend_credits = Signal(CB)
 
@@ -796,12 +805,16 @@ class DmaEngine(wiring.Component):
         with m.If(rc_fire & self.rc_tlast):
             # The tail: window win_idx (or 0 when the descriptor beat is the last).
             tail_i = Mux(at_hdr, 0, win_idx + beat_writes)
+            disc = discontinued & cur["ours"]
             m.d.sync += [
                 pend.eq(1), pend_data.eq(tail_win),
-                pend_mask.eq(Mux(cur["write"], window_mask(tail_i), 0)),
+                pend_mask.eq(Mux(cur["write"] & ~disc, window_mask(tail_i), 0)),
                 pend_d.eq(cur["d0"] + (tail_i << LOGN)),
-                pend_end.eq(cur["last"]), pend_slot.eq(cur["slot"]), pend_tag.eq(cur["tag"]),
-                pend_error.eq(cur["error"]), pend_credits.eq(cur["credits"]),
+                pend_end.eq(cur["last"] | disc), pend_disc.eq(disc),
+                pend_slot.eq(cur["slot"]), pend_tag.eq(cur["tag"]),
+                pend_error.eq(Mux(disc & (cur["error"] == DmaStatus.OK), DmaStatus.POISONED,
+                                  cur["error"])),
+                pend_credits.eq(cur["credits"]),
             ]
         # Requests end when their last completion's data is in BAR2 (unless
         # the scanner ended them meanwhile), or when they time out.
@@ -824,9 +837,10 @@ class DmaEngine(wiring.Component):
         one = Const(1, TAGS)
         set_out = Mux(issue, one << tag, 0)
         clr_out = Mux(cpl_end, one << pend_tag, 0) | Mux(time_out, one << scan, 0)
+        to_rest = Mux(time_out, one << scan, 0) | Mux(cpl_end & pend_disc, one << pend_tag, 0)
         m.d.sync += [
             tag_out.eq((tag_out & ~clr_out) | set_out),
-            tag_rest.eq((tag_rest | Mux(time_out, one << scan, 0)) & ~Mux(rested, one << scan, 0)),
+            tag_rest.eq((tag_rest | to_rest) & ~Mux(rested, one << scan, 0)),
         ]
         ended_credits = Mux(cpl_end, pend_credits, Mux(time_out, scan_info["credits"], 0))
         m.d.sync += [
@@ -837,7 +851,8 @@ class DmaEngine(wiring.Component):
             rd_end.eq(cpl_end | time_out),
             rd_end_slot.eq(Mux(cpl_end, pend_slot, scan_info["slot"])),
             rd_error.eq(Mux(cpl_end, pend_error, DmaStatus.TIMEOUT)),
-            free.eq(cpl_end | rested), free_tag.eq(Mux(cpl_end, pend_tag, scan)),
+            free.eq((cpl_end & ~pend_disc) | rested),
+            free_tag.eq(Mux(cpl_end & ~pend_disc, pend_tag, scan)),
             self.reads_out.eq(outstanding),
         ]
         # Back-pressure: the memory port is the CQ writes' first; a pending

@@ -142,7 +142,7 @@ class DmaStatus(IntEnum):
     UNSUPPORTED_REQUEST = 1     # the target answered UR
     COMPLETER_ABORT = 2         # the target answered CA
     TIMEOUT = 3                 # no completion within DMA_TIMEOUT cycles
-    POISONED = 4                # a completion carried poisoned data
+    POISONED = 4                # a completion carried poisoned or corrupt data
     BAD_COMPLETION = 5          # a completion did not match its request
     BAD_DESCRIPTOR = 6          # length 0 or over DMA_MAX_LENGTH, or direction unknown
 

@@ -298,11 +298,16 @@ class S7Shim(wiring.Component):
         grant = u.pcie_cq_np_req != 0
         m.d.sync += credits.eq(Mux(grant & (credits != 32), credits + 1, credits) - np_take)
 
+        # err_fwd (tuser[1]) marks the packet in progress; a straddled beat
+        # holds two packets and its err_fwd cannot be told apart, so only
+        # beats a TLP has to itself count. The header's EP bit, which err_fwd
+        # mirrors, covers a TLP that has no such beat.
+        own_err_fwd = tuser[1] & ~straddle if n == 4 else tuser[1]
         is_cpl, bar_hit, err_fwd = Signal(), Signal(8), Signal()
         with m.If(rp.i_fire & starts):
-            m.d.sync += [is_cpl.eq(is_cpl_now), bar_hit.eq(tuser[2:10]), err_fwd.eq(tuser[1])]
+            m.d.sync += [is_cpl.eq(is_cpl_now), bar_hit.eq(tuser[2:10]), err_fwd.eq(own_err_fwd)]
         with m.Elif(rp.i_fire):
-            m.d.sync += err_fwd.eq(err_fwd | tuser[1])
+            m.d.sync += err_fwd.eq(err_fwd | own_err_fwd)
 
         h = rp.hdr
         fmt4, has_data, typ = h[0][29], h[0][30], h[0][24:29]

@@ -1941,15 +1941,20 @@ def test_requester_monitor_poisoned_completion_is_counted_not_flagged():
     h.monitor.assert_idle()
 
 
-def test_requester_monitor_discontinued_completion_delivers_nothing():
+def test_requester_monitor_discontinued_completion_still_counts_for_its_read():
+    # Discontinue marks corrupt payload in the hard IP's buffer; nothing on
+    # the link is sent again, so the completion ends its read as usual.
     h = RqHarness(512)
-    req = dma_request(ReqType.MEM_READ, 0x1000, 64, tag=3)
+    req = dma_request(ReqType.MEM_READ, 0x1000, 256, tag=3)
     h.send(req)
-    h.complete(*read_reply(req, 64, discontinue=True))
+    first, *rest = read_reply(req, 256, mps=128)
+    h.complete(dataclasses.replace(first, discontinue=True))
     assert h.errors == [] and h.monitor.rc_discontinued == 1
     assert list(h.monitor.outstanding()) == [3]
-    h.complete(*read_reply(req, 64))
+    h.complete(*rest)
     h.monitor.assert_idle()
+    h.complete(*read_reply(req, 64))
+    assert h.monitor.error_count == 1                 # C1: the read had ended
 
 
 def test_requester_monitor_assert_idle_lists_waiting_read():

@@ -1228,9 +1228,9 @@ class RequesterMonitor(_MonitorBase):
             self._error(f"undecodable RC packet: {exc}")
             return
         self.rc_completions += 1
-        if cpl.discontinue:
-            self.rc_discontinued += 1        # the endpoint must drop it: nothing delivered
-            return
+        # Discontinued: the hard IP found the payload corrupt. The header came
+        # off the link as it is, so the completion still counts towards its read.
+        self.rc_discontinued += cpl.discontinue
         self.rc_unsuccessful += cpl.status != CplStatus.SC
         self.rc_poisoned += cpl.poisoned
         read = self._outstanding.get(cpl.tag)

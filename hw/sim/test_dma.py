@@ -11,7 +11,7 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from hw import regmap
-from hw.sim.topology import Topology
+from hw.sim.topology import Topology, params_from_env
 
 FULL = os.environ.get("P2P_DAX_FULL") == "1"
 OK = regmap.DmaStatus.OK
@@ -313,6 +313,34 @@ async def test_dma_read_timeout(dut):
     n = await a.dma_submit(0x40, base + 0x20000, 64, from_bus=True, ident=9)
     assert await a.dma_wait(n) == (9, OK)
     assert await a.bar2.read(0x40, 64) == data[:64]
+    await peer.idle()
+    tb.assert_clean()
+
+
+# The 7-series core has no discontinue on completions (it poisons them).
+@cocotb.test(skip=params_from_env().hard_ip == "s7")
+async def test_dma_read_discontinued(dut):
+    """A completion the hard IP discontinues (corrupt data in its buffer)
+    ends its descriptor POISONED; the request's later completions are
+    ignored, its tag comes back after resting, and later reads work."""
+    from hw.sim.peers import LatencyMemoryEndpoint
+    peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=200, split="random", seed=5)
+    tb = await Topology.create(dut, peer=peer)
+    await tb.start()
+    a = tb.a
+    base = peer.bar_address(0)
+    await a.write_reg("DMA_TIMEOUT", 2000)
+    data = tb.rng.randbytes(0x3000)
+    peer.mem[0x1000:0x4000] = data
+    await a.bar2.write(0x8000, bytes(0x3000))
+    a.model.discontinue_completions(1)
+    n = await a.dma_submit(0x8000, base + 0x1000, 0x3000, from_bus=True, ident=1)
+    assert await a.dma_wait(n) == (1, regmap.DmaStatus.POISONED)
+    await peer.idle()
+    for i in range(2, 4):
+        n = await a.dma_submit(0x10000, base + 0x1000, 0x3000, from_bus=True, ident=i)
+        assert await a.dma_wait(n) == (i, OK)
+        assert await a.bar2.read(0x10000, 0x3000) == data
     await peer.idle()
     tb.assert_clean()
 

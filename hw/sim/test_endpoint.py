@@ -337,6 +337,35 @@ async def test_unsupported_posted(dut):
 
 
 @cocotb.test()
+async def test_poison_marks_its_own_tlp(dut):
+    """A clean write with a poisoned write right behind it: the clean one is
+    written, the poisoned one dropped. At 128 bits on 7-series the poisoned
+    TLP starts in the beat where the clean one ends (straddled), and the
+    beat's err_fwd must not be taken for the clean one."""
+    tb = await Topology.create(dut)
+    await tb.start()
+    ep = tb.a
+    await ep.bar2.write(0, bytes(0x400))
+    await clear_counters(ep)
+    cases = (1, 2, 5, 6)                  # payloads that end in a beat's first half
+    for i, dws in enumerate(cases):
+        clean = bytes([0x10 + i]) * (4 * dws)
+        # No await between the two: they queue back to back on the link.
+        await inject(ep, ReqType.MEM_WRITE, address=ep.bar2_addr + 0x40 * i, dw_count=dws,
+                     last_be=0xF if dws > 1 else 0, data=clean)
+        await inject(ep, ReqType.MEM_WRITE, address=ep.bar2_addr + 0x200 + 0x40 * i,
+                     dw_count=4, last_be=0xF, data=b"\xee" * 16, discontinue=True)
+    await ClockCycles(ep.clk, 200)
+    for i, dws in enumerate(cases):
+        assert await ep.bar2.read(0x40 * i, 4 * dws) == bytes([0x10 + i]) * (4 * dws), dws
+    assert await ep.bar2.read(0x200, 0x100) == bytes(0x100)
+    c = await counters(ep)
+    assert c["STAT_WRITES"] == len(cases), c
+    assert c["ERR_POISONED_DROPPED"] == len(cases), c
+    tb.assert_clean()
+
+
+@cocotb.test()
 async def test_overlength_edges(dut):
     """The largest payload exactly is written; one dword more, in the length
     field or in the payload, and the write is dropped whole and counted once,

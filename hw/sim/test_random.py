@@ -68,15 +68,6 @@ REG_WINDOW = 0x40                 # BAR0 0x00-0x3F: constant registers, SCRATCH,
 REG_WRITE_DWORDS = 9              # writes to BAR0 dwords 0-8 only change SCRATCH
 SCRATCH = regmap.offset("SCRATCH")
 
-# Known shim bug (hw/s7.py, _receive): the shim latches rx tuser[1] (err_fwd)
-# of the beat a TLP starts in and applies it to the TLP still ending in that
-# beat, so at 128 bits a clean write that ends in the first half of a beat,
-# with a poisoned TLP straddled behind it, is dropped as poisoned (from an
-# aligned start: 1, 2, 5, 6 ... DWs of payload behind a 4-DW header). Until
-# it is fixed, a poisoned write on 7-series waits for the receive stream to
-# be idle, so nothing ends in its first beat; RANDOM_S7_STRADDLE_POISON=1
-# lets it straddle (and shows the bug in the counters).
-S7_POISON_WAITS = os.environ.get("RANDOM_S7_STRADDLE_POISON") != "1"
 
 # kind -> weight. "link_*" go through the root complex and the switch, the
 # others straight onto the hard IP's stream (past its checks).
@@ -461,9 +452,6 @@ async def execute(tb, ep, model, op):
     kw = dict(address=base + op.offset, dw_count=op.dw_count, first_be=op.first_be,
               last_be=op.last_be, bar_id=op.bar_id, data=op.data)
     if op.req_type == ReqType.MEM_WRITE or op.req_type in MESSAGES:
-        if op.discontinue and ep.s7 and S7_POISON_WAITS:
-            while not ep.model.rx_idle:
-                await RisingEdge(ep.clk)
         await inject(ep, op.req_type, discontinue=op.discontinue, **kw)
         if kind in ("write", "zero_write"):
             model.mem_write(op.offset, op.data, op.first_be, op.last_be)

@@ -46,6 +46,9 @@ not, and where this project's RTL (hw/bar_endpoint.py) depends on it:
    that ends a discontinued packet. The endpoint ORs the bit over all beats
    of a packet, so it still drops a discontinued write whole.
 
+   discontinue_completions(n) makes the next n completions with data
+   arrive discontinued, to test the endpoint's handling of them.
+
 4. MSI-X with Bus Master Enable clear: dropped, not sent (the stock model
    raises, which ended the virtual board's simulation at unbind); the IP
    answers fail, this model still answers sent.
@@ -147,11 +150,34 @@ class UltraScalePlusHardIp(UltraScalePlusPcieDevice):
         for function in self.functions:
             function.msix_cap.issue_msix_interrupt = self._msix_unless_master_off(function)
         self.msix_dropped = 0       # MSI-X requests made while bus mastering was off
+        self._rc_discontinue = 0    # completions still to discontinue
         self._cq_wake = Event()
         self._np_req_count_driven = None
         self._reserved_np_req_warned = False
         if self.cq_source is not None:
             cocotb.start_soon(self._run_cq_np_credit_logic())
+
+    # -- completions to the endpoint's reads -------------------------------
+
+    def discontinue_completions(self, count=1):
+        """Deliver the next `count` completions that carry data with
+        discontinue set in their last beat, as the IP does when it finds a
+        completion's data corrupt in its buffer (PG213)."""
+        self._rc_discontinue += count
+
+    async def _run_rc_logic(self):
+        # The stock loop, with discontinue_completions(); started by the
+        # stock constructor by name.
+        while True:
+            tlp = await self.rc_queue.get()
+            frame = tlp.pack_us_rc()
+            if getattr(self, "_rc_discontinue", 0) and tlp.has_data():
+                self._rc_discontinue -= 1
+                frame.discontinue = True
+            await self.rc_source.send(frame)
+            self.rx_buf_cplh_fc_count = max(self.rx_buf_cplh_fc_count - 1, 0)
+            self.rx_buf_cpld_fc_count = max(
+                self.rx_buf_cpld_fc_count - (tlp.get_data_credits() + 1), 0)
 
     # -- MSI-X -------------------------------------------------------------
 
