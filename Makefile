@@ -8,7 +8,7 @@ STAMP := .venv/.setup-stamp
 BUILD_ARGS := $(if $(DATA_WIDTH),--data-width $(DATA_WIDTH)) \
               $(if $(BAR2_SIZE),--bar2-size $(BAR2_SIZE)) \
               $(if $(MEM_SIZE),--mem-size $(MEM_SIZE))
-# Kernel for `driver` and `vm`: 6.1, 6.12 (Debian's) or 6.12-p2pdma (built here)
+# Kernel for `driver` and `vm`: Debian's 6.1, 6.12 or 7.3 (Debian 13's backports, with P2PDMA)
 KERNEL ?= 6.1
 
 help:

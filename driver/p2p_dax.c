@@ -36,6 +36,7 @@
 #include <linux/numa.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/pci.h>
+#include <linux/sched/mm.h>
 #include <linux/scatterlist.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -77,6 +78,17 @@ MODULE_PARM_DESC(memory_bar, "memory-only mode: the BAR (0-5) to use on a device
 		 "driver_override), e.g. 2 for QEMU's ivshmem; default -1 refuses "
 		 "such devices");
 
+static uint max_transfers = 256;
+module_param(max_transfers, uint, 0444);
+MODULE_PARM_DESC(max_transfers, "transfers one board's DMA node holds at once, all "
+		 "open files together (default 256; each file may hold 32)");
+
+static ulong max_pinned = SZ_1G;
+module_param(max_pinned, ulong, 0444);
+MODULE_PARM_DESC(max_pinned, "bytes of user buffers one board's DMA node keeps "
+		 "pinned at once, all open files together (default 1 GiB); each "
+		 "caller's RLIMIT_MEMLOCK applies too");
+
 static enum p2p_dax_mode p2p_dax_mode;
 static DEFINE_IDA(p2p_dax_ida);
 
@@ -108,11 +120,6 @@ static const struct pci_device_id p2p_dax_ids[] = {
 };
 MODULE_DEVICE_TABLE(pci, p2p_dax_ids);
 
-static int p2p_dax_is_dax_child(struct device *dev, void *unused)
-{
-	return strncmp(dev_name(dev), "dax", 3) == 0;
-}
-
 /* Auxiliary driver: creates the dax region and its one dax device. */
 static int p2p_dax_region_probe(struct auxiliary_device *adev,
 				const struct auxiliary_device_id *id)
@@ -124,7 +131,6 @@ static int p2p_dax_region_probe(struct auxiliary_device *adev,
 	struct dev_dax_data data = { };
 	struct dax_region *region;
 	struct dev_dax *dev_dax;
-	struct device *child;
 
 	region = alloc_dax_region(&adev->dev, p2p->id, &range, NUMA_NO_NODE, dax_align,
 				  P2P_DAX_IORESOURCE_DAX_STATIC);
@@ -143,11 +149,8 @@ static int p2p_dax_region_probe(struct auxiliary_device *adev,
 		dev_err(&adev->dev, "creating the dax device failed: %pe\n", dev_dax);
 		return PTR_ERR(dev_dax);
 	}
-	child = device_find_child(&adev->dev, NULL, p2p_dax_is_dax_child);
-	if (child) {
-		strscpy(p2p->dax_name, dev_name(child), sizeof(p2p->dax_name));
-		put_device(child);
-	}
+	/* The dax core names its devices dax<region id>.<id>. */
+	snprintf(p2p->dax_name, sizeof(p2p->dax_name), "dax%d.%d", p2p->id, data.id);
 	return 0;
 }
 
@@ -162,11 +165,17 @@ static const struct auxiliary_device_id p2p_dax_region_ids[] = {
 };
 MODULE_DEVICE_TABLE(auxiliary, p2p_dax_region_ids);
 
+/*
+ * No bind/unbind in sysfs: the dax device lives and dies with the PCI
+ * binding, and unbinding the region alone would take the memory from under
+ * a bound board.
+ */
 static struct auxiliary_driver p2p_dax_region_driver = {
 	.name = "dax",
 	.probe = p2p_dax_region_probe,
 	.remove = p2p_dax_region_remove,
 	.id_table = p2p_dax_region_ids,
+	.driver.suppress_bind_attrs = true,
 };
 
 static void p2p_dax_region_release(struct device *dev)
@@ -360,6 +369,13 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
  * that reads DMA_DONE and the result slots, ends transfers, unpins their
  * pages and queues what waits.
  *
+ * Limits: P2P_DAX_DMA_MAX_TRANSFERS per open file; max_transfers and
+ * max_pinned (module parameters) for the whole device; and every pinned page
+ * is charged to the submitter's RLIMIT_MEMLOCK until it is unpinned, which
+ * may be after the file is closed (the mm is held for that). Closing a file
+ * cancels its transfers (CANCEL does so for one): what is not in the engine
+ * yet is dropped at once.
+ *
  * The per-board state is reference-counted: the binding holds one reference
  * and every open file one, so the character device outlives the PCI binding.
  * Unbinding stops submissions, waits a bounded time for the engine, turns
@@ -384,6 +400,7 @@ static_assert(P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR == P2PDAX_DMA_STATUS_BAD_DESCRIP
 static_assert(sizeof(struct p2p_dax_info) == P2P_DAX_INFO_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_submit) == P2P_DAX_DMA_SUBMIT_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_wait) == P2P_DAX_DMA_WAIT_SIZE_VER1);
+static_assert(sizeof(struct p2p_dax_dma_cancel) == P2P_DAX_DMA_CANCEL_SIZE_VER1);
 
 static const char * const p2p_dax_engine_names[] = {
 	[P2P_DAX_ENGINE_NONE] = "none",
@@ -414,7 +431,8 @@ struct p2p_dax_xfer {
 	u64 length;
 	u32 direction;			/* P2P_DAX_DMA_TO_BAR or _FROM_BAR */
 	struct page **pages;		/* pinned; NULL once released */
-	unsigned long npages;
+	unsigned long npages;		/* charged to mm's locked_vm and dma->pinned */
+	struct mm_struct *mm;		/* the submitter's, held while charged */
 	struct sg_table sgt;
 	bool mapped;
 	/* The next part to queue: DMA segment sg, sg_off bytes into it. */
@@ -451,6 +469,9 @@ struct p2p_dax_dma {
 	int irq;
 	u64 mem_size, bar_size, dma_window;
 	u32 version;
+	/* Limits of the whole device, and what all files hold now. */
+	u32 max_xfers, nr_xfers;	/* transfers allocated, not yet freed */
+	u64 max_pinned, pinned;		/* bytes of pages charged */
 	u32 hw_next;			/* number of the next descriptor queued */
 	u32 hw_done;			/* descriptors whose end was processed */
 	struct p2p_dax_dma_slot slots[P2P_DAX_DMA_SLOTS];
@@ -476,7 +497,11 @@ static enum dma_data_direction p2p_dax_xfer_dir(const struct p2p_dax_xfer *t)
 	return t->direction == P2P_DAX_DMA_TO_BAR ? DMA_TO_DEVICE : DMA_FROM_DEVICE;
 }
 
-/* Give back the buffer: the device will not touch it again. */
+/*
+ * Under dma->lock: give back the buffer, the device will not touch it again;
+ * the pages stop counting against the submitter's RLIMIT_MEMLOCK and the
+ * device's max_pinned.
+ */
 static void p2p_dax_xfer_release(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
 {
 	if (t->mapped)
@@ -489,6 +514,19 @@ static void p2p_dax_xfer_release(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t
 		kvfree(t->pages);
 		t->pages = NULL;
 	}
+	if (t->mm) {
+		account_locked_vm(t->mm, t->npages, false);
+		mmdrop(t->mm);
+		t->mm = NULL;
+		dma->pinned -= (u64)t->npages << PAGE_SHIFT;
+	}
+}
+
+/* Under dma->lock: the transfer is forgotten (released already). */
+static void p2p_dax_xfer_free(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
+{
+	dma->nr_xfers--;
+	kfree(t);
 }
 
 /* Under dma->lock: the transfer has ended (or the board is going away). */
@@ -499,9 +537,27 @@ static void p2p_dax_xfer_end(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
 	p2p_dax_xfer_release(dma, t);
 	t->done = true;
 	if (!t->file)
-		kfree(t);		/* its file was closed: nobody waits */
+		p2p_dax_xfer_free(dma, t);	/* its file was closed: nobody waits */
 	else
 		wake_up_all(&dma->wq);
+}
+
+/*
+ * Under dma->lock: queue no more of the transfer. It ends now if none of it
+ * is in the engine, else when that ends. False: nothing was left to queue.
+ */
+static bool p2p_dax_xfer_cancel(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t)
+{
+	if (t->done || list_empty(&t->queue_node))
+		return false;
+	list_del_init(&t->queue_node);
+	if (t->status == P2P_DAX_DMA_STATUS_OK) {
+		t->status = P2P_DAX_DMA_STATUS_CANCELLED;
+		t->error_offset = t->queued;
+	}
+	if (!t->out)
+		p2p_dax_xfer_end(dma, t);
+	return true;
 }
 
 /* Under dma->lock: queue parts of waiting transfers while the engine has room. */
@@ -655,6 +711,10 @@ static long p2p_dax_ioc_info(struct p2p_dax_file *f, void __user *arg, size_t us
 		info.hw_overflow = ioread32(dma->regs + P2PDAX_REG_DMA_ERR_OVERFLOW);
 	}
 	info.transfers = f->count;
+	info.device_max_transfers = dma->max_xfers;
+	info.device_transfers = dma->nr_xfers;
+	info.max_pinned = dma->max_pinned;
+	info.pinned = dma->pinned;
 	info.descriptors_submitted = dma->stat_submitted;
 	info.descriptors_done = dma->stat_done;
 	info.descriptors_failed = dma->stat_failed;
@@ -668,14 +728,13 @@ static long p2p_dax_ioc_info(struct p2p_dax_file *f, void __user *arg, size_t us
 	return 0;
 }
 
-/* Pin the buffer and build its sg table; not mapped yet. */
+/* Pin the buffer (t->npages pages) and build its sg table; not mapped yet. */
 static int p2p_dax_xfer_pin(struct p2p_dax_xfer *t, u64 addr)
 {
 	unsigned long first = addr & PAGE_MASK;
 	unsigned long pinned = 0;
 	int rc;
 
-	t->npages = (PAGE_ALIGN(addr + t->length) - first) >> PAGE_SHIFT;
 	t->pages = kvmalloc_array(t->npages, sizeof(*t->pages), GFP_KERNEL);
 	if (!t->pages)
 		return -ENOMEM;
@@ -698,6 +757,36 @@ unpin:
 	unpin_user_pages(t->pages, pinned);
 	kvfree(t->pages);
 	t->pages = NULL;
+	return rc;
+}
+
+/*
+ * Count a new transfer against its file's and the device's limits, and charge
+ * its pages to the caller's RLIMIT_MEMLOCK (as mlock and VFIO do), before
+ * anything is pinned.
+ */
+static int p2p_dax_xfer_reserve(struct p2p_dax_file *f, struct p2p_dax_xfer *t)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	u64 bytes = (u64)t->npages << PAGE_SHIFT;
+	int rc = 0;
+
+	mutex_lock(&dma->lock);
+	if (dma->gone)
+		rc = -ENODEV;
+	else if (f->count >= P2P_DAX_DMA_MAX_TRANSFERS || dma->nr_xfers >= dma->max_xfers ||
+		 bytes > dma->max_pinned - dma->pinned)
+		rc = -EAGAIN;
+	else
+		rc = account_locked_vm(current->mm, t->npages, true);
+	if (!rc) {
+		f->count++;
+		dma->nr_xfers++;
+		dma->pinned += bytes;
+		t->mm = current->mm;
+		mmgrab(t->mm);
+	}
+	mutex_unlock(&dma->lock);
 	return rc;
 }
 
@@ -725,8 +814,6 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 		return -EOPNOTSUPP;
 	if (s.addr + s.length > TASK_SIZE)
 		return -EFAULT;
-	if (READ_ONCE(f->count) >= P2P_DAX_DMA_MAX_TRANSFERS)
-		return -EAGAIN;
 
 	t = kzalloc(sizeof(*t), GFP_KERNEL);
 	if (!t)
@@ -737,19 +824,18 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 	t->offset = s.offset;
 	t->length = s.length;
 	t->direction = s.direction;
+	t->npages = (PAGE_ALIGN(s.addr + s.length) - (s.addr & PAGE_MASK)) >> PAGE_SHIFT;
+	rc = p2p_dax_xfer_reserve(f, t);
+	if (rc) {
+		kfree(t);
+		return rc;
+	}
 	rc = p2p_dax_xfer_pin(t, s.addr);
-	if (rc)
-		goto free;
-
 	mutex_lock(&dma->lock);
-	if (dma->gone) {
+	if (!rc && dma->gone)
 		rc = -ENODEV;
+	if (rc)
 		goto unlock;
-	}
-	if (f->count >= P2P_DAX_DMA_MAX_TRANSFERS) {
-		rc = -EAGAIN;
-		goto unlock;
-	}
 	/* Under the lock: unbinding cannot take the device away meanwhile. */
 	rc = dma_map_sgtable(&dma->pdev->dev, &t->sgt, p2p_dax_xfer_dir(t), 0);
 	if (rc)
@@ -760,7 +846,6 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 	t->id = f->next_id++;
 	t->file = f;
 	list_add_tail(&t->file_node, &f->xfers);
-	f->count++;
 	list_add_tail(&t->active_node, &dma->active);
 	list_add_tail(&t->queue_node, &dma->queue);
 	p2p_dax_dma_pump(dma);
@@ -772,10 +857,10 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 	return 0;
 
 unlock:
-	mutex_unlock(&dma->lock);
 	p2p_dax_xfer_release(dma, t);
-free:
-	kfree(t);
+	f->count--;
+	p2p_dax_xfer_free(dma, t);
+	mutex_unlock(&dma->lock);
 	return rc;
 }
 
@@ -788,16 +873,51 @@ static int p2p_dax_status_errno(u32 status)
 		return -ETIMEDOUT;
 	case P2P_DAX_DMA_STATUS_GONE:
 		return -ENODEV;
+	case P2P_DAX_DMA_STATUS_CANCELLED:
+		return -ECANCELED;
 	default:
 		return -EIO;
 	}
+}
+
+/* Under dma->lock: the file's transfer `id`, or NULL and *rc says why. */
+static struct p2p_dax_xfer *p2p_dax_xfer_find(struct p2p_dax_file *f, u64 id, int *rc)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_xfer *t;
+
+	list_for_each_entry(t, &f->xfers, file_node)
+		if (t->id == id)
+			return t;
+	*rc = dma->gone ? -ENODEV : dma->engine != P2P_DAX_ENGINE_READY ? -EOPNOTSUPP : -ENOENT;
+	return NULL;
+}
+
+static long p2p_dax_ioc_cancel(struct p2p_dax_file *f, void __user *arg, size_t usize)
+{
+	struct p2p_dax_dma *dma = f->dma;
+	struct p2p_dax_dma_cancel c;
+	struct p2p_dax_xfer *t;
+	int rc;
+
+	rc = copy_struct_from_user(&c, sizeof(c), arg, usize);
+	if (rc)
+		return rc;
+	if (c.flags || c.reserved0 || c.reserved[0] || c.reserved[1])
+		return -EINVAL;
+	mutex_lock(&dma->lock);
+	t = p2p_dax_xfer_find(f, c.id, &rc);
+	if (t)		/* t stays: only WAIT and the file's release free it */
+		rc = p2p_dax_xfer_cancel(dma, t) ? 0 : -EALREADY;
+	mutex_unlock(&dma->lock);
+	return rc;
 }
 
 static long p2p_dax_ioc_wait(struct p2p_dax_file *f, void __user *arg, size_t usize)
 {
 	struct p2p_dax_dma *dma = f->dma;
 	struct p2p_dax_dma_wait w;
-	struct p2p_dax_xfer *t = NULL, *it;
+	struct p2p_dax_xfer *t;
 	long left = 1;
 	int rc;
 
@@ -808,15 +928,8 @@ static long p2p_dax_ioc_wait(struct p2p_dax_file *f, void __user *arg, size_t us
 		return -EINVAL;
 
 	mutex_lock(&dma->lock);
-	list_for_each_entry(it, &f->xfers, file_node) {
-		if (it->id == w.id) {
-			t = it;
-			break;
-		}
-	}
+	t = p2p_dax_xfer_find(f, w.id, &rc);
 	if (!t) {
-		rc = dma->gone ? -ENODEV : dma->engine != P2P_DAX_ENGINE_READY ?
-		     -EOPNOTSUPP : -ENOENT;
 		mutex_unlock(&dma->lock);
 		return rc;
 	}
@@ -848,7 +961,7 @@ static long p2p_dax_ioc_wait(struct p2p_dax_file *f, void __user *arg, size_t us
 		rc = p2p_dax_status_errno(t->status);
 		list_del_init(&t->file_node);
 		f->count--;
-		kfree(t);
+		p2p_dax_xfer_free(dma, t);
 	} else {
 		rc = left < 0 ? -EINTR : -ETIMEDOUT;
 	}
@@ -887,6 +1000,10 @@ static long p2p_dax_dma_ioctl(struct file *file, unsigned int cmd, unsigned long
 		    usize < P2P_DAX_DMA_WAIT_SIZE_VER1)
 			return -ENOTTY;
 		return p2p_dax_ioc_wait(f, uarg, usize);
+	case _IOC_NR(P2P_DAX_IOC_CANCEL):
+		if (_IOC_DIR(cmd) != _IOC_WRITE || usize < P2P_DAX_DMA_CANCEL_SIZE_VER1)
+			return -ENOTTY;
+		return p2p_dax_ioc_cancel(f, uarg, usize);
 	}
 	return -ENOTTY;
 }
@@ -907,7 +1024,10 @@ static int p2p_dax_dma_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 }
 
-/* Transfers still running are left to end (or to the unbind) and freed then. */
+/*
+ * Closing cancels the file's transfers: what is not in the engine yet is
+ * dropped and unpinned now, the rest when its descriptors end.
+ */
 static int p2p_dax_dma_release(struct inode *inode, struct file *file)
 {
 	struct p2p_dax_file *f = file->private_data;
@@ -919,7 +1039,9 @@ static int p2p_dax_dma_release(struct inode *inode, struct file *file)
 		list_del_init(&t->file_node);
 		t->file = NULL;
 		if (t->done)
-			kfree(t);
+			p2p_dax_xfer_free(dma, t);
+		else
+			p2p_dax_xfer_cancel(dma, t);	/* may free t */
 	}
 	mutex_unlock(&dma->lock);
 	kfree(f);
@@ -1068,8 +1190,14 @@ static int p2p_dax_dma_probe(struct p2p_dax *p2p)
 	dma->version = p2p->version;
 	dma->bar_size = pci_resource_len(p2p->pdev, p2p->bar);
 	dma->mem_size = p2p->regs ? p2p->mem_size : dma->bar_size;
-	/* DMA_LOCAL is 32 bits wide. */
-	dma->dma_window = min_t(u64, dma->mem_size, 1ULL << 32);
+	/*
+	 * Users reach the dax part only (the BAR's start): the p2pmem part
+	 * belongs to the kernel's P2PDMA users and p2pmem/allocate mappings.
+	 * Within the memory; DMA_LOCAL is 32 bits wide.
+	 */
+	dma->dma_window = min3((u64)p2p->dax_size, dma->mem_size, 1ULL << 32);
+	dma->max_xfers = max_transfers;
+	dma->max_pinned = max_pinned;
 	dma->engine = p2p->regs ? p2p_dax_dma_setup_engine(dma) : P2P_DAX_ENGINE_NONE;
 	p2p->dma = dma;
 	rc = devm_add_action_or_reset(dev, p2p_dax_dma_unbind, dma);
@@ -1124,12 +1252,12 @@ static int p2p_dax_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 		return rc;
 	}
 	if (board) {
-		rc = pcim_iomap_regions(pdev, BIT(P2P_DAX_REG_BAR), KBUILD_MODNAME);
-		if (rc) {
+		p2p->regs = p2p_dax_iomap_bar(pdev, P2P_DAX_REG_BAR, KBUILD_MODNAME);
+		if (IS_ERR(p2p->regs)) {
+			rc = PTR_ERR(p2p->regs);
 			dev_err(dev, "BAR0 cannot be mapped (in use by another driver?): %d\n", rc);
 			return rc;
 		}
-		p2p->regs = pcim_iomap_table(pdev)[P2P_DAX_REG_BAR];
 		rc = p2p_dax_check_board(p2p);
 		if (rc)
 			return rc;
@@ -1290,10 +1418,25 @@ static const struct attribute_group p2p_dax_group = {
 };
 __ATTRIBUTE_GROUPS(p2p_dax);
 
+/*
+ * Reboot, power-off and kexec do not unbind: stop the engine's bus
+ * mastering so that no descriptor left in it writes into the next kernel's
+ * memory. A later probe finds the descriptors and refuses the engine until
+ * the device is reset.
+ */
+static void p2p_dax_shutdown(struct pci_dev *pdev)
+{
+	struct p2p_dax *p2p = pci_get_drvdata(pdev);
+
+	if (p2p && p2p->dma && p2p->dma->engine == P2P_DAX_ENGINE_READY)
+		pci_clear_master(pdev);
+}
+
 static struct pci_driver p2p_dax_driver = {
 	.name = KBUILD_MODNAME,
 	.id_table = p2p_dax_ids,
 	.probe = p2p_dax_probe,
+	.shutdown = p2p_dax_shutdown,
 	.dev_groups = p2p_dax_groups,
 };
 
@@ -1319,6 +1462,12 @@ static int __init p2p_dax_check_params(void)
 	}
 	if (dax_align != PAGE_SIZE && dax_align != SZ_2M) {
 		pr_err("p2p_dax: align=%u: use %lu or %d\n", dax_align, PAGE_SIZE, SZ_2M);
+		return -EINVAL;
+	}
+	if (!max_transfers || max_pinned < PAGE_SIZE) {
+		pr_err("p2p_dax: max_transfers=%u max_pinned=%lu: the DMA node needs at "
+		       "least one transfer and one page (%lu bytes)\n", max_transfers,
+		       max_pinned, PAGE_SIZE);
 		return -EINVAL;
 	}
 	if (memory_bar < -1 || memory_bar >= PCI_STD_NUM_BARS) {

@@ -1,32 +1,35 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The device-dax core's private declarations (drivers/dax/bus.h), which the
- * kernel does not ship in its headers, for each kernel version p2p_dax
- * supports. The struct must match the target kernel byte for byte:
- * `make check-abi` in this directory compares it with the kernel's BTF.
+ * What differs between the kernels p2p_dax builds for (6.1 and later).
+ *
+ * Public kernel APIs are chosen by feature, never by version: Kbuild greps
+ * the target kernel's headers and defines P2P_DAX_HAVE_* for what it finds.
+ *
+ * The device-dax core's declarations (drivers/dax/bus.h) are private: the
+ * kernel does not ship them in its headers, so they are declared here, in
+ * the layout of the kernel version that introduced each change. There is no
+ * upper version limit: after every build check-abi.sh compares struct
+ * dev_dax_data with the target kernel's BTF and the dax symbols with its
+ * Module.symvers, and fails naming the member or symbol that changed.
  *
  * Changes upstream that matter here:
  *   6.5  dax_region_put() became static; alloc_dax_region() no longer hands
  *        the caller a reference to drop.
  *   6.8  struct dev_dax_data gained a trailing `bool memmap_on_memory`.
+ *   6.11 pcim_iomap_region() (P2P_DAX_HAVE_PCIM_IOMAP_REGION); the
+ *        pcim_iomap_regions() and pcim_iomap_table() pair is deprecated.
  */
 #ifndef P2P_DAX_COMPAT_H
 #define P2P_DAX_COMPAT_H
 
 #include <linux/version.h>
+#include <linux/err.h>
+#include <linux/pci.h>
 #include <linux/range.h>
 #include <linux/types.h>
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0)
 #error "p2p_dax supports Linux 6.1 and later; this kernel is older"
-#endif
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
-/*
- * Newer kernels may have changed the dax core's private API again. Check
- * drivers/dax/bus.h of the target kernel, extend this header, then raise
- * this limit.
- */
-#error "p2p_dax has not been checked against Linux 6.15 or later: see p2p_dax_compat.h"
 #endif
 
 struct dax_region;
@@ -60,5 +63,17 @@ static inline void p2p_dax_region_put(struct dax_region *r) { dax_region_put(r);
 /* The region's lifetime is tied to its parent device alone. */
 static inline void p2p_dax_region_put(struct dax_region *r) { }
 #endif
+
+/* BAR `bar` requested and mapped for the device's binding, or an ERR_PTR. */
+static inline void __iomem *p2p_dax_iomap_bar(struct pci_dev *pdev, int bar, const char *name)
+{
+#ifdef P2P_DAX_HAVE_PCIM_IOMAP_REGION
+	return pcim_iomap_region(pdev, bar, name);
+#else
+	int rc = pcim_iomap_regions(pdev, BIT(bar), name);
+
+	return rc ? ERR_PTR(rc) : pcim_iomap_table(pdev)[bar];
+#endif
+}
 
 #endif /* P2P_DAX_COMPAT_H */

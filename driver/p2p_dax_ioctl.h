@@ -32,7 +32,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define P2P_DAX_API_VERSION		1
+#define P2P_DAX_API_VERSION		2	/* 2: CANCEL, device-wide limits in INFO */
 #define P2P_DAX_IOC_MAGIC		0xDA
 
 /* p2p_dax_info.engine */
@@ -49,7 +49,9 @@ struct p2p_dax_info {
 	__u32 engine;		/* P2P_DAX_ENGINE_* */
 	__u64 mem_size;		/* bytes of memory behind the memory BAR */
 	__u64 bar_size;		/* bytes of the memory BAR */
-	__u64 dma_window;	/* transfers must lie in BAR2 offsets [0, dma_window) */
+	__u64 dma_window;	/* transfers must lie in BAR2 offsets [0, dma_window):
+				 * the dax part of BAR2, within the memory; never
+				 * the p2pmem part (0 with mode=p2pdma) */
 	__u64 max_transfer;	/* largest SUBMIT length */
 	__u64 max_segment;	/* largest descriptor; longer transfers are split */
 	__u32 queue_depth;	/* descriptors the driver keeps queued in the engine */
@@ -62,7 +64,12 @@ struct p2p_dax_info {
 	__u64 bytes_done;		/* moved by descriptors that ended OK */
 	__u32 hw_state;		/* DMA_STATE register (busy, bus_master) */
 	__u32 hw_overflow;	/* DMA_ERR_OVERFLOW register */
-	__u64 reserved[4];
+	/* Since API version 2 (0 before): limits of the whole device. */
+	__u32 device_max_transfers;	/* transfers of all open files together */
+	__u32 device_transfers;		/* ... now (ended ones not yet waited for too) */
+	__u64 max_pinned;	/* bytes of buffers pinned for transfers, all files */
+	__u64 pinned;		/* ... now */
+	__u64 reserved[1];
 };
 
 /* p2p_dax_dma_submit.direction */
@@ -74,12 +81,18 @@ struct p2p_dax_info {
  * Any alignment of addr, offset and length works. Checked in this order:
  *   EINVAL      direction unknown, flags or reserved not zero, length 0 or
  *               over max_transfer (INFO; 256 MiB), addr + length wraps
- *   ERANGE      offset + length beyond the memory (mem_size; 4 GiB at most,
- *               dma_window once the engine is ready)
+ *   ERANGE      offset + length beyond dma_window: beyond the memory, or
+ *               in the p2pmem part of BAR2 (mode=both or p2pdma), which only
+ *               the kernel's P2PDMA users and p2pmem/allocate mappings reach
  *   EOPNOTSUPP  no usable DMA engine (memory-only device, or see INFO.engine)
  *   EFAULT      the buffer is not mapped (or not writable for FROM_BAR)
- *   EAGAIN      max_transfers of this file not yet waited for: WAIT first
- *   ENOMEM      pinning or mapping the buffer failed (EIO: mapping refused)
+ *   EAGAIN      max_transfers of this file not yet waited for, or the
+ *               device's limits (device_max_transfers, max_pinned) reached:
+ *               WAIT for a transfer first
+ *   ENOMEM      the buffer's pages would exceed the caller's RLIMIT_MEMLOCK
+ *               (pinned pages are charged to it, as mlock; CAP_IPC_LOCK
+ *               lifts the limit), or the kernel is out of memory
+ *   EIO         the kernel refused to map the buffer for the device
  */
 struct p2p_dax_dma_submit {
 	__u64 addr;		/* in: the buffer's address in the caller's memory */
@@ -104,6 +117,7 @@ struct p2p_dax_dma_submit {
 #define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR	6	/* the engine refused the descriptor */
 #define P2P_DAX_DMA_STATUS_BAD_RESULT		16	/* result slot not what the driver expected */
 #define P2P_DAX_DMA_STATUS_GONE			17	/* board unbound before the end */
+#define P2P_DAX_DMA_STATUS_CANCELLED		18	/* CANCEL, or its file closed, first */
 #define P2P_DAX_DMA_STATUS_RUNNING		0xffffffff	/* not ended yet (done 0) */
 
 #define P2P_DAX_WAIT_FOREVER		0xffffffffu	/* timeout_ms: no limit */
@@ -113,6 +127,7 @@ struct p2p_dax_dma_submit {
  * Once it has ended (done 1) the id is forgotten, whatever the return value.
  *   0           ended, every byte moved (status OK)
  *   EIO         ended with a device error: status and error_offset say which
+ *   ECANCELED   ended after CANCEL: bytes say how much had moved
  *   ETIMEDOUT   done 1: the device's completion timeout (status TIMEOUT);
  *               done 0: still running after timeout_ms (wait again later;
  *               the buffer stays pinned until the transfer ends)
@@ -135,13 +150,34 @@ struct p2p_dax_dma_wait {
 	__u64 reserved[2];	/* in: 0 */
 };
 
+/*
+ * P2P_DAX_IOC_CANCEL (API version 2): queue no more of a transfer. Parts
+ * already in the engine run to their end (each read is bounded by the
+ * engine's completion timeout); then the transfer ends with status
+ * CANCELLED, and WAIT reports it. Closing the file cancels all its
+ * transfers so, and their buffers are unpinned as they end.
+ *   0           cancelled: WAIT for its end
+ *   EALREADY    nothing left to cancel: it has ended, or all of it is in
+ *               the engine; WAIT for it
+ *   ENOENT      no such transfer in this open file
+ *   EINVAL      flags or reserved not zero
+ */
+struct p2p_dax_dma_cancel {
+	__u64 id;		/* in: from SUBMIT */
+	__u32 flags;		/* in: 0 */
+	__u32 reserved0;	/* in: 0 */
+	__u64 reserved[2];	/* in: 0 */
+};
+
 /* The sizes of the first version of each struct: the smallest accepted. */
 #define P2P_DAX_INFO_SIZE_VER1		136
 #define P2P_DAX_DMA_SUBMIT_SIZE_VER1	64
 #define P2P_DAX_DMA_WAIT_SIZE_VER1	56
+#define P2P_DAX_DMA_CANCEL_SIZE_VER1	32
 
 #define P2P_DAX_IOC_INFO	_IOR(P2P_DAX_IOC_MAGIC, 0x00, struct p2p_dax_info)
 #define P2P_DAX_IOC_SUBMIT	_IOWR(P2P_DAX_IOC_MAGIC, 0x01, struct p2p_dax_dma_submit)
 #define P2P_DAX_IOC_WAIT	_IOWR(P2P_DAX_IOC_MAGIC, 0x02, struct p2p_dax_dma_wait)
+#define P2P_DAX_IOC_CANCEL	_IOW(P2P_DAX_IOC_MAGIC, 0x03, struct p2p_dax_dma_cancel)
 
 #endif /* _UAPI_P2P_DAX_IOCTL_H */

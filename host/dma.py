@@ -1,5 +1,5 @@
 """A board's DMA engine from user space: /dev/p2p-dax<N> and its ioctls
-(INFO, SUBMIT, WAIT of driver/p2p_dax_ioctl.h, whose structs and constants
+(INFO, SUBMIT, WAIT and CANCEL of driver/p2p_dax_ioctl.h, whose structs and constants
 host._native compiles from the header itself).
 
     from host import client, dma
@@ -70,6 +70,7 @@ STATUS_TEXT = {
     "BAD_RESULT": "bad result: the engine's result was not what the driver expected "
                   "(see dmesg)",
     "GONE": "board gone: it was unbound or removed before the transfer ended",
+    "CANCELLED": "cancelled before it ended",
     "RUNNING": "still running",
 }
 
@@ -78,17 +79,26 @@ STATUS_TEXT = {
 SUBMIT_ERRORS = {
     errno.EINVAL: "the request is malformed (direction, a length of 0 or over max_transfer, "
                   "or an address range that wraps)",
-    errno.ERANGE: "the range is beyond the memory the engine reaches (dma_window)",
+    errno.ERANGE: "the range is beyond what the engine reaches for users (dma_window): the "
+                  "dax part of BAR2, within its memory; the p2pmem part is the kernel's",
     errno.EOPNOTSUPP: "the device has no usable DMA engine",
     errno.EFAULT: "the buffer is not mapped in this process (or it is read-only, and a "
                   "transfer from BAR2 writes it)",
-    errno.EAGAIN: "this open file has max_transfers transfers not yet waited for: wait "
-                  "for one first",
-    errno.ENOMEM: "the kernel could not pin or map the buffer (out of memory)",
+    errno.EAGAIN: "this open file has max_transfers transfers not yet waited for, or the "
+                  "board's node is at its limits for all users (device_max_transfers, "
+                  "max_pinned): wait for a transfer first",
+    errno.ENOMEM: "the buffer would take this process past its locked-memory limit "
+                  "(pinned pages count as mlock: raise `ulimit -l`), or the kernel is "
+                  "out of memory",
     errno.EIO: "the kernel refused to map the buffer for the board (a peer's BAR that "
                "this machine cannot reach peer to peer, or an IOMMU refusal: see dmesg)",
     errno.ENODEV: "the board was unbound or removed: close the engine, and open it again "
                   "once the board is back",
+}
+CANCEL_ERRORS = {
+    errno.EALREADY: "nothing left to cancel: it has ended, or all of it is in the engine",
+    errno.ENOENT: "no such transfer in this open file (never submitted, or already waited for)",
+    errno.EINVAL: "the request is malformed (flags or reserved members not zero)",
 }
 WAIT_ERRORS = {
     errno.ENOENT: "no such transfer in this open file (never submitted, or already waited for)",
@@ -193,6 +203,21 @@ class Transfer:
     def __repr__(self):
         return f"<Transfer {self.id}: {_describe(self.direction, self.offset, self.length)}>"
 
+    def cancel(self):
+        """Queue no more of this transfer; True if some of it was dropped. What
+        is in the engine still runs: wait() then raises TransferFailed (status
+        CANCELLED) with the bytes moved."""
+        c = ffi.new("struct p2p_dax_dma_cancel *", {"id": self.id})
+        err = native.ioctl(self.engine._fd, lib.P2P_DAX_IOC_CANCEL, c)
+        if err == errno.EALREADY:
+            return False
+        if err:
+            what = _describe(self.direction, self.offset, self.length)
+            raise DmaError(err, f"{self.engine.node}: CANCEL of the {what} refused with "
+                           f"{errno.errorcode.get(err, err)}: "
+                           f"{CANCEL_ERRORS.get(err, os.strerror(err))}")
+        return True
+
     def wait(self, timeout=DEFAULT_TIMEOUT):
         """Wait up to `timeout` seconds (None: no limit, 0: do not sleep) for
         the end; return the bytes moved. TransferFailed if the device ended
@@ -222,7 +247,7 @@ class Transfer:
             self._pinned.release()
         if err == 0 or (w.done and w.status == lib.P2P_DAX_DMA_STATUS_OK):
             return w.bytes
-        if err in (errno.EIO, errno.ETIMEDOUT, errno.ENODEV):
+        if err in (errno.EIO, errno.ETIMEDOUT, errno.ENODEV, errno.ECANCELED):
             name = STATUSES.get(w.status, str(w.status))
             text = STATUS_TEXT.get(name, f"status {w.status}")
             where = f" at byte {w.error_offset:#x} of it" if w.error_offset else ""

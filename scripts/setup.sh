@@ -79,8 +79,8 @@ fi
 
 # 4. The VM harness (tests/vm/): QEMU, Debian's static busybox for the guest,
 #    depmod (kmod) and zstd for the fetched kernels, pahole (dwarves) for 6.12
-#    module builds, daxctl and fio for the guest in host-root mode, the P2PDMA
-#    kernel's and the virtual board's QEMU build tools; and apt's
+#    module builds, debootstrap for 7.3's build root, daxctl and fio for the
+#    guest in host-root mode, the virtual board's QEMU build tools; and apt's
 #    package lists, which `apt-get download` of the kernels needs.
 vm_missing=()
 need() {  # need COMMAND-OR-PATH PACKAGE
@@ -95,11 +95,11 @@ need daxctl daxctl
 need fio fio
 need gcc-12 gcc-12
 need make make
-# What the P2PDMA kernel build and the virtual board's QEMU build need
-# (tests/vm/p2pdma.py and tests/vm/qemu_build.py say, in BUILD_PACKAGES).
+need debootstrap debootstrap    # the Debian 13 root that builds modules for 7.3 (tests/vm/newer.py)
+# What the virtual board's QEMU build needs (tests/vm/qemu_build.py says, in BUILD_PACKAGES).
 for pkg in $("$VENV/bin/python" -c '
-from tests.vm import p2pdma, qemu_build
-print(*sorted(set(p2pdma.BUILD_PACKAGES) | set(qemu_build.BUILD_PACKAGES)))'); do
+from tests.vm import qemu_build
+print(*sorted(qemu_build.BUILD_PACKAGES))'); do
     dpkg -s "$pkg" >/dev/null 2>&1 || vm_missing+=("$pkg")
 done
 apt_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }

@@ -62,10 +62,11 @@ def test_names_match_the_driver():
 
 
 class FakeDriver:
-    """INFO, SUBMIT and WAIT as driver/p2p_dax_ioctl.h says, over `memory`
-    (BAR2's memory, a writable buffer): a transfer moves its bytes at SUBMIT.
-    Set `fail` to a status (and `fail_at`) to end the next transfers with it,
-    `refuse` to an errno for the next SUBMIT, `hold` to leave them running."""
+    """INFO, SUBMIT, WAIT and CANCEL as driver/p2p_dax_ioctl.h says, over
+    `memory` (BAR2's memory, a writable buffer): a transfer moves its bytes at
+    SUBMIT. Set `fail` to a status (and `fail_at`) to end the next transfers
+    with it, `refuse` to an errno for the next SUBMIT, `hold` to leave them
+    running (CANCEL then takes them back: nothing moved)."""
 
     def __init__(self, memory, engine="READY", max_transfers=4, bar_size=2 * MiB):
         self.memory = memoryview(memory).cast("B")
@@ -92,7 +93,19 @@ class FakeDriver:
             return self._submit(arg)
         if request == lib.P2P_DAX_IOC_WAIT:
             return self._wait(arg)
+        if request == lib.P2P_DAX_IOC_CANCEL:
+            return self._cancel(arg)
         return errno.ENOTTY
+
+    def _cancel(self, c):
+        if c.flags or c.reserved0 or any(c.reserved):
+            return errno.EINVAL
+        if c.id not in self.pending:
+            return errno.ENOENT
+        if not self.hold or self.pending[c.id][0] == lib.P2P_DAX_DMA_STATUS_CANCELLED:
+            return errno.EALREADY           # it has ended (or was cancelled already)
+        self.pending[c.id] = (lib.P2P_DAX_DMA_STATUS_CANCELLED, 0)
+        return 0
 
     def _submit(self, s):
         if s.direction not in (dma.TO_BAR, dma.FROM_BAR) or s.flags or not s.length:
@@ -132,7 +145,8 @@ class FakeDriver:
         w.done, w.status, w.bytes = 1, status, moved
         w.error_offset = moved if status else 0
         return {lib.P2P_DAX_DMA_STATUS_OK: 0,
-                lib.P2P_DAX_DMA_STATUS_TIMEOUT: errno.ETIMEDOUT}.get(status, errno.EIO)
+                lib.P2P_DAX_DMA_STATUS_TIMEOUT: errno.ETIMEDOUT,
+                lib.P2P_DAX_DMA_STATUS_CANCELLED: errno.ECANCELED}.get(status, errno.EIO)
 
 
 class FakeNodes:
@@ -277,6 +291,27 @@ def test_still_running_after_the_timeout(engine):
     with pytest.raises(dma.DmaError, match="WAIT for the DMA of 4096 bytes from the buffer to "
                        "BAR2 offset 0x0 refused with ENOENT: no such transfer"):
         transfers[0].wait()
+
+
+def test_cancel(engine):
+    """cancel() takes back a running transfer (its wait then says CANCELLED
+    with the bytes moved), is False once it has ended, and a forgotten one is
+    an error that says so."""
+    eng, driver, mem = engine
+    driver.hold = True
+    t = eng.submit(dma.TO_BAR, 0, bytearray(4096))
+    assert t.cancel() is True
+    assert t.cancel() is False
+    driver.hold = False
+    with pytest.raises(dma.TransferFailed, match=r"failed: cancelled before it ended \(status "
+                       r"CANCELLED\); 0 of 4096 bytes moved") as e:
+        t.wait()
+    assert e.value.errno == errno.ECANCELED and e.value.status_name == "CANCELLED"
+    done = eng.submit(dma.TO_BAR, 0, bytearray(4096))
+    assert done.cancel() is False and done.wait() == 4096
+    with pytest.raises(dma.DmaError, match="CANCEL of the DMA of 4096 bytes from the buffer to "
+                       "BAR2 offset 0x0 refused with ENOENT: no such transfer"):
+        done.cancel()
 
 
 @pytest.mark.parametrize("state, text", [

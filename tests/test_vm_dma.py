@@ -10,12 +10,12 @@ import re
 
 import pytest
 
-from tests.vm import guest
+from tests.vm import guest, kernels
 from tests.vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
-KERNELS = ["6.1", "6.12"]
+KERNELS = kernels.STOCK
 MiB = 1 << 20
 TOOL = guest.TOOL_GUEST_PATH
 

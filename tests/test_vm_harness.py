@@ -12,7 +12,7 @@ from tests.vm.qemu import VMError, run
 
 pytestmark = pytest.mark.vm
 
-KERNELS = ["6.1", "6.12"]
+KERNELS = kernels.STOCK
 MiB = 1 << 20
 
 DEVICES = r"""

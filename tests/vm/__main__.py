@@ -90,7 +90,7 @@ def main(argv=None):
                        shares=args.share, ivshmem_file=args.ivshmem_file,
                        nvme_images=args.nvme_images, extra_append=args.append,
                        timeout=args.timeout, board=args.board, board_params=board_params)
-    except (RuntimeError, OSError) as e:       # KernelError, VMError, p2pdma.BuildError
+    except (RuntimeError, OSError) as e:       # KernelError, VMError
         print(f"vm: {e}", file=sys.stderr)
         return 125
     sys.stdout.write(res.output)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -152,6 +153,8 @@ static const char *errname(int e)
 	case EIO: return "EIO";
 	case ETIMEDOUT: return "ETIMEDOUT";
 	case EINTR: return "EINTR";
+	case ECANCELED: return "ECANCELED";
+	case EALREADY: return "EALREADY";
 	default: return strerror(e);
 	}
 }
@@ -349,13 +352,16 @@ static int cmd_dma_info(char **a)
 	       "max_transfer=%llu\nmax_segment=%llu\nqueue_depth=%u\nmax_transfers=%u\n"
 	       "transfers=%u\ngateware_version=%#x\ndescriptors_submitted=%llu\n"
 	       "descriptors_done=%llu\ndescriptors_failed=%llu\nbytes_done=%llu\n"
-	       "hw_state=%#x\nhw_overflow=%u\n", i.api_version, engine_name(i.engine),
+	       "hw_state=%#x\nhw_overflow=%u\ndevice_max_transfers=%u\ndevice_transfers=%u\n"
+	       "max_pinned=%llu\npinned=%llu\n", i.api_version, engine_name(i.engine),
 	       (unsigned long long)i.mem_size, (unsigned long long)i.bar_size,
 	       (unsigned long long)i.dma_window, (unsigned long long)i.max_transfer,
 	       (unsigned long long)i.max_segment, i.queue_depth, i.max_transfers, i.transfers,
 	       i.gateware_version, (unsigned long long)i.descriptors_submitted,
 	       (unsigned long long)i.descriptors_done, (unsigned long long)i.descriptors_failed,
-	       (unsigned long long)i.bytes_done, i.hw_state, i.hw_overflow);
+	       (unsigned long long)i.bytes_done, i.hw_state, i.hw_overflow,
+	       i.device_max_transfers, i.device_transfers, (unsigned long long)i.max_pinned,
+	       (unsigned long long)i.pinned);
 	close(fd);
 	return 0;
 }
@@ -371,6 +377,7 @@ static const char *status_name(unsigned s)
 		return names[s];
 	return s == P2P_DAX_DMA_STATUS_BAD_RESULT ? "BAD_RESULT" :
 	       s == P2P_DAX_DMA_STATUS_GONE ? "GONE" :
+	       s == P2P_DAX_DMA_STATUS_CANCELLED ? "CANCELLED" :
 	       s == P2P_DAX_DMA_STATUS_RUNNING ? "RUNNING" : "?";
 }
 
@@ -592,6 +599,212 @@ static int cmd_dma_gone(char **a)
 	return 0;
 }
 
+/* INFO of a node, or exit. */
+static struct p2p_dax_info dma_info(int fd)
+{
+	struct p2p_dax_info i = { 0 };
+
+	if (ioctl(fd, P2P_DAX_IOC_INFO, &i))
+		die("P2P_DAX_IOC_INFO");
+	return i;
+}
+
+/* This process's locked memory (pinned pages are charged to it), in kB. */
+static long vm_locked_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		die("/proc/self/status");
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* SUBMIT RAM -> BAR2 at 0 of LEN bytes from buf; the errno name, and the id. */
+static const char *submit_ram(int fd, unsigned char *buf, unsigned long len, uint64_t *id)
+{
+	struct p2p_dax_dma_submit s = {
+		.addr = (uintptr_t)buf, .length = len, .direction = P2P_DAX_DMA_TO_BAR,
+	};
+	const char *rc = try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s);
+
+	*id = s.id;
+	return rc;
+}
+
+/* WAIT up to 60 s; the errno name. */
+static const char *wait_for(int fd, uint64_t id, struct p2p_dax_dma_wait *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = id;
+	w->timeout_ms = 60000;
+	return try_ioctl(fd, P2P_DAX_IOC_WAIT, w);
+}
+
+/* Poll INFO until the node holds no transfer and no pinned page (30 s at most). */
+static struct p2p_dax_info dma_drained(int fd)
+{
+	struct p2p_dax_info i = dma_info(fd);
+	int n;
+
+	for (n = 0; n < 3000 && (i.device_transfers || i.pinned); n++) {
+		usleep(10000);
+		i = dma_info(fd);
+	}
+	return i;
+}
+
+/* Set or clear Bus Master Enable of the PCI device at ADDRESS (config space). */
+static void bus_master(const char *address, int on)
+{
+	char path[128];
+	uint16_t cmd;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", address);
+	fd = open(path, O_RDWR);
+	if (fd < 0 || pread(fd, &cmd, 2, 4) != 2)
+		die(path);
+	cmd = on ? cmd | 4 : cmd & ~4;
+	if (pwrite(fd, &cmd, 2, 4) != 2)
+		die(path);
+	close(fd);
+}
+
+/*
+ * The limits a group of users shares (the driver loaded with max_transfers
+ * and max_pinned small): the device-wide transfer cap across two files,
+ * CANCEL, closing a file with transfers queued, the pinned-bytes cap, and
+ * RLIMIT_MEMLOCK for a caller without CAP_IPC_LOCK. One "name: result" line
+ * each. Bus mastering of the board at ADDRESS is off while the engine's
+ * queue is filled, so that nothing ends before it is looked at.
+ */
+static int cmd_dma_limits(char **a)
+{
+	int fd1 = open_dma(a[0]), fd2 = open_dma(a[0]), fd3, k;
+	struct p2p_dax_info i = dma_info(fd1);
+	unsigned long page = 4096, big = i.max_pinned / 4;
+	unsigned char *buf = dma_buffer("ram", 4 * big);
+	uint64_t id, ids[64];
+	struct p2p_dax_dma_wait w;
+	struct p2p_dax_dma_cancel c = { 0 };
+	const char *rc = "ok";
+	pid_t child;
+
+	printf("limits: device_max_transfers %u, max_pinned %llu, queue_depth %u\n",
+	       i.device_max_transfers, (unsigned long long)i.max_pinned, i.queue_depth);
+	if (i.device_max_transfers > 64 || i.device_max_transfers <= i.queue_depth + 4) {
+		fprintf(stderr, "p2pdax-vmtool: load p2p_dax with max_transfers from %u to 64\n",
+			i.queue_depth + 5);
+		return 2;
+	}
+	bus_master(a[1], 0);
+	/* Fill the engine's queue and more from fd1, the rest of the cap from fd2. */
+	for (k = 0; k < (int)i.device_max_transfers && !strcmp(rc, "ok"); k++)
+		rc = submit_ram(k < (int)i.queue_depth + 4 ? fd1 : fd2, buf + k * page, page,
+				&ids[k]);
+	printf("device cap: %d submits %s; ", k, rc);
+	printf("one more: %s", submit_ram(fd1, buf, page, &id));
+	printf(", from the other file: %s\n", submit_ram(fd2, buf, page, &id));
+	/* The last of fd1's transfers waits behind the queue: cancel drops it whole. */
+	c.id = ids[i.queue_depth + 3];
+	printf("cancel queued: %s\n", try_ioctl(fd1, P2P_DAX_IOC_CANCEL, &c));
+	printf("cancel again: %s\n", try_ioctl(fd1, P2P_DAX_IOC_CANCEL, &c));
+	rc = wait_for(fd1, c.id, &w);
+	printf("cancelled: wait %s, status %s, bytes %llu\n", rc, status_name(w.status),
+	       (unsigned long long)w.bytes);
+	c.id = ids[0];
+	printf("cancel in the engine: %s\n", try_ioctl(fd1, P2P_DAX_IOC_CANCEL, &c));
+	c.id = 999999;
+	printf("cancel unknown: %s\n", try_ioctl(fd1, P2P_DAX_IOC_CANCEL, &c));
+	c.id = ids[0];
+	c.flags = 1;
+	printf("cancel flags: %s\n", try_ioctl(fd1, P2P_DAX_IOC_CANCEL, &c));
+	/* Close fd1 with its transfers queued: what is not in the engine goes now. */
+	fd3 = open_dma(a[0]);
+	i = dma_info(fd3);
+	printf("before close: transfers %u, VmLck %ld kB\n", i.device_transfers, vm_locked_kb());
+	close(fd1);
+	close(fd2);
+	i = dma_info(fd3);
+	printf("after close: transfers %u, pinned %llu, VmLck %ld kB\n", i.device_transfers,
+	       (unsigned long long)i.pinned, vm_locked_kb());
+	bus_master(a[1], 1);
+	i = dma_drained(fd3);
+	printf("drained: transfers %u, pinned %llu, VmLck %ld kB\n", i.device_transfers,
+	       (unsigned long long)i.pinned, vm_locked_kb());
+	/* The pinned-bytes cap: four buffers of max_pinned / 4 fill it. */
+	for (k = 0, rc = "ok"; k < 4 && !strcmp(rc, "ok"); k++)
+		rc = submit_ram(fd3, buf + k * big, big, &ids[k]);
+	printf("pinned cap: %d submits %s; ", k, rc);
+	printf("one page more: %s\n", submit_ram(fd3, buf, page, &id));
+	for (k = 0; k < 4; k++)
+		if (strcmp(wait_for(fd3, ids[k], &w), "ok"))
+			printf("pinned cap: wait %d: status %s\n", k, status_name(w.status));
+	/* RLIMIT_MEMLOCK: a caller without CAP_IPC_LOCK, allowed 64 KiB. */
+	fflush(stdout);
+	child = fork();
+	if (child < 0)
+		die("fork");
+	if (!child) {
+		struct rlimit lim = { 1 << 16, 1 << 16 };
+
+		if (setrlimit(RLIMIT_MEMLOCK, &lim) || setgid(65534) || setuid(65534))
+			die("dropping privileges");
+		printf("memlock 64 KiB: 128 KiB %s", submit_ram(fd3, buf, 1 << 17, &id));
+		rc = submit_ram(fd3, buf, 1 << 15, &id);
+		printf(", 32 KiB %s (VmLck %ld kB)", rc, vm_locked_kb());
+		printf(", wait %s\n", wait_for(fd3, id, &w));
+		exit(0);
+	}
+	waitpid(child, NULL, 0);
+	i = dma_drained(fd3);
+	printf("end: transfers %u, pinned %llu\n", i.device_transfers,
+	       (unsigned long long)i.pinned);
+	close(fd3);
+	return 0;
+}
+
+/*
+ * The engine reaches the dax part of BAR2 only: DAXSIZE is where the p2pmem
+ * part starts (mode=both). SUBMIT checks the range before it looks for an
+ * engine, so a memory-only device answers the same ERANGE.
+ */
+static int cmd_dma_confined(char **a)
+{
+	unsigned long dax = num(a[1]), page = 4096;
+	int fd = open_dma(a[0]);
+	struct p2p_dax_info i = dma_info(fd);
+	unsigned char *buf = dma_buffer("ram", 2 * page);
+	struct p2p_dax_dma_submit s = {
+		.addr = (uintptr_t)buf, .length = page, .direction = P2P_DAX_DMA_TO_BAR,
+	};
+	struct p2p_dax_dma_wait w;
+
+	printf("confined: dma_window %llu\n", (unsigned long long)i.dma_window);
+	s.offset = dax;
+	printf("confined: p2pmem start %s", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	s.offset = dax - page;
+	s.length = 2 * page;
+	printf(", straddling %s", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	s.direction = P2P_DAX_DMA_FROM_BAR;
+	s.offset = i.bar_size - page;
+	s.length = page;
+	printf(", p2pmem end %s", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	s.direction = P2P_DAX_DMA_TO_BAR;
+	s.offset = dax - page;
+	printf(", last dax page %s\n", try_ioctl(fd, P2P_DAX_IOC_SUBMIT, &s));
+	if (s.id)
+		printf("confined: last dax page: wait %s\n", wait_for(fd, s.id, &w));
+	close(fd);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int args;
@@ -609,6 +822,8 @@ static const struct {
 	{ "dma-from-bar", 5, "dma-from-bar DMADEV BAROFF LENGTH SEED ram|MAPFILE:OFFSET" },
 	{ "dma-errors", 2, "dma-errors DMADEV BARSIZE" },
 	{ "dma-gone", 2, "dma-gone DMADEV PCI_ADDRESS|remove:PCI_ADDRESS" },
+	{ "dma-limits", 2, "dma-limits DMADEV PCI_ADDRESS" },
+	{ "dma-confined", 2, "dma-confined DMADEV DAXSIZE" },
 };
 
 int main(int argc, char **argv)
@@ -630,6 +845,8 @@ int main(int argc, char **argv)
 		case 8: case 9: return cmd_dma(i == 8, argv + 2);
 		case 10: return cmd_dma_errors(argv + 2);
 		case 11: return cmd_dma_gone(argv + 2);
+		case 12: return cmd_dma_limits(argv + 2);
+		case 13: return cmd_dma_confined(argv + 2);
 		}
 	}
 	fprintf(stderr, "usage: p2pdax-vmtool");

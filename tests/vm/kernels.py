@@ -1,6 +1,7 @@
 """Kernels the VM tests boot: Debian's stock 6.1 and 6.12, fetched with
-`apt-get download` into a project-local cache, and a 6.12 built with
-CONFIG_PCI_P2PDMA (tests/vm/p2pdma.py).
+`apt-get download` into a project-local cache; and Debian 13's stock 7.3
+(from trixie-backports, with CONFIG_PCI_P2PDMA), fetched through a private apt
+and built for in a Debian 13 root (tests/vm/newer.py).
 
 fetch(name) resolves the concrete packages behind Debian's metapackages
 (`apt-cache depends`), downloads the image, the arch headers, the -common
@@ -23,15 +24,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+try:
+    from . import newer
+except ImportError:
+    import newer
+
 
 @dataclass(frozen=True)
 class Kernel:
-    name: str               # "6.1", "6.12", "6.12-p2pdma": what KERNEL= takes
+    name: str               # "6.1", "6.12", "7.3": what KERNEL= takes
     release: str            # `uname -r` of the kernel
     vmlinuz: Path           # the bootable image
     modules_dir: Path       # lib/modules/<release>: modules.dep, modules.builtin, kernel/...
     kdir: Path              # tree for out-of-tree builds: make -C kdir M=... modules
     make_args: tuple = field(default=())    # extra make arguments for module builds
+    build_root: Path | None = None  # modules are built in this root, under chroot
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +48,14 @@ DRIVER_SOURCE = ROOT / "driver"
 METAPACKAGES = {
     "6.1": ("linux-image-amd64", "linux-headers-amd64"),
     "6.12": ("linux-image-6.12-amd64", "linux-headers-6.12-amd64"),
+    "7.3": ("linux-image-amd64", "linux-headers-amd64"),
 }
-P2PDMA = "6.12-p2pdma"          # built from source by tests/vm/p2pdma.py
-NAMES = (*METAPACKAGES, P2PDMA)
+# Kernels of a newer Debian release: name -> (release, suite), tests/vm/newer.py.
+NEWER = {"7.3": ("trixie", "trixie-backports")}
+# Debian's kernels: every VM test runs on each. 7.3 has CONFIG_PCI_P2PDMA.
+STOCK = ("6.1", "6.12", "7.3")
+WITH_P2PDMA = "7.3"
+NAMES = tuple(METAPACKAGES)
 
 
 class KernelError(RuntimeError):
@@ -51,13 +63,7 @@ class KernelError(RuntimeError):
 
 
 def get(name) -> Kernel:
-    """The kernel called name: Debian's (fetch) or the P2PDMA build (p2pdma.build)."""
-    if name == P2PDMA:
-        try:
-            from . import p2pdma
-        except ImportError:
-            import p2pdma
-        return p2pdma.build()
+    """Debian's kernel called name (fetch)."""
     return fetch(name)
 
 
@@ -72,10 +78,10 @@ def _run(cmd, what, cwd=None):
     return r.stdout
 
 
-def _depends(package):
+def _depends(package, apt=()):
     """The packages `package` depends on (first alternative of each), per apt-cache."""
-    out = _run(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
-                "--no-breaks", "--no-replaces", "--no-enhances", package],
+    out = _run(["apt-cache", *apt, "depends", "--no-recommends", "--no-suggests",
+                "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", package],
                f"looking up {package}")
     return re.findall(r"^\s*\|?(?:Pre)?Depends: ([^<\s]\S*)", out, re.M)
 
@@ -87,12 +93,17 @@ def _one(deps, pattern, package):
     return found[0]
 
 
-def _resolve(name):
+def _resolve(name, apt=()):
+    """The packages of kernel `name`: the image first. Since 7.x Debian's image
+    package is a metapackage of its own: the kernel, its modules and its base
+    files are in linux-{binary,modules,base}-RELEASE."""
     image_meta, headers_meta = METAPACKAGES[name]
-    image = _one(_depends(image_meta), r"linux-image-.*", image_meta)
-    headers = _one(_depends(headers_meta), r"linux-headers-.*", headers_meta)
-    hdeps = _depends(headers)
-    return [image, headers, _one(hdeps, r"linux-headers-.*-common", headers),
+    image = _one(_depends(image_meta, apt), r"linux-image-.*", image_meta)
+    parts = [d for d in _depends(image, apt)
+             if re.fullmatch(r"linux-(binary|modules|base)-\d.*", d)]
+    headers = _one(_depends(headers_meta, apt), r"linux-headers-.*", headers_meta)
+    hdeps = _depends(headers, apt)
+    return [image, *parts, headers, _one(hdeps, r"linux-headers-.*-common", headers),
             _one(hdeps, r"linux-kbuild-.*", headers)]
 
 
@@ -101,12 +112,21 @@ def _make_args():
     return () if shutil.which("pahole") else ("CONFIG_DEBUG_INFO_BTF_MODULES=",)
 
 
+def _modules_dir(tree, rel):
+    """lib/modules/REL, or usr/lib/modules/REL where the packages merge /usr."""
+    usr = tree / "usr" / "lib" / "modules" / rel
+    return usr if usr.is_dir() else tree / "lib" / "modules" / rel
+
+
 def _kernel(name, stamp, tree):
     rel = stamp["release"]
-    return Kernel(name=name, release=rel, vmlinuz=tree / "boot" / f"vmlinuz-{rel}",
-                  modules_dir=tree / "lib" / "modules" / rel,
-                  kdir=tree / "usr" / "src" / f"linux-headers-{rel}",
-                  make_args=_make_args())
+    moddir = _modules_dir(tree, rel)
+    vmlinuz = tree / "boot" / f"vmlinuz-{rel}"
+    root = stamp.get("build_root")
+    return Kernel(name=name, release=rel,
+                  vmlinuz=vmlinuz if vmlinuz.is_file() else moddir / "vmlinuz",
+                  modules_dir=moddir, kdir=tree / "usr" / "src" / f"linux-headers-{rel}",
+                  make_args=_make_args(), build_root=Path(root) if root else None)
 
 
 def _cached(name):
@@ -131,7 +151,8 @@ def fetch(name, refresh=False) -> Kernel:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one fetch at a time (pytest -n)
         if not refresh and (k := _cached(name)):
             return k
-        packages = _resolve(name)
+        apt = newer.apt_options(*NEWER[name]) if name in NEWER else ()
+        packages = _resolve(name, apt)
         old = _cached(name)
         if old and json.loads((d / "stamp.json").read_text())["packages"] == packages:
             return old                          # refresh found nothing newer
@@ -139,19 +160,27 @@ def fetch(name, refresh=False) -> Kernel:
         with tempfile.TemporaryDirectory(dir=d) as tmp:
             tmp = Path(tmp)
             # APT::Sandbox::User=root: the _apt user may not write into our folder.
-            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *packages],
-                 f"downloading kernel {name}", cwd=tmp)
+            _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *apt,
+                  *packages], f"downloading kernel {name}", cwd=tmp)
             versions = {}
             tree = tmp / "tree"
+            headers = []
             for deb in sorted(tmp.glob("*.deb")):
                 pkg, ver = _run(["dpkg-deb", "-f", deb, "Package", "Version"], "dpkg-deb") \
                     .split("\n")[:2]
                 versions[pkg.split(": ")[1]] = ver.split(": ")[1]
                 _run(["dpkg", "-x", deb, tree], f"unpacking {deb.name}")
-                deb.unlink()
+                if re.match(r"linux-(headers|kbuild)-", deb.name):
+                    headers.append(deb)
+                else:
+                    deb.unlink()
             release = _fix_tree(tree, d / "tree", packages)
             stamp = {"packages": packages, "versions": versions, "release": release,
                      "fetch_seconds": round(time.monotonic() - t0, 1)}
+            if name in NEWER:           # modules for it are built in a root of its release
+                root = newer.build_root(NEWER[name][0])
+                newer.install_headers(root, headers, release)
+                stamp["build_root"] = str(root)
             (d / "stamp.json").unlink(missing_ok=True)
             if (d / "tree").exists():
                 shutil.rmtree(d / "tree")
@@ -164,8 +193,12 @@ def _fix_tree(tree, final, packages):
     """Point the unpacked headers at the unpacked -common tree and kbuild (the
     tree moves to `final` afterwards); return the kernel release."""
     image = packages[0]
-    vmlinuz, = (tree / "boot").glob("vmlinuz-*")
-    release = vmlinuz.name[len("vmlinuz-"):]
+    found = [*tree.glob("boot/vmlinuz-*"), *tree.glob("usr/lib/modules/*/vmlinuz")]
+    if len(found) != 1:
+        raise KernelError(f"{image}: expected one kernel image in the packages, found {found}")
+    vmlinuz, = found
+    release = (vmlinuz.name[len("vmlinuz-"):] if vmlinuz.name != "vmlinuz"
+               else vmlinuz.parent.name)
     if not image.startswith(f"linux-image-{release}"):
         raise KernelError(f"{image} unpacked to {vmlinuz.name}: unexpected")
     # Absolute symlinks into /usr/src or /usr/lib (kbuild's scripts and tools,
@@ -189,9 +222,10 @@ def _fix_tree(tree, final, packages):
     if not fixed:
         raise KernelError(f"{kdir}/Makefile has no /usr/src include to fix: layout changed?")
     # Debian's packages leave modules.dep to depmod in their postinst.
-    if not (tree / "lib" / "modules" / release / "modules.dep").exists():
+    moddir = _modules_dir(tree, release)
+    if not (moddir / "modules.dep").exists():
         depmod = shutil.which("depmod") or "/sbin/depmod"
-        _run([depmod, "-b", tree, release], "depmod (package kmod)")
+        _run([depmod, "-b", moddir.parents[2], release], "depmod (package kmod)")
     dangling = [str(p) for p in kdir.rglob("*") if p.is_symlink() and not p.exists()]
     if dangling:
         raise KernelError(f"dangling links in the unpacked headers: {dangling[:5]}")
@@ -240,6 +274,13 @@ def _build(kernel, source, out):
             all((out / f).stat().st_mtime_ns <= ko.stat().st_mtime_ns for f in files):
         return ko
     stamp.unlink(missing_ok=True)
+    if kernel.build_root:
+        try:
+            newer.build_module(kernel.build_root, kernel.release, out, ko)
+        except newer.NewerError as e:
+            raise KernelError(str(e)) from None
+        stamp.write_text(what)
+        return ko
     cmd = ["make", "-C", str(kernel.kdir), f"M={out}", *kernel.make_args, "modules"]
     r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if r.returncode != 0 or not ko.is_file():
@@ -258,7 +299,7 @@ def _has_btf(elf):
 def check_abi(kernel, build_dir):
     """Run the driver's check-abi.sh for `kernel`: its BTF comes from the headers'
     vmlinux (6.12) or from the kernel image itself (6.1, unpacked by qemu.py).
-    A kernel without BTF (the P2PDMA build) is reported as not checked."""
+    A kernel without BTF is reported as not checked."""
     script = build_dir / "check-abi.sh"
     if not script.is_file():
         return ""
