@@ -28,6 +28,7 @@
 #include <linux/idr.h>
 #include <linux/interrupt.h>
 #include <linux/kref.h>
+#include <linux/memregion.h>
 #include <linux/memremap.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -42,6 +43,8 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+
+#include <asm/memtype.h>
 
 #include "p2p_dax_compat.h"
 #include "p2p_dax_ioctl.h"
@@ -96,7 +99,8 @@ struct p2p_dax {
 	struct pci_dev *pdev;
 	void __iomem *regs;		/* BAR0; NULL in memory-only mode */
 	int bar;			/* the memory BAR */
-	int id;				/* dax region id: /dev/dax<id>.0 */
+	int id;				/* /dev/p2p-dax<id>, auxiliary device id */
+	int region_id;			/* dax region id: /dev/dax<region_id>.0 */
 	u32 version;			/* gateware VERSION register */
 	u64 mem_size;			/* boards: memory behind BAR2 (MEM_SIZE) */
 	resource_size_t dax_size;	/* dax part: from the BAR's start */
@@ -132,7 +136,7 @@ static int p2p_dax_region_probe(struct auxiliary_device *adev,
 	struct dax_region *region;
 	struct dev_dax *dev_dax;
 
-	region = alloc_dax_region(&adev->dev, p2p->id, &range, NUMA_NO_NODE, dax_align,
+	region = alloc_dax_region(&adev->dev, p2p->region_id, &range, NUMA_NO_NODE, dax_align,
 				  P2P_DAX_IORESOURCE_DAX_STATIC);
 	if (!region) {
 		dev_err(&adev->dev, "the dax core refused region %#llx-%#llx\n",
@@ -150,7 +154,7 @@ static int p2p_dax_region_probe(struct auxiliary_device *adev,
 		return PTR_ERR(dev_dax);
 	}
 	/* The dax core names its devices dax<region id>.<id>. */
-	snprintf(p2p->dax_name, sizeof(p2p->dax_name), "dax%d.%d", p2p->id, data.id);
+	snprintf(p2p->dax_name, sizeof(p2p->dax_name), "dax%d.%d", p2p->region_id, data.id);
 	return 0;
 }
 
@@ -196,12 +200,36 @@ static void p2p_dax_remove_dax(void *data)
 	auxiliary_device_uninit(adev);
 }
 
+static void p2p_dax_free_region_id(void *data)
+{
+	memregion_free((int)(long)data);
+}
+
+/*
+ * The dax core names devices dax<region id>.<id> and leaves region ids to
+ * their providers: pmem, hmem and CXL all draw theirs from memregion_alloc(),
+ * and so does p2p_dax, so that no two regions get the same name.
+ */
+static int p2p_dax_alloc_region_id(struct p2p_dax *p2p)
+{
+	int rc = memregion_alloc(GFP_KERNEL);
+
+	if (rc < 0)
+		return rc;
+	p2p->region_id = rc;
+	return devm_add_action_or_reset(&p2p->pdev->dev, p2p_dax_free_region_id,
+					(void *)(long)p2p->region_id);
+}
+
 static int p2p_dax_add_dax(struct p2p_dax *p2p)
 {
 	struct device *dev = &p2p->pdev->dev;
 	struct p2p_dax_region *region;
 	int rc;
 
+	rc = p2p_dax_alloc_region_id(p2p);
+	if (rc)
+		return rc;
 	region = kzalloc(sizeof(*region), GFP_KERNEL);
 	if (!region)
 		return -ENOMEM;
@@ -245,6 +273,34 @@ static int p2p_dax_add_p2pdma(struct p2p_dax *p2p)
 	}
 	pci_p2pmem_publish(p2p->pdev, true);
 	return 0;
+}
+
+/*
+ * The memory type of every mapping of the memory BAR. memremap_pages() (for
+ * the dax device and for p2pmem) asks for write-back, PAGE_KERNEL; with a
+ * write-combining PAT reservation held first, x86 gives it, the kernel's
+ * direct map and every user mapping of /dev/daxN.M that type instead: reads
+ * uncached, writes combined. Without PAT only the MTRRs would decide, and
+ * firmware often leaves a 64-bit BAR write-back: refused.
+ */
+static int p2p_dax_reserve_memtype(struct p2p_dax *p2p)
+{
+	struct pci_dev *pdev = p2p->pdev;
+	resource_size_t start = pci_resource_start(pdev, p2p->bar);
+	int rc;
+
+	if (!pat_enabled()) {
+		dev_err(&pdev->dev, "PAT is off (nopat, or the CPU lacks it): BAR%d would be "
+			"mapped with whatever memory type the MTRRs give it, possibly cacheable; "
+			"boot without nopat\n", p2p->bar);
+		return -EOPNOTSUPP;
+	}
+	rc = devm_arch_io_reserve_memtype_wc(&pdev->dev, start,
+					     p2p->dax_size + p2p->p2p_size);
+	if (rc)
+		dev_err(&pdev->dev, "BAR%d: reserving the write-combining memory type failed "
+			"(already mapped with another type?): %d\n", p2p->bar, rc);
+	return rc;
 }
 
 /* Registers of a board in BAR0: identity, version, and BAR2's size. */
@@ -728,8 +784,68 @@ static long p2p_dax_ioc_info(struct p2p_dax_file *f, void __user *arg, size_t us
 	return 0;
 }
 
+/* The PCI device (with a reference) whose memory BAR holds phys, or NULL. */
+static struct pci_dev *p2p_dax_bar_owner(phys_addr_t phys, int *bar)
+{
+	struct pci_dev *pdev = NULL;
+
+	for_each_pci_dev(pdev) {
+		for (*bar = 0; *bar < PCI_STD_NUM_BARS; (*bar)++) {
+			struct resource *r = &pdev->resource[*bar];
+
+			if (resource_type(r) == IORESOURCE_MEM && r->start <= phys &&
+			    phys <= r->end)
+				return pdev;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Peer memory only through the kernel's P2P rules. P2PDMA pages (a peer's
+ * p2pmem) are pinned with FOLL_PCI_P2PDMA and mapped by dma_map_sgtable(),
+ * which applies the rules: P2P distance, ACS, the host bridge list, bus
+ * offsets; it answers EREMOTEIO where the peer is out of reach. Any other
+ * device page inside a PCI BAR (a peer's device-dax mapping: its pages are
+ * MEMORY_DEVICE_GENERIC) would be mapped as if it were RAM: refused.
+ * Device pages outside every BAR (pmem, hmem, CXL memory) are memory.
+ */
+static int p2p_dax_check_peer(struct p2p_dax_dma *dma, struct page **pages,
+			      unsigned long npages)
+{
+	const struct dev_pagemap *memory = NULL;	/* checked: not a BAR */
+	struct pci_dev *owner;
+	unsigned long i;
+	int bar;
+
+	for (i = 0; i < npages; i++) {
+		struct page *page = pages[i];
+
+		if (!is_zone_device_page(page) || p2p_dax_page_pgmap(page) == memory)
+			continue;
+		if (is_pci_p2pdma_page(page)) {
+			if (P2P_DAX_FOLL_PCI_P2PDMA)
+				continue;
+			dev_warn_ratelimited(&dma->pdev->dev,
+					     "P2PDMA buffer refused: this kernel's DMA API maps P2PDMA pages as RAM (Linux 6.2 or later needed)\n");
+			return -EREMOTEIO;
+		}
+		owner = p2p_dax_bar_owner(page_to_phys(page), &bar);
+		if (!owner) {
+			memory = p2p_dax_page_pgmap(page);
+			continue;
+		}
+		dev_warn_ratelimited(&dma->pdev->dev,
+				     "buffer refused: it maps BAR%d of %s without P2PDMA (device-dax?), which would bypass the kernel's P2P checks; use the peer's p2pmem/allocate\n",
+				     bar, pci_name(owner));
+		pci_dev_put(owner);
+		return -EXDEV;
+	}
+	return 0;
+}
+
 /* Pin the buffer (t->npages pages) and build its sg table; not mapped yet. */
-static int p2p_dax_xfer_pin(struct p2p_dax_xfer *t, u64 addr)
+static int p2p_dax_xfer_pin(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t, u64 addr)
 {
 	unsigned long first = addr & PAGE_MASK;
 	unsigned long pinned = 0;
@@ -740,7 +856,8 @@ static int p2p_dax_xfer_pin(struct p2p_dax_xfer *t, u64 addr)
 		return -ENOMEM;
 	while (pinned < t->npages) {
 		rc = pin_user_pages_fast(first + pinned * PAGE_SIZE, t->npages - pinned,
-					 t->direction == P2P_DAX_DMA_FROM_BAR ? FOLL_WRITE : 0,
+					 P2P_DAX_FOLL_PCI_P2PDMA |
+					 (t->direction == P2P_DAX_DMA_FROM_BAR ? FOLL_WRITE : 0),
 					 t->pages + pinned);
 		if (rc <= 0) {
 			rc = rc ?: -EFAULT;
@@ -748,6 +865,9 @@ static int p2p_dax_xfer_pin(struct p2p_dax_xfer *t, u64 addr)
 		}
 		pinned += rc;
 	}
+	rc = p2p_dax_check_peer(dma, t->pages, t->npages);
+	if (rc)
+		goto unpin;
 	rc = sg_alloc_table_from_pages_segment(&t->sgt, t->pages, t->npages,
 					       offset_in_page(addr), t->length,
 					       P2PDAX_DMA_MAX_LENGTH, GFP_KERNEL);
@@ -830,7 +950,7 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 		kfree(t);
 		return rc;
 	}
-	rc = p2p_dax_xfer_pin(t, s.addr);
+	rc = p2p_dax_xfer_pin(dma, t, s.addr);
 	mutex_lock(&dma->lock);
 	if (!rc && dma->gone)
 		rc = -ENODEV;
@@ -838,6 +958,9 @@ static long p2p_dax_ioc_submit(struct p2p_dax_file *f, void __user *arg, size_t 
 		goto unlock;
 	/* Under the lock: unbinding cannot take the device away meanwhile. */
 	rc = dma_map_sgtable(&dma->pdev->dev, &t->sgt, p2p_dax_xfer_dir(t), 0);
+	if (rc == -EREMOTEIO)
+		dev_warn_ratelimited(&dma->pdev->dev,
+				     "buffer refused: the kernel's P2P rules do not let this board reach the peer's p2pmem (no common switch, ACS, or a host bridge not on the kernel's list)\n");
 	if (rc)
 		goto unlock;
 	t->mapped = true;
@@ -1274,6 +1397,9 @@ static int p2p_dax_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 	if (rc)
 		return rc;
 
+	rc = p2p_dax_reserve_memtype(p2p);
+	if (rc)
+		return rc;
 	if (p2p->dax_size) {
 		rc = p2p_dax_add_dax(p2p);
 		if (rc)

@@ -16,14 +16,26 @@
  *   6.5  dax_region_put() became static; alloc_dax_region() no longer hands
  *        the caller a reference to drop.
  *   6.8  struct dev_dax_data gained a trailing `bool memmap_on_memory`.
+ *   6.2  FOLL_PCI_P2PDMA (P2P_DAX_HAVE_FOLL_PCI_P2PDMA): GUP pins P2PDMA
+ *        pages only when asked, and dma_map_sgtable() maps them by the P2P
+ *        rules (bus address through a switch, EREMOTEIO when unreachable).
+ *        Before it, dma_map_sg() mapped a P2PDMA page as if it were RAM.
  *   6.11 pcim_iomap_region() (P2P_DAX_HAVE_PCIM_IOMAP_REGION); the
  *        pcim_iomap_regions() and pcim_iomap_table() pair is deprecated.
+ *   6.14 page_pgmap() (P2P_DAX_HAVE_PAGE_PGMAP) replaces page->pgmap.
+ *
+ * Architectures: x86-64 only (Kbuild refuses others). The dax core maps the
+ * BAR with memremap_pages(), which asks for PAGE_KERNEL (write-back); only a
+ * PAT memtype reserved beforehand (write-combining, see p2p_dax.c) makes
+ * that mapping and every user mapping of /dev/daxN.M uncached for reads.
+ * Other architectures have no such reservation.
  */
 #ifndef P2P_DAX_COMPAT_H
 #define P2P_DAX_COMPAT_H
 
 #include <linux/version.h>
 #include <linux/err.h>
+#include <linux/mm.h>
 #include <linux/pci.h>
 #include <linux/range.h>
 #include <linux/types.h>
@@ -73,6 +85,22 @@ static inline void __iomem *p2p_dax_iomap_bar(struct pci_dev *pdev, int bar, con
 	int rc = pcim_iomap_regions(pdev, BIT(bar), name);
 
 	return rc ? ERR_PTR(rc) : pcim_iomap_table(pdev)[bar];
+#endif
+}
+
+#ifdef P2P_DAX_HAVE_FOLL_PCI_P2PDMA
+#define P2P_DAX_FOLL_PCI_P2PDMA	FOLL_PCI_P2PDMA
+#else
+#define P2P_DAX_FOLL_PCI_P2PDMA	0
+#endif
+
+/* The dev_pagemap of a ZONE_DEVICE page. */
+static inline struct dev_pagemap *p2p_dax_page_pgmap(struct page *page)
+{
+#ifdef P2P_DAX_HAVE_PAGE_PGMAP
+	return page_pgmap(page);
+#else
+	return page->pgmap;
 #endif
 }
 

@@ -92,7 +92,18 @@ struct p2p_dax_info {
  *   ENOMEM      the buffer's pages would exceed the caller's RLIMIT_MEMLOCK
  *               (pinned pages are charged to it, as mlock; CAP_IPC_LOCK
  *               lifts the limit), or the kernel is out of memory
- *   EIO         the kernel refused to map the buffer for the device
+ *   EXDEV       part of the buffer is another PCI device's BAR (or this
+ *               board's) mapped without P2PDMA, e.g. a peer's /dev/daxN.M:
+ *               the kernel would map those pages as if they were RAM, past
+ *               its P2P checks. Map the peer's p2pmem (sysfs
+ *               p2pmem/allocate) as the buffer instead
+ *   EREMOTEIO   the buffer is a peer's P2PDMA memory that the kernel's P2P
+ *               rules do not let this board reach: no common switch and a
+ *               host bridge not on the kernel's list, ACS sending peer
+ *               traffic up to the root, or a kernel before 6.2, whose DMA
+ *               API cannot map P2PDMA pages
+ *   EIO         the kernel refused to map the buffer for the device (an
+ *               IOMMU refusal: see dmesg)
  */
 struct p2p_dax_dma_submit {
 	__u64 addr;		/* in: the buffer's address in the caller's memory */

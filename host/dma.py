@@ -90,8 +90,14 @@ SUBMIT_ERRORS = {
     errno.ENOMEM: "the buffer would take this process past its locked-memory limit "
                   "(pinned pages count as mlock: raise `ulimit -l`), or the kernel is "
                   "out of memory",
-    errno.EIO: "the kernel refused to map the buffer for the board (a peer's BAR that "
-               "this machine cannot reach peer to peer, or an IOMMU refusal: see dmesg)",
+    errno.EXDEV: "the buffer is a PCI device's BAR mapped without P2PDMA (a peer's or this "
+                 "board's dax device): the kernel would map it as RAM, past its P2P checks; "
+                 "use the peer's p2pmem (p2pmem/allocate) on a kernel with P2PDMA",
+    errno.EREMOTEIO: "the kernel's P2P rules do not let this board reach the peer's p2pmem "
+                     "(no common switch, ACS redirecting peer traffic, or a host bridge not "
+                     "on the kernel's list): see dmesg",
+    errno.EIO: "the kernel refused to map the buffer for the board (an IOMMU refusal: "
+               "see dmesg)",
     errno.ENODEV: "the board was unbound or removed: close the engine, and open it again "
                   "once the board is back",
 }

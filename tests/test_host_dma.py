@@ -259,7 +259,11 @@ def test_a_failure_waits_for_the_rest(engine):
 @pytest.mark.parametrize("err, text", [
     (errno.EFAULT, "refused with EFAULT: the buffer is not mapped in this process"),
     (errno.EIO, "refused with EIO: the kernel refused to map the buffer for the board "
-                "(a peer's BAR that this machine cannot reach peer to peer"),
+                "(an IOMMU refusal"),
+    (errno.EXDEV, "refused with EXDEV: the buffer is a PCI device's BAR mapped without "
+                  "P2PDMA"),
+    (errno.EREMOTEIO, "refused with EREMOTEIO: the kernel's P2P rules do not let this board "
+                      "reach the peer's p2pmem"),
     (errno.ENODEV, "refused with ENODEV: the board was unbound or removed"),
 ])
 def test_a_refused_submit_names_the_errno(engine, err, text):

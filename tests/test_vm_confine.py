@@ -1,7 +1,8 @@
 """What the driver keeps the users of a board's DMA node (the p2pdax group)
 from, on the virtual board in Debian kernels under QEMU: memory the kernel
 owns (the p2pmem part of BAR2), and pinning memory without bound (the
-device's limits, RLIMIT_MEMLOCK, transfers left queued by a closed file).
+device's limits, RLIMIT_MEMLOCK, transfers left queued by a closed file),
+and a BAR mapped with a memory type the driver cannot choose (nopat).
 The rest of the DMA node's interface: tests/test_vm_dma.py."""
 
 import pytest
@@ -80,3 +81,24 @@ echo clean
     assert ("confined: p2pmem start ERANGE, straddling ERANGE, p2pmem end ERANGE, "
             "last dax page EOPNOTSUPP") in out, out
     assert out.rstrip().endswith("clean")
+
+
+def test_no_dax_device_without_pat():
+    """Booted with nopat, the kernel cannot give BAR2 a memory type of the
+    driver's choosing (the dax core would map it write-back unless the MTRRs
+    say otherwise): the probe refuses with the reason and the fix, and no dax
+    device appears. (With PAT: BAR2 is write-combining in every reservation,
+    tests/test_vm_dma.py.)"""
+    r = run(kernels.STOCK[0], guest.SHELL_PRELUDE + """
+IV=$(ivshmem)
+[ -e /dev/dax0.0 ] && echo "unexpected dax0.0"
+[ -e /sys/bus/pci/devices/$IV/driver ] && echo "unexpected binding"
+dmesg | grep p2p_dax
+bad_dmesg && exit 1
+echo clean
+""", extra_append="nopat")
+    out = r.output
+    assert r.returncode == 0, out
+    assert "unexpected" not in out and out.rstrip().endswith("clean")
+    assert "PAT is off (nopat, or the CPU lacks it): BAR2 would be mapped with whatever " \
+           "memory type the MTRRs give it, possibly cacheable; boot without nopat" in out, out

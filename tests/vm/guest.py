@@ -6,7 +6,9 @@
   what the guest wrote into ivshmem's backing file or an NVMe image.
 - `SHELL_PRELUDE`: shell functions for guest scripts: `ivshmem` (the PCI
   address of the ivshmem device), `nvme SERIAL` (the block device of the
-  emulated NVMe with that serial), `bad_dmesg` (kernel warnings, oopses).
+  emulated NVMe with that serial), `p2pmem SERIAL` (the p2pmem/allocate
+  file of that NVMe's CMB, on P2PDMA kernels), `bad_dmesg` (kernel
+  warnings, oopses).
 """
 
 import hashlib
@@ -65,6 +67,16 @@ nvme() {
         [ "$(tr -d ' ' < $d/device/serial)" = "$1" ] && { echo /dev/${d##*/}; return 0; }
     done
     echo "no NVMe with serial $1" >&2; return 1
+}
+p2pmem() {
+    # The p2pmem/allocate file of the NVMe with serial $1 (its CMB), if the
+    # kernel registered one (P2PDMA kernels).
+    for d in /sys/block/nvme*n1; do
+        [ "$(tr -d ' ' < $d/device/serial)" = "$1" ] || continue
+        f=$(readlink -f $d/device/device)/p2pmem/allocate
+        [ -e $f ] && { echo $f; return 0; }
+    done
+    return 1
 }
 bad_dmesg() {
     dmesg | grep -iE 'WARNING|BUG:|Oops|Call Trace|general protection|refcount_t|use-after-free'

@@ -145,6 +145,8 @@ static const char *errname(int e)
 	case ENOTTY: return "ENOTTY";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case ERANGE: return "ERANGE";
+	case EXDEV: return "EXDEV";
+	case EREMOTEIO: return "EREMOTEIO";
 	case EFAULT: return "EFAULT";
 	case EAGAIN: return "EAGAIN";
 	case EBUSY: return "EBUSY";

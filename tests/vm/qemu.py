@@ -9,6 +9,7 @@ The guest (q35, TCG unless KVM is shown to work, 1 GiB):
     pcie.0 - root port rp0 - x3130 upstream port up0 - downstream dn0: ivshmem-plain (1af4:1110)
                                                       - downstream dn1: nvme serial n0 (16 MiB CMB)
                                                       - downstream dn2: nvme serial n1
+                                                        (nvme1_on_root=True: on pcie.0, 16 MiB CMB)
     pcie.0 - virtio-9p-pci: the host's / (host_root=True), and one per directory in shares
 
 With board="virtual" the board itself is on dn0: QEMU's p2p-dax-board device
@@ -328,7 +329,8 @@ def initramfs(kernel, driver_ko=None):
 
 # ---------------------------------------------------------------- QEMU
 
-def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None):
+def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None,
+              nvme1_on_root=False):
     args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
             "-device", "x3130-upstream,id=up0,bus=rp0"]
     for i in range(4 if board_socket else 3):
@@ -340,9 +342,10 @@ def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_
                         f"size={ivshmem_size}",
              "-device", f"ivshmem-plain,memdev=ivmem,bus={'dn3' if board_socket else 'dn0'}"]
     for i, img in enumerate(nvme_images):
-        cmb = ",cmb_size_mb=16" if i == 0 else ""
+        cmb = ",cmb_size_mb=16" if i == 0 or nvme1_on_root else ""
+        bus = "pcie.0" if i == 1 and nvme1_on_root else f"dn{i + 1}"
         args += ["-drive", f"file={img},if=none,id=nvm{i},format=raw",
-                 "-device", f"nvme,serial=n{i},drive=nvm{i}{cmb},bus=dn{i + 1}"]
+                 "-device", f"nvme,serial=n{i},drive=nvm{i}{cmb},bus={bus}"]
     return args
 
 
@@ -525,7 +528,7 @@ class VirtualBoard:
 def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivshmem=True,
         host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
         extra_append="", extra_files=None, shares=(), cwd=None, accel=None, board=None,
-        board_params=None, board_env=None, board_timeout_ms=None):
+        board_params=None, board_env=None, board_timeout_ms=None, nvme1_on_root=False):
     """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
     sh -c, return Result(returncode, output, seconds, log).
 
@@ -542,7 +545,9 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     which case a failed simulation is reported in Result.board["error"]
     rather than raised; board_timeout_ms: the device's timeout-ms).
     ivshmem_size defaults to the file's size, or 64 MiB; nvme_images: two raw
-    images (default: temporary 64 MiB ones). Raises VMError when the guest
+    images (default: temporary 64 MiB ones); the first NVMe has a 16 MiB
+    CMB; nvme1_on_root: the second one too, and it sits on the root bus,
+    outside the switch (a peer that only the host bridge connects). Raises VMError when the guest
     does not finish in `timeout` seconds or dies before the command ends."""
     if not isinstance(kernel, Kernel):
         kernel = get_kernel(kernel)
@@ -613,7 +618,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                    # simulation takes: not a lockup of the guest's.
                    "-append", f"{APPEND} {'nowatchdog ' if board else ''}{extra_append}".strip(),
                    *_topology(ivshmem_file, ivshmem_size, nvme_images,
-                              sim.socket if sim else None, board_timeout_ms)]
+                              sim.socket if sim else None, board_timeout_ms, nvme1_on_root)]
         if host_root:
             cmdline += _virtfs("hostroot", "/", readonly=True)
         for i, (path, mode) in enumerate(mounts):
