@@ -23,10 +23,12 @@
  * BAR2; on a memory-only device they answer EOPNOTSUPP.
  */
 #include <linux/auxiliary_bus.h>
+#include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/idr.h>
 #include <linux/interrupt.h>
+#include <linux/iommu.h>
 #include <linux/kref.h>
 #include <linux/memregion.h>
 #include <linux/memremap.h>
@@ -534,6 +536,8 @@ struct p2p_dax_dma {
 	struct list_head queue;		/* transfers with parts to queue, in order */
 	struct list_head active;	/* transfers not ended */
 	u64 stat_submitted, stat_done, stat_failed, stat_bytes;
+	u64 fault_bus;			/* debugfs: the next descriptor's bus address */
+	struct dentry *debugfs;
 };
 
 struct p2p_dax_file {
@@ -655,6 +659,10 @@ static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
 		      (irq ? P2PDAX_DMA_CONTROL_IRQ_MASK : 0) |
 		      P2P_DAX_DMA_VECTOR << P2PDAX_DMA_CONTROL_VECTOR_SHIFT |
 		      (dma->hw_next & 0xffff) << P2PDAX_DMA_CONTROL_ID_SHIFT;
+		if (dma->fault_bus) {
+			bus = dma->fault_bus;	/* injected: see p2p_dax_fault_bus_set() */
+			dma->fault_bus = 0;
+		}
 		iowrite32(lower_32_bits(t->offset + xoff), dma->regs + P2PDAX_REG_DMA_LOCAL);
 		iowrite32(lower_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_LO);
 		iowrite32(upper_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_HI);
@@ -1191,6 +1199,8 @@ static void p2p_dax_dma_unbind(void *data)
 	struct pci_dev *pdev = dma->pdev;
 	struct p2p_dax_xfer *t, *n;
 
+	debugfs_remove(dma->debugfs);	/* waits for writers of fault_bus */
+
 	if (dma->registered)
 		misc_deregister(&dma->misc);
 	mutex_lock(&dma->lock);
@@ -1293,6 +1303,51 @@ static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
 }
 
 /* The character device, on every device (INFO says what it can do). */
+static struct dentry *p2p_dax_debugfs_root;
+
+/*
+ * Fault injection for tests of the IOMMU (root only, in debugfs): the next
+ * descriptor the driver queues goes to this bus address instead of its
+ * buffer's, as a hung or corrupt descriptor would. Only while an IOMMU
+ * translates the board's DMA: there an address the driver did not map must
+ * fault; without one it would reach whatever memory is there.
+ */
+static int p2p_dax_fault_bus_set(void *data, u64 val)
+{
+	struct p2p_dax_dma *dma = data;
+	struct iommu_domain *domain;
+	int rc = 0;
+
+	mutex_lock(&dma->lock);
+	if (dma->gone) {
+		rc = -ENODEV;
+	} else if (val) {
+		domain = iommu_get_domain_for_dev(&dma->pdev->dev);
+		if (!domain || domain->type == IOMMU_DOMAIN_IDENTITY) {
+			dev_warn(&dma->pdev->dev, "fault_bus: no IOMMU translates this device's "
+				 "DMA, so the address would reach memory; boot with the IOMMU on "
+				 "(intel_iommu=on iommu.passthrough=0)\n");
+			rc = -EPERM;
+		}
+	}
+	if (!rc)
+		dma->fault_bus = val;
+	mutex_unlock(&dma->lock);
+	return rc;
+}
+
+static int p2p_dax_fault_bus_get(void *data, u64 *val)
+{
+	struct p2p_dax_dma *dma = data;
+
+	mutex_lock(&dma->lock);
+	*val = dma->fault_bus;
+	mutex_unlock(&dma->lock);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(p2p_dax_fault_bus_fops, p2p_dax_fault_bus_get,
+			 p2p_dax_fault_bus_set, "0x%llx\n");
+
 static int p2p_dax_dma_probe(struct p2p_dax *p2p)
 {
 	struct device *dev = &p2p->pdev->dev;
@@ -1338,6 +1393,11 @@ static int p2p_dax_dma_probe(struct p2p_dax *p2p)
 		return rc;
 	}
 	dma->registered = true;
+	if (dma->engine == P2P_DAX_ENGINE_READY) {
+		dma->debugfs = debugfs_create_dir(dma->name, p2p_dax_debugfs_root);
+		debugfs_create_file_unsafe("fault_bus", 0600, dma->debugfs, dma,
+					   &p2p_dax_fault_bus_fops);
+	}
 	return 0;
 }
 
@@ -1610,12 +1670,16 @@ static int __init p2p_dax_init(void)
 
 	if (rc)
 		return rc;
+	p2p_dax_debugfs_root = debugfs_create_dir(KBUILD_MODNAME, NULL);
 	rc = auxiliary_driver_register(&p2p_dax_region_driver);
 	if (rc)
-		return rc;
+		goto out;
 	rc = pci_register_driver(&p2p_dax_driver);
-	if (rc)
-		auxiliary_driver_unregister(&p2p_dax_region_driver);
+	if (!rc)
+		return 0;
+	auxiliary_driver_unregister(&p2p_dax_region_driver);
+out:
+	debugfs_remove(p2p_dax_debugfs_root);
 	return rc;
 }
 
@@ -1623,6 +1687,7 @@ static void __exit p2p_dax_exit(void)
 {
 	pci_unregister_driver(&p2p_dax_driver);
 	auxiliary_driver_unregister(&p2p_dax_region_driver);
+	debugfs_remove(p2p_dax_debugfs_root);
 }
 
 module_init(p2p_dax_init);

@@ -74,6 +74,10 @@ if FAR=$(p2pmem n1); then
 fi
 # The memory type of BAR2 in the kernel's mappings (PAT reservations).
 mount -t debugfs none /sys/kernel/debug
+# Fault injection needs an IOMMU translating (tests/test_vm_iommu.py).
+echo 0x10000000 > /sys/kernel/debug/p2p_dax/p2p-dax0/fault_bus
+echo "fault_bus without IOMMU: $? $(cat /sys/kernel/debug/p2p_dax/p2p-dax0/fault_bus)"
+dmesg | grep -o 'fault_bus: .*'
 set -- $(sed -n 3p /sys/bus/pci/devices/$B/resource)
 echo bar2=$1-$2
 grep -i '^PAT: .mem ' /sys/kernel/debug/x86/pat_memtype_list | sed 's/^/pat /'
@@ -107,6 +111,9 @@ echo clean
     if p2p:
         assert "far peer submit: EREMOTEIO" in out
         assert "do not share an upstream bridge or whitelisted host bridge" in out, out
+    assert "fault_bus without IOMMU: 1 0x0" in out
+    assert "fault_bus: no IOMMU translates this device's DMA, so the address would reach " \
+           "memory; boot with the IOMMU on" in out, out
     # Every PAT reservation over BAR2 is write-combining: never cacheable.
     start, end = (int(x, 16) for x in re.search(r"^bar2=(\w+)-(\w+)$", out, re.M).groups())
     types = [t for a, b, t in re.findall(r"^pat PAT: \[mem (\w+)-(\w+)\] (.+)$", out, re.M)

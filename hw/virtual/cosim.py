@@ -251,10 +251,10 @@ class VirtualBoard:
 
     # -- the guest's accesses, one at a time, in order --
     #
-    # BAR2 is prefetchable memory, and the guest maps it write-back (device
-    # dax): a CPU there reads whole lines and combines writes. The bridge
-    # does likewise, which is what makes byte-by-byte guest access bearable
-    # in simulation: a BAR2 read fetches the aligned READ_BLOCK around it in
+    # BAR2 is prefetchable memory (the guest maps it write-combining: the
+    # driver's PAT reservation): reads have no side effects, writes may be
+    # combined. The bridge makes use of both, which is what makes
+    # byte-by-byte guest access bearable in simulation: a BAR2 read fetches the aligned READ_BLOCK around it in
     # one request and serves the following reads from it until anything
     # could have changed BAR2 (any write, a BAR0 access, a configuration
     # write, any DMA traffic: the guest learns of a finished DMA through

@@ -329,6 +329,14 @@ def initramfs(kernel, driver_ko=None):
 
 # ---------------------------------------------------------------- QEMU
 
+# The IOMMU is created before the devices it translates for.
+IOMMU_DEVICE = ("-device", "intel-iommu")
+# mitigations=off: the kernel warns that an emulated EPYC lacks the
+# microcode its speculation mitigations want; nothing here needs them.
+IOMMU_APPEND = "intel_iommu=on iommu.passthrough=0 iommu.strict=1 mitigations=off"
+IOMMU_CPU = "EPYC"
+
+
 def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None,
               nvme1_on_root=False):
     args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
@@ -528,7 +536,8 @@ class VirtualBoard:
 def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivshmem=True,
         host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
         extra_append="", extra_files=None, shares=(), cwd=None, accel=None, board=None,
-        board_params=None, board_env=None, board_timeout_ms=None, nvme1_on_root=False):
+        board_params=None, board_env=None, board_timeout_ms=None, nvme1_on_root=False,
+        iommu=False):
     """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
     sh -c, return Result(returncode, output, seconds, log).
 
@@ -547,7 +556,13 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     ivshmem_size defaults to the file's size, or 64 MiB; nvme_images: two raw
     images (default: temporary 64 MiB ones); the first NVMe has a 16 MiB
     CMB; nvme1_on_root: the second one too, and it sits on the root bus,
-    outside the switch (a peer that only the host bridge connects). Raises VMError when the guest
+    outside the switch (a peer that only the host bridge connects).
+    iommu: QEMU's intel-iommu, with the guest translating every device's DMA
+    (intel_iommu=on, no passthrough, strict invalidation), and an AMD Zen
+    CPU model (EPYC), whose host bridges the kernel's P2P rules trust: peers
+    on different root ports are then reached through the IOMMU. (QEMU sends
+    every DMA through the IOMMU, even peer to peer under one switch, where
+    hardware routes it past the root: such peers fault here.) Raises VMError when the guest
     does not finish in `timeout` seconds or dies before the command ends."""
     if not isinstance(kernel, Kernel):
         kernel = get_kernel(kernel)
@@ -611,12 +626,16 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                     f.truncate(64 * MiB)
         if len(nvme_images) != 2:
             raise VMError("nvme_images: give two image files")
-        cmdline = [*qemu, "-machine", "q35", "-accel", accel, "-cpu", "max", "-m", "1G",
+        if iommu:
+            extra_append = f"{IOMMU_APPEND} {extra_append}"
+        cmdline = [*qemu, "-machine", "q35", "-accel", accel, "-cpu", IOMMU_CPU if iommu else "max",
+                   "-m", "1G",
                    "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
                    "-no-reboot", "-kernel", str(_boot_image(kernel)), "-initrd", str(initrd),
                    # The virtual board stalls a vCPU for as long as the RTL's
                    # simulation takes: not a lockup of the guest's.
                    "-append", f"{APPEND} {'nowatchdog ' if board else ''}{extra_append}".strip(),
+                   *(IOMMU_DEVICE if iommu else ()),
                    *_topology(ivshmem_file, ivshmem_size, nvme_images,
                               sim.socket if sim else None, board_timeout_ms, nvme1_on_root)]
         if host_root:

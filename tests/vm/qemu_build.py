@@ -7,7 +7,7 @@ adds deb-src entries (apt-get source, into .cache/qemu/), the device
 hw/virtual/p2p_dax_board.c, the register header it includes and the bridge
 protocol's header (generated from hw/virtual/protocol.py) are copied into
 hw/misc/, and a minimal x86_64 QEMU is configured (TCG, q35, PCIe switch
-ports, ivshmem, nvme, virtio 9p) and built: `ninja qemu-system-x86_64` only.
+ports, ivshmem, nvme, virtio 9p, intel-iommu) and built: `ninja qemu-system-x86_64` only.
 The binary is cached under a key of the source version, the device, the
 headers and this recipe; the configured tree is kept (.cache/qemu/tree-*),
 so a change to the device rebuilds in seconds. A cold build, fetch
@@ -40,7 +40,7 @@ BUILD_PACKAGES = ("dpkg-dev", "debian-archive-keyring", "meson", "ninja-build", 
                   "libglib2.0-dev", "libpixman-1-dev", "libcap-ng-dev", "libattr1-dev",
                   "libfdt-dev", "zlib1g-dev", "seabios", "qemu-system-data")
 DEVICES = ["Q35", "PCIE_PORT", "XIO3130", "IVSHMEM_DEVICE", "NVME_PCI", "VIRTIO_PCI",
-           "VIRTIO_9P", KCONFIG_SYMBOL]
+           "VIRTIO_9P", "VTD", KCONFIG_SYMBOL]
 CONFIGURE = ["--target-list=x86_64-softmmu", "--without-default-features",
              "--without-default-devices", "--with-devices-x86_64=p2pdax", "--enable-tcg",
              "--enable-virtfs", "--enable-attr", "--enable-cap-ng", "--enable-fdt=system",
