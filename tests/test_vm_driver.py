@@ -290,3 +290,38 @@ echo clean
     assert out.count("close: ok") == 2
     assert "rebound=p2p-dax0 dax0.0" in out and "unloaded" in out
     assert out.rstrip().endswith("clean")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dax_names_beside_pmem(kernel):
+    """A pmem-style dax device exists first (legacy pmem from memmap=, set up
+    as ndctl create-namespace -m devdax would: dax0.0, region id 0 from the
+    kernel's memregion allocator): the driver's dax region takes its id
+    from the same allocator, so the BAR becomes dax1.0 and both work. (With
+    ids of its own the driver asked for dax0.0 too and its probe failed.)"""
+    r = vm(kernel, """
+set -e
+D=/sys/bus/nd/devices
+NS=$(cd $D && ls -d namespace*.0 | head -1); R=${NS#namespace}; R=region${R%.0}
+echo $NS > /sys/bus/nd/drivers/nd_pmem/unbind
+SEED=$(cat $D/$R/dax_seed)
+cat /proc/sys/kernel/random/uuid > $D/$SEED/uuid
+echo ram > $D/$SEED/mode
+echo $NS > $D/$SEED/namespace
+echo $SEED > /sys/bus/nd/drivers/dax_pmem/bind
+echo "before:" $(ls /sys/bus/dax/devices)
+insmod /lib/modules/p2p_dax.ko memory_bar=2
+IV=$(ivshmem)
+echo p2p_dax > /sys/bus/pci/devices/$IV/driver_override
+echo $IV > /sys/bus/pci/drivers_probe
+echo "after:" $(ls /sys/bus/dax/devices) "ivshmem:" $(cat /sys/bus/pci/devices/$IV/p2p_dax/dax_device)
+{TOOL} fill /dev/dax1.0 0 65536 3
+{TOOL} fill /dev/dax0.0 0 65536 4
+{TOOL} check /dev/dax1.0 0 65536 3
+bad_dmesg && exit 1
+echo clean
+""".replace("{TOOL}", TOOL), driver_params=None, extra_append="memmap=16M!512M")
+    assert r.returncode == 0, r.output
+    assert "before: dax0.0\n" in r.output
+    assert "after: dax0.0 dax1.0 ivshmem: dax1.0" in r.output, r.output
+    assert r.output.rstrip().endswith("clean")

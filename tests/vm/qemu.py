@@ -66,7 +66,10 @@ from .kernels import get as get_kernel
 
 BUSYBOX = Path("/bin/busybox")                  # Debian's busybox-static
 QEMU = "qemu-system-x86_64"
-MODULES = ("nvme", "device_dax", "virtio_pci", "9pnet_virtio", "9p")   # + their dependencies
+# + their dependencies. nd_e820, nd_pmem, dax_pmem: legacy pmem (memmap=N!S on
+# the command line) as another dax provider; idle without memmap=.
+MODULES = ("nvme", "device_dax", "virtio_pci", "9pnet_virtio", "9p",
+           "nd_e820", "nd_pmem", "dax_pmem")
 DRIVER_GUEST_PATH = "/lib/modules/p2p_dax.ko"
 IVSHMEM_ID = "0x1af4:0x1110"
 APPEND = "console=ttyS0 nokaslr panic=-1 quiet loglevel=1"
