@@ -28,7 +28,9 @@ help:
 	@echo "               BOARD=virtual: with the board's RTL behind QEMU's p2p-dax-board device"
 	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
 	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
-	@echo "               plot in build/vm-bench/  [KERNEL=6.12]"
+	@echo "               plot in build/vm-bench/  [KERNEL=6.12, or 6.1,7.3, or all]"
+	@echo "               IOMMU=1: the IOMMU translating, the C tool's bench with the NVMe"
+	@echo "               translated and then untranslated in the same boot"
 	@echo "               BOARD=virtual: what the virtual board costs, per path (s/MiB, accesses/s)"
 	@echo "make clean     remove build/"
 
@@ -79,7 +81,8 @@ vm: setup
 
 vm-bench: setup
 	$(if $(filter-out virtual,$(BOARD)),@echo "make vm-bench: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
-	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL)
+	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL) \
+		$(if $(IOMMU),$(if $(BOARD),,--iommu))
 
 vm-test: setup
 	@$(PY) -m pytest -n 2 tests/test_vm_*.py
