@@ -79,7 +79,8 @@ fi
 
 # 4. The VM harness (tests/vm/): QEMU, Debian's static busybox for the guest,
 #    depmod (kmod) and zstd for the fetched kernels, pahole (dwarves) for 6.12
-#    module builds, debootstrap for 7.3's build root, daxctl and fio for the
+#    module builds, debootstrap for 7.3's build root, dkms and openssl for
+#    tests/test_dkms.py, daxctl and fio for the
 #    guest in host-root mode, the virtual board's QEMU build tools; and apt's
 #    package lists, which `apt-get download` of the kernels needs.
 vm_missing=()
@@ -96,6 +97,8 @@ need fio fio
 need gcc-12 gcc-12
 need make make
 need debootstrap debootstrap    # the Debian 13 root that builds modules for 7.3 (tests/vm/newer.py)
+need /usr/sbin/dkms dkms        # tests/test_dkms.py: Debian's dkms on the kernels' headers
+need openssl openssl            # ... and its throwaway module signing key
 # What the virtual board's QEMU build needs (tests/vm/qemu_build.py says, in BUILD_PACKAGES).
 for pkg in $("$VENV/bin/python" -c '
 from tests.vm import qemu_build

@@ -136,24 +136,36 @@ def _cached(name):
     except (OSError, ValueError):
         return None
     k = _kernel(name, stamp, d / "tree")
+    if k.build_root and not (k.build_root / "usr" / "src" / f"linux-headers-{k.release}").is_dir():
+        return None                 # the build root was made anew: its headers are gone
     return k if k.vmlinuz.is_file() and k.kdir.is_dir() and k.modules_dir.is_dir() else None
+
+
+def _current(k):
+    """k, when its build root (if any) has every package newer.ROOT_PACKAGES names."""
+    return k if k and (k.build_root is None or newer.root_ready(k.build_root)) else None
 
 
 def fetch(name, refresh=False) -> Kernel:
     """Debian's kernel `name` ("6.1" or "6.12"), downloaded and unpacked once."""
     if name not in METAPACKAGES:
         raise KernelError(f"unknown kernel {name!r}: use one of {', '.join(NAMES)}")
-    if not refresh and (k := _cached(name)):
+    if not refresh and (k := _current(_cached(name))):
         return k
     d = CACHE / name
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one fetch at a time (pytest -n)
         if not refresh and (k := _cached(name)):
-            return k
+            if _current(k):
+                return k
+            # A root made before ROOT_PACKAGES grew: it gets what it lacks.
+            newer.build_root(NEWER[name][0])
+            if k := _cached(name):
+                return k
         apt = newer.apt_options(*NEWER[name]) if name in NEWER else ()
         packages = _resolve(name, apt)
-        old = _cached(name)
+        old = _current(_cached(name))
         if old and json.loads((d / "stamp.json").read_text())["packages"] == packages:
             return old                          # refresh found nothing newer
         t0 = time.monotonic()

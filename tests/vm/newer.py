@@ -17,9 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 MIRROR = "http://deb.debian.org/debian"
-# What building and checking a module takes in the build root.
+# What building and checking a module takes in the build root; dkms for
+# tests/test_dkms.py (that release's dkms, run under chroot).
 ROOT_PACKAGES = ("gcc-14", "make", "libc6-dev", "libelf-dev", "bc", "bison", "flex", "kmod",
-                 "dwarves", "xz-utils")
+                 "dwarves", "xz-utils", "dkms")
 
 
 class NewerError(RuntimeError):
@@ -64,16 +65,29 @@ def apt_options(release, suite):
     return opts
 
 
+def root_ready(root):
+    """Whether the build root at `root` has every package of ROOT_PACKAGES."""
+    stamp = Path(root) / "ready"
+    return stamp.is_file() and set(stamp.read_text().split()) >= set(ROOT_PACKAGES)
+
+
 def build_root(release):
     """A minimal root of Debian `release` with a compiler and kbuild's tools
-    (about 500 MB, a minute or two the first time)."""
+    (about 500 MB, a minute or two the first time). A root made with fewer
+    packages (its `ready` stamp lists them) gets the missing ones installed
+    with apt-get under chroot, keeping the kernel headers unpacked in it."""
     _need_root(f"a Debian {release} build root")
     d = CACHE / "buildroots" / release
     d.mkdir(parents=True, exist_ok=True)
     stamp = d / "ready"
     with open(d.parent / f"{release}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.is_file() and stamp.read_text() == " ".join(ROOT_PACKAGES):
+        if root_ready(d):
+            return d
+        if stamp.is_file():
+            missing = [p for p in ROOT_PACKAGES if p not in stamp.read_text().split()]
+            _upgrade_root(d, missing)
+            stamp.write_text(" ".join(ROOT_PACKAGES))
             return d
         if not shutil.which("debootstrap"):
             raise NewerError("debootstrap not found: apt-get install debootstrap "
@@ -83,6 +97,20 @@ def build_root(release):
               release, d, MIRROR], f"making a Debian {release} build root")
         stamp.write_text(" ".join(ROOT_PACKAGES))
     return d
+
+
+def _upgrade_root(root, packages):
+    """Install `packages` into an existing build root, from its own sources
+    (debootstrap wrote them into its /etc/apt)."""
+    apt = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q",
+           "-o", "APT::Sandbox::User=root"]
+    for what, cmd in ((f"updating the package lists of {root}", [*apt, "update"]),
+                      (f"installing {' '.join(packages)} into {root}",
+                       [*apt, "install", "-y", "--no-install-recommends", *packages])):
+        r = _chroot(root, *cmd)
+        if r.returncode:
+            raise NewerError(f"{what}: chroot {' '.join(cmd)} failed (exit {r.returncode}):\n"
+                             f"{r.stdout}{r.stderr}".rstrip())
 
 
 def install_headers(root, debs, release):
