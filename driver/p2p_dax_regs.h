@@ -32,6 +32,7 @@
 #define P2PDAX_DMA_STATUS_POISONED                   4
 #define P2PDAX_DMA_STATUS_BAD_COMPLETION             5
 #define P2PDAX_DMA_STATUS_BAD_DESCRIPTOR             6
+#define P2PDAX_DMA_STATUS_ABORTED                    7
 
 /* ID (ro): magic number identifying a p2p-dax endpoint */
 #define P2PDAX_REG_ID                                0x0000
@@ -152,6 +153,8 @@
 #define P2PDAX_DMA_STATE_BUSY_MASK                   0x00000001u
 #define P2PDAX_DMA_STATE_BUS_MASTER_SHIFT            1
 #define P2PDAX_DMA_STATE_BUS_MASTER_MASK             0x00000002u
+#define P2PDAX_DMA_STATE_ABORTING_SHIFT              2
+#define P2PDAX_DMA_STATE_ABORTING_MASK               0x00000004u
 
 /* DMA_ERR_OVERFLOW (ro): descriptors submitted while the queue was full (dropped) */
 #define P2PDAX_REG_DMA_ERR_OVERFLOW                  0x1028
@@ -162,6 +165,9 @@
 #define P2PDAX_DMA_READS_NOW_MASK                    0x000001ffu
 #define P2PDAX_DMA_READS_PEAK_SHIFT                  16
 #define P2PDAX_DMA_READS_PEAK_MASK                   0x01ff0000u
+
+/* DMA_ABORT (wo): write (the value is ignored): end every descriptor submitted before the write with status ABORTED, in order, each with its result and its interrupt. A write packet already started goes out whole, later ones not; outstanding reads are dropped (a late completion is ignored, its tag rests as after DMA_TIMEOUT). Once DMA_DONE has caught up with that DMA_SUBMITTED, the engine sends nothing more for them */
+#define P2PDAX_REG_DMA_ABORT                         0x1030
 
 /* DMA_RESULT0 (ro): how descriptor number k ended, for k % 16 == 0 */
 #define P2PDAX_REG_DMA_RESULT0                       0x1100

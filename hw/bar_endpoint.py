@@ -505,11 +505,12 @@ class BarEndpoint(wiring.Component):
         m.d.comb += dma.rd_data.eq(Cat(*mem_rdata))
 
         # Register file: storage for every read/write register of the map,
-        # strobes for CTRL and DMA_SUBMIT.
+        # strobes for CTRL, DMA_SUBMIT and DMA_ABORT.
         rw = {r.name: Signal(32, init=r.reset, name=f"reg_{r.name.lower()}")
               for r in regmap.REGISTERS if r.access == regmap.Access.RW and r.name != "DMA_SUBMIT"}
         clear_counters = Signal()
         submit = Signal()
+        abort = Signal()
         regs = regmap.by_name()
         caps = (int(p.mem_size < p.bar2_size) << 0) | (1 << 1) | (1 << 2) \
             | (_log2(p.data_width) << 8)
@@ -540,6 +541,15 @@ class BarEndpoint(wiring.Component):
             dma.desc_vector.eq(descq.r_data[139:141]),
             descq.r_en.eq(dma.desc_ready),
         ]
+        # DMA_ABORT: the engine ends what it holds; the descriptors waiting
+        # here that were submitted before the abort (one submitted by the
+        # same write included) go to it marked to end ABORTED.
+        abort_queued = Signal(range(regmap.DMA_QUEUE_DEPTH + 1))
+        with m.If(abort):
+            m.d.sync += abort_queued.eq(descq.level + (submit & descq.w_rdy) - descq.r_en)
+        with m.Elif(descq.r_en & (abort_queued != 0)):
+            m.d.sync += abort_queued.eq(abort_queued - 1)
+        m.d.comb += [dma.abort.eq(abort), dma.desc_abort.eq(abort_queued != 0)]
         # Lengths beyond what the queue carries must not wrap into valid ones.
         with m.If(rw["DMA_LENGTH"] > regmap.DMA_MAX_LENGTH):
             m.d.comb += descq.w_data[96:121].eq(0)
@@ -600,9 +610,11 @@ class BarEndpoint(wiring.Component):
             "DMA_SUBMIT": regmap.DMA_QUEUE_DEPTH - descq.level,
             "DMA_SUBMITTED": dma_submitted,
             "DMA_DONE": dma_done,
-            "DMA_STATE": Cat(dma.busy | descq.r_rdy, self.cfg_function_status[2]),
+            "DMA_STATE": Cat(dma.busy | descq.r_rdy, self.cfg_function_status[2],
+                             dma.aborting | (abort_queued != 0)),
             "DMA_ERR_OVERFLOW": dma_overflow,
             "DMA_READS": Cat(dma.reads_out, Const(0, 7), reads_peak),
+            "DMA_ABORT": Const(0, 32),          # write-only
             **{f"DMA_RESULT{k}": results[k] for k in range(regmap.DMA_RESULTS)},
             **{name: reg & regs[name].writable for name, reg in rw.items()},
             "MSIX_PBA": msix.pending,
@@ -640,6 +652,8 @@ class BarEndpoint(wiring.Component):
                     m.d.comb += clear_counters.eq(hit & wbe[0] & wdat[0])
                 elif r.name == "DMA_SUBMIT":
                     m.d.comb += submit.eq(hit & (wbe != 0))
+                elif r.name == "DMA_ABORT":
+                    m.d.comb += abort.eq(hit & (wbe != 0))
 
         # ------------------------------------------------------------------
         # Completer: turns queued non-posted requests into completions.

@@ -46,9 +46,25 @@ records its direction, its outstanding reads and how it ended. A write
 descriptor ends when the hard IP reports, on pcie_rq_seq_num, that its
 last packet has entered the transmit pipeline: its interrupt and its
 result can then not overtake its data.
+
+Abort (`abort`, a strobe): every descriptor in a slot, and every one
+offered with `desc_abort`, ends ABORTED, in order. While `aborting`:
+
+* No new packet starts: the splitter and the requester stop and their
+  queues empty. A packet already shown on RQ goes out whole (a write's
+  payload still comes from the reader); one not shown yet is dropped.
+  Then the reader stops and the payload queue empties.
+* Reads still outstanding end as after a completion timeout: their tags
+  rest, so a late completion finds them unused and is ignored; data of a
+  completion under way is no longer written to BAR2.
+* The slots end once the last packet is out and the hard IP has reported
+  every write packet handed to it: nothing more goes to the bus for them,
+  a completion the endpoint sends later cannot pass their data, and no
+  late report marks a reused slot. Descriptors offered without
+  `desc_abort` wait until the abort is over.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -58,7 +74,10 @@ from . import regmap
 from .usp import CplStatus, ReqType, sideband
 
 DmaStatus = regmap.DmaStatus
-SEQ_LAST = 0x10         # RQ sequence number flag: the last packet of a write descriptor
+# RQ sequence numbers: a write packet carries SEQ_WRITE | slot, plus SEQ_LAST
+# if it is the last of its descriptor; a read carries 0.
+SEQ_WRITE = 0x20
+SEQ_LAST = 0x10
 
 
 def _log2(x):
@@ -114,6 +133,9 @@ def dma_signature(data_width, local_bits, row_bits):
         "desc_valid": In(1), "desc_ready": Out(1),
         "desc_local": In(local_bits), "desc_bus": In(64), "desc_length": In(25),
         "desc_from_bus": In(1), "desc_irq": In(1), "desc_id": In(16), "desc_vector": In(2),
+        "desc_abort": In(1),               # the offered descriptor ends ABORTED, moving nothing
+        # Abort: every descriptor queued or moving ends ABORTED (module docstring).
+        "abort": In(1), "aborting": Out(1),
         # Results, one per descriptor, in order.
         "res_valid": Out(1), "res_id": Out(16), "res_status": Out(4), "res_irq": Out(1),
         "res_vector": Out(2),
@@ -178,6 +200,10 @@ class DmaEngine(wiring.Component):
         rd_end = Signal()                  # a read request ended (last completion or error)
         rd_end_slot = Signal(4)
         rd_error = Signal(4)               # DmaStatus of that end
+        # Abort.
+        aborting = Signal()
+        drained = Signal()                 # nothing of the aborted descriptors moves any more
+        w_stop = Signal()                  # aborting, no write packet under way: reader stops
 
         # ------------------------------------------------------------------
         # Planner: checks a descriptor and hands it to the write path (reader
@@ -186,9 +212,10 @@ class DmaEngine(wiring.Component):
         rd_cmd = SyncFIFO(width=DW_BITS + 2 + 24, depth=2)      # dword start, shift, words
         hd_cmd = SyncFIFO(width=64 + 25 + 4, depth=2)           # bus, length, slot
         rq_cmd = SyncFIFO(width=64 + 25 + LB + 4, depth=2)      # bus, length, local, slot
-        m.submodules.rd_cmd = rd_cmd
-        m.submodules.hd_cmd = hd_cmd
-        m.submodules.rq_cmd = rq_cmd
+        # An abort empties them (the reader's once no write packet needs it).
+        m.submodules.rd_cmd = ResetInserter(w_stop)(rd_cmd)
+        m.submodules.hd_cmd = ResetInserter(aborting)(hd_cmd)
+        m.submodules.rq_cmd = ResetInserter(aborting)(rq_cmd)
 
         length = self.desc_length
         bad = (length == 0) | (length > regmap.DMA_MAX_LENGTH)
@@ -203,21 +230,23 @@ class DmaEngine(wiring.Component):
 
         slot = acc_seq[:4]
         accept = Signal()
+        halt = self.desc_abort | self.abort     # ends ABORTED, moving nothing
+        moves = ~bad & ~halt
         m.d.comb += [
             accept.eq(self.desc_valid & ((acc_seq - ret_seq)[:8] < SLOTS)
-                      & rd_cmd.w_rdy & hd_cmd.w_rdy & rq_cmd.w_rdy),
+                      & (halt | (~aborting & rd_cmd.w_rdy & hd_cmd.w_rdy & rq_cmd.w_rdy))),
             self.desc_ready.eq(accept),
             rd_cmd.w_data.eq(Cat(start[2:], start[:2], words)),
-            rd_cmd.w_en.eq(accept & ~bad & ~is_read),
+            rd_cmd.w_en.eq(accept & moves & ~is_read),
             hd_cmd.w_data.eq(Cat(self.desc_bus, length, slot)),
-            hd_cmd.w_en.eq(accept & ~bad & ~is_read),
+            hd_cmd.w_en.eq(accept & moves & ~is_read),
             rq_cmd.w_data.eq(Cat(self.desc_bus, length, self.desc_local, slot)),
-            rq_cmd.w_en.eq(accept & ~bad & is_read),
+            rq_cmd.w_en.eq(accept & moves & is_read),
         ]
         def seq_done(k):
-            # Sequence number of a write descriptor's last packet: SEQ_LAST | slot.
-            return ((self.rq_seq_vld0 & (self.rq_seq_num0 == (SEQ_LAST | k))) |
-                    (self.rq_seq_vld1 & (self.rq_seq_num1 == (SEQ_LAST | k))))
+            # The hard IP reports the last packet of the write descriptor in slot k.
+            return ((self.rq_seq_vld0 & (self.rq_seq_num0 == (SEQ_WRITE | SEQ_LAST | k))) |
+                    (self.rq_seq_vld1 & (self.rq_seq_num1 == (SEQ_WRITE | SEQ_LAST | k))))
 
         for k in range(SLOTS):
             here = lambda sig, k=k: sig == k
@@ -225,8 +254,9 @@ class DmaEngine(wiring.Component):
                 m.d.sync += [
                     slot_id[k].eq(self.desc_id), slot_irq[k].eq(self.desc_irq),
                     slot_vector[k].eq(self.desc_vector),
-                    slot_status[k].eq(Mux(bad, DmaStatus.BAD_DESCRIPTOR, DmaStatus.OK)),
-                    slot_read[k].eq(is_read & ~bad), slot_sent[k].eq(bad),
+                    slot_status[k].eq(Mux(halt, DmaStatus.ABORTED,
+                                          Mux(bad, DmaStatus.BAD_DESCRIPTOR, DmaStatus.OK))),
+                    slot_read[k].eq(is_read & moves), slot_sent[k].eq(~moves),
                 ]
             with m.Else():
                 # A write descriptor has gone when the hard IP reports the
@@ -236,6 +266,8 @@ class DmaEngine(wiring.Component):
                 with m.If(rd_end & here(rd_end_slot) & (rd_error != DmaStatus.OK)
                           & (slot_status[k] == DmaStatus.OK)):
                     m.d.sync += slot_status[k].eq(rd_error)
+                with m.If(self.abort):
+                    m.d.sync += slot_status[k].eq(DmaStatus.ABORTED)
             inc = rd_issue & here(rd_issue_slot)
             dec = rd_end & here(rd_end_slot)
             with m.If(accept & here(slot)):
@@ -247,7 +279,7 @@ class DmaEngine(wiring.Component):
         m.d.sync += acc_seq.eq(acc_seq + accept)
 
         # Results: the oldest descriptor ends once all its TLPs are out and,
-        # for reads, all its requests have ended.
+        # for reads, all its requests have ended; while aborting, once drained.
         head = ret_seq[:4]
         head_done = Signal()
         head_id, head_status, head_irq, head_vector = Signal(16), Signal(4), Signal(), Signal(2)
@@ -259,8 +291,13 @@ class DmaEngine(wiring.Component):
                         head_id.eq(slot_id[k]), head_status.eq(slot_status[k]),
                         head_irq.eq(slot_irq[k]), head_vector.eq(slot_vector[k]),
                     ]
-        ending = head_done & (ret_seq != acc_seq)
+        ending = (head_done | (aborting & drained)) & (ret_seq != acc_seq)
         m.d.sync += ret_seq.eq(ret_seq + ending)
+        with m.If(self.abort):
+            m.d.sync += aborting.eq(1)
+        with m.Elif(drained & (ret_seq == acc_seq)):
+            m.d.sync += aborting.eq(0)
+        m.d.comb += self.aborting.eq(aborting)
         m.d.comb += [
             self.res_valid.eq(ending), self.res_id.eq(head_id),
             self.res_status.eq(head_status), self.res_irq.eq(head_irq),
@@ -275,21 +312,22 @@ class DmaEngine(wiring.Component):
         r_left = Signal(25)                # windows still to read (words + 1)
         r_shift = Signal(2)
         r_first = Signal()
-        m.submodules.pay = pay = SyncFIFO(width=W, depth=4)
+        pay = SyncFIFO(width=W, depth=4)
+        m.submodules.pay = ResetInserter(w_stop)(pay)
         inflight = Signal()                # a window read last cycle
         in_first = Signal()
         in_shift = Signal(2)
         in_rot = Signal(max(LOGN, 1))
 
         room = pay.level + inflight < 3
-        m.d.comb += self.rd_want.eq(r_active & room)
+        m.d.comb += self.rd_want.eq(r_active & room & ~w_stop)
         rows = []
         for b in range(N):
             rot = r_dw[:LOGN] if LOGN else Const(0, 1)
             rows.append((r_dw[LOGN:] + (Const(b, LOGN + 1) < rot))[:self.row_bits])
         m.d.comb += self.rd_row.eq(Cat(*rows))
 
-        load_rd = ~r_active & rd_cmd.r_rdy
+        load_rd = ~r_active & rd_cmd.r_rdy & ~w_stop
         m.d.comb += rd_cmd.r_en.eq(load_rd)
         with m.If(load_rd):
             m.d.sync += [
@@ -307,6 +345,8 @@ class DmaEngine(wiring.Component):
             ]
             with m.If(r_left == 1):
                 m.d.sync += r_active.eq(0)
+        with m.If(w_stop):
+            m.d.sync += r_active.eq(0)
 
         # Byte shifter: payload word i = window i followed by the first dword
         # of window i + 1, shifted down by `shift` bytes.
@@ -334,7 +374,8 @@ class DmaEngine(wiring.Component):
 
         tlp_fields = [("addr", 64), ("dw", 11), ("fbe", 4), ("lbe", 4), ("pidx", 24),
                       ("words", 24), ("last", 1), ("slot", 4)]
-        m.submodules.tlpq = tlpq = SyncFIFO(width=sum(w for _, w in tlp_fields), depth=4)
+        tlpq = SyncFIFO(width=sum(w for _, w in tlp_fields), depth=4)
+        m.submodules.tlpq = ResetInserter(aborting)(tlpq)
 
         s_active = Signal()
         s_addr = Signal(64)
@@ -342,7 +383,7 @@ class DmaEngine(wiring.Component):
         s_pidx = Signal(24)
         s_words = Signal(24)               # payload words of the descriptor
         s_slot = Signal(4)
-        load_hd = ~s_active & hd_cmd.r_rdy
+        load_hd = ~s_active & hd_cmd.r_rdy & ~aborting
         m.d.comb += hd_cmd.r_en.eq(load_hd)
         with m.If(load_hd):
             m.d.sync += [
@@ -375,6 +416,8 @@ class DmaEngine(wiring.Component):
                          s_pidx.eq(s_pidx + t_dw)]
             with m.If(t_last):
                 m.d.sync += s_active.eq(0)
+        with m.If(aborting):
+            m.d.sync += s_active.eq(0)
 
         # ------------------------------------------------------------------
         # Packer: headers and payload words into RQ beats.
@@ -419,7 +462,11 @@ class DmaEngine(wiring.Component):
         word_ok = (~need_w0 | (w0_ok & (w_idx == (f >> LOGN)))) & (~need_w1 | w1_ok)
 
         is_last_beat = p_beat == p_beats - 1
-        beat_ok = p_active & word_ok & (self.bus_master | (p_beat != 0))
+        # An abort drops the packet if its first beat is not on RQ yet.
+        pk_shown = Signal()                 # the beat was offered last cycle, not taken
+        pk_cut = Signal()
+        m.d.comb += pk_cut.eq(aborting & p_active & (p_beat == 0) & ~pk_shown)
+        beat_ok = p_active & word_ok & (self.bus_master | (p_beat != 0)) & ~pk_cut
         fire = Signal()
         pk_ready = Signal()                 # the RQ arbiter takes the packer's beat
         m.d.comb += fire.eq(beat_ok & pk_ready)
@@ -453,7 +500,7 @@ class DmaEngine(wiring.Component):
         m.d.comb += [
             pk["tdata"].eq(Cat(*lanes)), pk["tkeep"].eq(keep), pk["tlast"].eq(is_last_beat),
         ]
-        seq = Mux(p_last, SEQ_LAST | p_slot, 0)
+        seq = Cat(p_slot, p_last, Const(1, 1))     # SEQ_WRITE | (SEQ_LAST) | slot
         m.d.comb += pk["tuser"].eq(_rq_tuser(W, p_beat == 0, is_last_beat, keep, p_fbe, p_lbe,
                                              seq))
 
@@ -484,10 +531,13 @@ class DmaEngine(wiring.Component):
         with m.Elif(~w1_ok & can_load):
             m.d.comb += pay.r_en.eq(1)
             m.d.sync += [w1.eq(pay.r_data), w1_ok.eq(1), w_loaded.eq(w_loaded + 1)]
+        m.d.comb += w_stop.eq(aborting & ~p_active)
+        with m.If(w_stop):
+            m.d.sync += [w0_ok.eq(0), w1_ok.eq(0), w_idx.eq(0), w_loaded.eq(0)]
 
         # Load the next TLP.
         take = ~p_active | (fire & is_last_beat)
-        m.d.comb += tlpq.r_en.eq(take & tlpq.r_rdy)
+        m.d.comb += tlpq.r_en.eq(take & tlpq.r_rdy & ~aborting)
         hdr = Cat(
             Const(0, 2), t["addr"][2:64],
             t["dw"], Const(ReqType.MEM_WRITE, 4), Const(0, 1), Const(0, 16),
@@ -505,11 +555,28 @@ class DmaEngine(wiring.Component):
                 ]
         with m.Elif(fire):
             m.d.sync += p_beat.eq(p_beat + 1)
+        with m.If(pk_cut):
+            m.d.sync += p_active.eq(0)
 
-
+        rr_idle = Signal()
         rq_busy = self._read_path(m, rq_cmd, pk, beat_ok, pk_ready, p_active & (p_beat != 0),
                                   rd_issue, rd_issue_slot, rd_issued_all,
-                                  rd_end, rd_end_slot, rd_error)
+                                  rd_end, rd_end_slot, rd_error, aborting, pk_shown, rr_idle)
+
+        # Write packets handed to the hard IP that it has not reported on
+        # pcie_rq_seq_num yet (once reported, a completion the endpoint sends
+        # later cannot pass them). Nothing goes out while bus mastering is
+        # off (the hard IP drops what it still has): none is awaited then.
+        unreported = Signal(8)
+        handed = Signal(9)
+        reports = ((self.rq_seq_vld0 & self.rq_seq_num0[5]) +
+                   (self.rq_seq_vld1 & self.rq_seq_num1[5]))
+        m.d.comb += handed.eq(unreported + (fire & is_last_beat))
+        with m.If(~self.bus_master | (handed < reports)):
+            m.d.sync += unreported.eq(0)
+        with m.Else():
+            m.d.sync += unreported.eq(handed - reports)
+        m.d.comb += drained.eq(~p_active & rr_idle & (unreported == 0))
 
         m.d.comb += self.busy.eq((acc_seq != ret_seq) | rq_busy)
         return m
@@ -519,8 +586,10 @@ class DmaEngine(wiring.Component):
     # ----------------------------------------------------------------------
 
     def _read_path(self, m, rq_cmd, pk, pk_valid, pk_ready, pk_mid,
-                   rd_issue, rd_issue_slot, rd_issued_all, rd_end, rd_end_slot, rd_error):
-        """Read requester, RQ arbiter and completion receiver. Returns `busy`."""
+                   rd_issue, rd_issue_slot, rd_issued_all, rd_end, rd_end_slot, rd_error,
+                   aborting, pk_shown, rr_idle):
+        """Read requester, RQ arbiter and completion receiver. Returns `busy`;
+        drives `pk_shown` (the packer's beat waits on RQ) and `rr_idle`."""
         N, W = self.n, self.width
         LOGN = _log2(N)
         LB = self.local_bits
@@ -583,7 +652,7 @@ class DmaEngine(wiring.Component):
         q_rem = Signal(25)
         q_local = Signal(LB)
         q_slot = Signal(4)
-        load = ~q_active & rq_cmd.r_rdy
+        load = ~q_active & rq_cmd.r_rdy & ~aborting
         m.d.comb += rq_cmd.r_en.eq(load)
         with m.If(load):
             m.d.sync += [q_active.eq(1), q_addr.eq(rq_cmd.r_data[:64]),
@@ -608,7 +677,7 @@ class DmaEngine(wiring.Component):
         q_credits = Signal(CB)
         m.d.comb += q_credits.eq((q_dw + 3) >> 2)
         room = credits + q_credits <= self.cpl_credits
-        issue = q_active & init_done & tag_ready & room & ~rr_valid
+        issue = q_active & init_done & tag_ready & room & ~rr_valid & ~aborting
         m.d.comb += [
             tags_lo.r_en.eq(issue & tags_lo.r_rdy),
             tags_hi.r_en.eq(issue & ~tags_lo.r_rdy),
@@ -627,14 +696,19 @@ class DmaEngine(wiring.Component):
             ]
             with m.If(q_rem == n_bytes):
                 m.d.sync += q_active.eq(0)
+        with m.If(aborting):
+            m.d.sync += q_active.eq(0)
 
         # RQ arbiter: a read request goes between two write TLPs; the choice
         # holds while a beat is offered and not taken.
         rr_beats = 1 if N >= 4 else 2
         rr_last = rr_beat == rr_beats - 1
-        rr_ok = rr_valid & (self.bus_master | rr_beat)
         owner_rd = Signal()                # registered choice
-        hold = Signal()
+        hold = Signal()                    # the beat offered last cycle was not taken
+        # An abort drops the read request if it is not on RQ yet (its tag
+        # rests with the others).
+        rr_cut = aborting & rr_valid & ~rr_beat & ~(hold & owner_rd)
+        rr_ok = rr_valid & (self.bus_master | rr_beat) & ~rr_cut
         sel_rd = Signal()
         with m.If(pk_mid):
             m.d.comb += sel_rd.eq(0)
@@ -656,11 +730,15 @@ class DmaEngine(wiring.Component):
             pk_ready.eq(~sel_rd & self.rq_tready),
         ]
         m.d.sync += [owner_rd.eq(sel_rd), hold.eq(tvalid & ~self.rq_tready)]
+        m.d.comb += pk_shown.eq(hold & ~owner_rd)
         with m.If(sel_rd & rr_ok & self.rq_tready):
             with m.If(rr_last):
                 m.d.sync += [rr_valid.eq(0), rr_beat.eq(0)]
             with m.Else():
                 m.d.sync += rr_beat.eq(1)
+        with m.If(rr_cut):
+            m.d.sync += rr_valid.eq(0)
+        m.d.comb += rr_idle.eq(~rr_valid)
 
         # Completion receiver.
         busy = Signal()
@@ -719,7 +797,7 @@ class DmaEngine(wiring.Component):
             "bytes": Mux(bc < carried, bc, carried),
             "d0": lp[2:],
             "shift": now_shift,
-            "write": good & ~not_ours,
+            "write": good & ~not_ours & ~aborting,
             "ours": ~not_ours,
             "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
             "slot": cpl_info["slot"], "tag": tag_now, "credits": cpl_info["credits"],
@@ -739,6 +817,8 @@ class DmaEngine(wiring.Component):
         cur = {k: Mux(at_hdr, now[k], reg[k]) for k in reg}
         with m.If(rc_fire & at_hdr):
             m.d.sync += [reg[k].eq(now[k]) for k in reg]
+        with m.If(aborting):                # the rest of a completion under way is dropped
+            m.d.sync += c_write.eq(0)
         kshift = 0 if WB > 12 else 1       # beats before the one window 0 starts in
         m.d.sync += rc_prev.eq(Mux(rc_fire, self.rc_tdata, rc_prev))
         with m.If(rc_fire):
@@ -816,6 +896,8 @@ class DmaEngine(wiring.Component):
                                   cur["error"])),
                 pend_credits.eq(cur["credits"]),
             ]
+        with m.If(aborting):
+            m.d.sync += pend_mask.eq(0)
         # Requests end when their last completion's data is in BAR2 (unless
         # the scanner ended them meanwhile), or when they time out.
         cpl_end = pend_written & pend_end & tag_out.bit_select(pend_tag, 1)
@@ -838,14 +920,16 @@ class DmaEngine(wiring.Component):
         set_out = Mux(issue, one << tag, 0)
         clr_out = Mux(cpl_end, one << pend_tag, 0) | Mux(time_out, one << scan, 0)
         to_rest = Mux(time_out, one << scan, 0) | Mux(cpl_end & pend_disc, one << pend_tag, 0)
+        # An abort ends every outstanding read as a timeout does: its tag rests.
+        aborted = Mux(aborting, tag_out & ~clr_out, 0)
         m.d.sync += [
-            tag_out.eq((tag_out & ~clr_out) | set_out),
-            tag_rest.eq((tag_rest | to_rest) & ~Mux(rested, one << scan, 0)),
+            tag_out.eq(Mux(aborting, 0, (tag_out & ~clr_out) | set_out)),
+            tag_rest.eq((tag_rest | to_rest | aborted) & ~Mux(rested, one << scan, 0)),
         ]
         ended_credits = Mux(cpl_end, pend_credits, Mux(time_out, scan_info["credits"], 0))
         m.d.sync += [
-            credits.eq(credits + Mux(issue, q_credits, 0) - ended_credits),
-            outstanding.eq(outstanding + issue - (cpl_end | time_out)),
+            credits.eq(Mux(aborting, 0, credits + Mux(issue, q_credits, 0) - ended_credits)),
+            outstanding.eq(Mux(aborting, 0, outstanding + issue - (cpl_end | time_out))),
         ]
         m.d.comb += [
             rd_end.eq(cpl_end | time_out),

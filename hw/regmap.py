@@ -129,7 +129,8 @@ REGISTERS = (
 # DMA engine block. A descriptor is staged in DMA_LOCAL .. DMA_CONTROL and
 # queued by a write to DMA_SUBMIT; descriptor number k (counting from 0 in
 # the order submitted) reports in DMA_RESULT[k % DMA_RESULTS] once DMA_DONE
-# has passed k.
+# has passed k. A write to DMA_ABORT ends every descriptor submitted before
+# it, moving or not, with status ABORTED.
 DMA_BLOCK_OFFSET = 0x1000
 DMA_QUEUE_DEPTH = 16
 DMA_RESULTS = 16
@@ -145,6 +146,7 @@ class DmaStatus(IntEnum):
     POISONED = 4                # a completion carried poisoned or corrupt data
     BAD_COMPLETION = 5          # a completion did not match its request
     BAD_DESCRIPTOR = 6          # length 0 or over DMA_MAX_LENGTH, or direction unknown
+    ABORTED = 7                 # ended by DMA_ABORT: none, part or all of its data moved
 
 
 DMA_REGISTERS = (
@@ -175,7 +177,9 @@ DMA_REGISTERS = (
     Register("DMA_STATE", DMA_BLOCK_OFFSET + 0x24, Access.RO, "engine state",
              fields=(Field("busy", 0, 1, "a descriptor is queued or moving"),
                      Field("bus_master", 1, 1, "bus mastering is enabled: "
-                           "nothing is sent while it is off"))),
+                           "nothing is sent while it is off"),
+                     Field("aborting", 2, 1, "a DMA_ABORT is ending descriptors; "
+                           "descriptors submitted meanwhile wait until it clears"))),
     Register("DMA_ERR_OVERFLOW", DMA_BLOCK_OFFSET + 0x28, Access.RO,
              "descriptors submitted while the queue was full (dropped)"),
     Register("DMA_READS", DMA_BLOCK_OFFSET + 0x2C, Access.RO,
@@ -183,6 +187,13 @@ DMA_REGISTERS = (
              fields=(Field("now", 0, 9, "outstanding now"),
                      Field("peak", 16, 9, "most outstanding at once since reset or "
                            "CTRL.clear_counters"))),
+    Register("DMA_ABORT", DMA_BLOCK_OFFSET + 0x30, Access.WO,
+             "write (the value is ignored): end every descriptor submitted before the "
+             "write with status ABORTED, in order, each with its result and its "
+             "interrupt. A write packet already started goes out whole, later ones "
+             "not; outstanding reads are dropped (a late completion is ignored, its "
+             "tag rests as after DMA_TIMEOUT). Once DMA_DONE has caught up with "
+             "that DMA_SUBMITTED, the engine sends nothing more for them"),
 ) + tuple(
     Register(f"DMA_RESULT{k}", DMA_BLOCK_OFFSET + 0x100 + 4 * k, Access.RO,
              f"how descriptor number k ended, for k % {DMA_RESULTS} == {k}",

@@ -461,6 +461,204 @@ async def test_dma_msix(dut):
     tb.assert_clean()
 
 
+# ---------------------------------------------------------------------------
+# DMA_ABORT
+
+
+ABORTED = regmap.DmaStatus.ABORTED
+
+
+def _field(value, register, name):
+    f = regmap.by_name()[register].field(name)
+    return (value & f.mask) >> f.lsb
+
+
+async def _irq_log(ep):
+    """Every MSI-X vector of `ep` enabled; returns the list its messages append to."""
+    vectors = regmap.MSIX_VECTORS
+    assert await ep.pci.alloc_irq_vectors(vectors, vectors) == vectors
+    seen = []
+    for v in range(vectors):
+        async def handler(v=v):
+            seen.append(v)
+        ep.pci.request_irq(v, handler)
+    return seen
+
+
+@cocotb.test()
+async def test_dma_abort_queued(dut):
+    """DMA_ABORT with a read hung (its peer never answers, the timeout far
+    off) and descriptors of both directions behind it, in the engine and in
+    the submit queue: all end ABORTED in order with their interrupts and
+    DMA_DONE catches up with DMA_SUBMITTED; a completion that comes after
+    the abort is ignored, even with a newer read outstanding; later
+    descriptors move their data."""
+    from hw.sim.peers import LatencyMemoryEndpoint
+    peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=200)
+    tb = await Topology.create(dut, peer=peer)
+    await tb.start()
+    a = tb.a
+    base = peer.bar_address(0)
+    host = tb.rc.mem_pool.alloc_region(1 << 16)
+    host_base = host.get_absolute_address(0)
+    seen = await _irq_log(a)
+    await a.write_reg("DMA_TIMEOUT", 1 << 24)       # the abort ends the hung read, not this
+    peer.add_fault(0x8000, 0x9000, "drop")
+
+    async def hung_read_and(count):
+        """A read that never ends (interrupt on vector 1), then `count` small
+        descriptors, reads and writes, the last with an interrupt on vector 2."""
+        first = await a.dma_submit(0x10000, base + 0x7000, 0x3000, from_bus=True, irq=True,
+                                   vector=1, ident=0x100)
+        for i in range(1, count + 1):
+            irq = i == count
+            if i % 2:
+                await a.dma_submit(0x30000 + 64 * i, host_base + 64 * i, 64, irq=irq,
+                                   vector=2, ident=0x100 + i)
+            else:
+                await a.dma_submit(0x20000 + 64 * i, base + 0x20000 + 64 * i, 64,
+                                   from_bus=True, irq=irq, vector=2, ident=0x100 + i)
+        await ClockCycles(a.clk, 2000)
+        assert await a.read_reg("DMA_DONE") == first, "a descriptor ended behind the hung read"
+        assert _field(await a.read_reg("DMA_READS"), "DMA_READS", "now") > 0
+        assert not seen
+        return first
+
+    async def abort(first, count):
+        assert await a.dma_abort() == first + count + 1
+        for k in range(max(0, count + 1 - regmap.DMA_RESULTS), count + 1):
+            assert await a.dma_wait(first + k) == (0x100 + k, ABORTED), f"descriptor {k}"
+        state = await a.read_reg("DMA_STATE")
+        assert not _field(state, "DMA_STATE", "busy")
+        assert _field(await a.read_reg("DMA_READS"), "DMA_READS", "now") == 0
+        await ClockCycles(a.clk, 400)
+        assert sorted(set(seen)) == [1, 2], f"interrupts seen: {seen}"
+        seen.clear()
+        await peer.idle()                          # completions of the reads that were answered
+        await ClockCycles(a.clk, 200)
+        forget_timed_out_reads(a)                  # the hard IP's own timeout, for the hung ones
+
+    # Every descriptor in the engine.
+    first = await hung_read_and(7)
+    await abort(first, 7)
+    # As many as the engine holds, the rest (4) in the submit queue.
+    depth = regmap.DMA_QUEUE_DEPTH
+    count = depth + 3
+    first = await hung_read_and(count)
+    assert await a.read_reg("DMA_SUBMIT") == depth - (count + 1 - depth)
+    await abort(first, count)
+
+    # A completion that comes after the abort lands nowhere: not in the
+    # aborted read's place, nor in that of a newer read outstanding meanwhile.
+    peer.clear_faults()
+    await a.bar2.write(0x40, bytes(64))
+    peer.mem[0x100:0x140] = b"late" * 16
+    newer = tb.rng.randbytes(64)
+    peer.mem[0x200:0x240] = newer
+    peer.latency_ns = 20_000
+    reads = peer.reads
+    n = await a.dma_submit(0x40, base + 0x100, 64, from_bus=True, ident=0x200)
+    for _ in range(100):
+        if peer.reads > reads:
+            break
+        await ClockCycles(a.clk, 16)
+    assert peer.reads > reads, "the read did not reach the peer"
+    assert await a.dma_abort() == n + 1
+    assert await a.dma_wait(n) == (0x200, ABORTED)
+    n = await a.dma_submit(0x1000, base + 0x200, 64, from_bus=True, ident=0x201)
+    await peer.idle()
+    await ClockCycles(a.clk, 200)
+    assert await a.dma_wait(n) == (0x201, OK)
+    assert await a.bar2.read(0x40, 64) == bytes(64), "a completion after the abort was written"
+    assert await a.bar2.read(0x1000, 64) == newer
+
+    # Descriptors after the abort run normally.
+    peer.latency_ns = 0
+    data = await fill_bar2(a, tb, 0x3000, 5000)
+    n = await a.dma_submit(0x3000, host_base + 0x3, len(data), ident=0x300)
+    assert await a.dma_wait(n) == (0x300, OK)
+    assert bytes(host[0x3:0x3 + len(data)]) == data
+    data = tb.rng.randbytes(9000)
+    peer.mem[0x40001:0x40001 + len(data)] = data
+    n = await a.dma_submit(0x8002, base + 0x40001, len(data), from_bus=True, ident=0x301)
+    assert await a.dma_wait(n) == (0x301, OK)
+    assert await a.bar2.read(0x8002, len(data)) == data
+    await peer.idle()
+    tb.assert_clean()
+
+
+@cocotb.test()
+async def test_dma_abort_write(dut):
+    """DMA_ABORT during a long write, with backpressure on RQ: the packet on
+    the bus goes out whole (the checkers see no cut packet) and no later one
+    goes; it and the descriptor queued behind it end ABORTED; the data that
+    arrived is a prefix of whole packets. With bus mastering off, a write
+    and a read whose first packets wait are dropped. The next descriptors
+    work."""
+    tb = await Topology.create(dut)
+    await tb.start()
+    a, b = tb.a, tb.b
+    rng = tb.rng
+    length = min(tb.params.mem_size, tb.params.data_width * 512)    # 4096 beats
+    host = tb.rc.mem_pool.alloc_region(2 * length)
+    host_base = host.get_absolute_address(0)
+    host[0:2 * length] = bytes(2 * length)
+    src = bytes(x or 1 for x in rng.randbytes(length))   # no zero: zeros are what did not arrive
+    await a.bar2.write(0, src)
+    await a.write_reg("DMA_TIMEOUT", 1 << 24)
+
+    def pauses(busy):
+        while True:
+            yield rng.random() < busy
+
+    a.pause(rq=pauses(0.5))
+    written = a.req_checker.rq_bytes_written
+    n = await a.dma_submit(0, host_base, length, ident=1)
+    n2 = await a.dma_submit(0x100, host_base + length, 4096, ident=2)
+    for _ in range(2000):
+        if host[0]:
+            break
+        await ClockCycles(a.clk, 8)
+    assert host[0] and not host[length - 1], "the abort must come while the write moves"
+    assert await a.dma_abort() == n2 + 1
+    assert await a.dma_wait(n) == (1, ABORTED)
+    assert await a.dma_wait(n2) == (2, ABORTED)
+    await ClockCycles(a.clk, 500)                 # whatever was still coming has come
+    got = bytes(host[0:length])
+    moved = got.find(0)
+    tb.log.info("aborted after %d of %d bytes", moved, length)
+    assert 0 < moved < length
+    assert got[:moved] == src[:moved] and not any(got[moved:]), "not a prefix of the data"
+    assert (host_base + moved) % a.mps() == 0, f"{moved} bytes: a packet was cut"
+    assert a.req_checker.rq_bytes_written - written == moved
+    assert not any(host[length:length + 4096]), "the descriptor behind it moved data"
+
+    # With bus mastering off, a write and a read wait with their first packet
+    # not on the bus yet: the abort drops both packets whole.
+    await a.pci.set_master(False)
+    requests = a.req_checker.rq_requests
+    n = await a.dma_submit(0x105, host_base + length + 0x4000, 3000, ident=5)
+    n2 = await a.dma_submit(0x30000, b.bar2_addr + 0x4000, 3000, from_bus=True, ident=6)
+    await ClockCycles(a.clk, 200)
+    assert await a.dma_abort() == n2 + 1
+    assert await a.dma_wait(n) == (5, ABORTED)
+    assert await a.dma_wait(n2) == (6, ABORTED)
+    await a.pci.set_master(True)
+    await ClockCycles(a.clk, 200)
+    assert a.req_checker.rq_requests == requests, "a packet went out after the abort"
+
+    # The next descriptors, both ways, still under backpressure.
+    n = await a.dma_submit(0x105, host_base + length + 0x2001, 5000, ident=3)
+    assert await a.dma_wait(n) == (3, OK)
+    assert bytes(host[length + 0x2001:length + 0x2001 + 5000]) == src[0x105:0x105 + 5000]
+    data = await fill_bar2(b, tb, 0x4000, 3000)
+    n = await a.dma_submit(0x20003, b.bar2_addr + 0x4000, 3000, from_bus=True, ident=4)
+    assert await a.dma_wait(n) == (4, OK)
+    assert await a.bar2.read(0x20003, 3000) == data
+    a.pause()
+    tb.assert_clean()
+
+
 def forget_timed_out_reads(ep):
     """What the hard IP does when its completion timeout fires (Endpoint.forget_reads)."""
     ep.forget_reads()

@@ -218,6 +218,20 @@ class Endpoint:
         assert result >> 24 == number & 0xFF, f"result slot holds descriptor {result >> 24}"
         return result & 0xFFFF, regmap.DmaStatus((result >> 16) & 0xF)
 
+    async def dma_abort(self, timeout_cycles=20_000):
+        """Write DMA_ABORT and wait until it has ended every descriptor
+        submitted before it; return DMA_DONE (then equal to DMA_SUBMITTED)."""
+        submitted = await self.read_reg("DMA_SUBMITTED")
+        await self.write_reg("DMA_ABORT", 1)
+        aborting = regmap.by_name()["DMA_STATE"].field("aborting").mask
+        for _ in range(timeout_cycles // 64):
+            done = await self.read_reg("DMA_DONE")
+            if done == submitted and not await self.read_reg("DMA_STATE") & aborting:
+                return done
+            await ClockCycles(self.clk, 64)
+        raise AssertionError(f"endpoint {self.inst}: DMA_ABORT left descriptors {done} to "
+                             f"{submitted - 1} running")
+
     async def set_mps(self, nbytes):
         await self.pci.set_mps((nbytes // 128).bit_length() - 1)
 
