@@ -88,6 +88,12 @@ module_param(max_transfers, uint, 0444);
 MODULE_PARM_DESC(max_transfers, "transfers one board's DMA node holds at once, all "
 		 "open files together (default 256; each file may hold 32)");
 
+static uint dma_deadline_ms = 30000;
+module_param(dma_deadline_ms, uint, 0444);
+MODULE_PARM_DESC(dma_deadline_ms, "abort the DMA engine when none of its descriptors has "
+		 "ended for this long while some are in flight; their transfers end with "
+		 "status ABORTED (default 30000, 100 to 3600000)");
+
 static ulong max_pinned = SZ_1G;
 module_param(max_pinned, ulong, 0444);
 MODULE_PARM_DESC(max_pinned, "bytes of user buffers one board's DMA node keeps "
@@ -444,7 +450,7 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
 #define P2P_DAX_DMA_VECTOR		0
 #define P2P_DAX_DMA_MAX_TRANSFER	SZ_256M
 #define P2P_DAX_DMA_MAX_TRANSFERS	32	/* per open file */
-#define P2P_DAX_DMA_STOP_MS		5000	/* unbind: wait for descriptors in flight */
+#define P2P_DAX_DMA_STOP_MS		1000	/* an abort: wait for DMA_DONE to catch up */
 
 static_assert(P2P_DAX_DMA_SLOTS <= P2PDAX_DMA_QUEUE_DEPTH);
 static_assert(P2PDAX_DMA_MAX_LENGTH % PAGE_SIZE == 0);
@@ -455,6 +461,7 @@ static_assert(P2P_DAX_DMA_STATUS_TIMEOUT == P2PDAX_DMA_STATUS_TIMEOUT);
 static_assert(P2P_DAX_DMA_STATUS_POISONED == P2PDAX_DMA_STATUS_POISONED);
 static_assert(P2P_DAX_DMA_STATUS_BAD_COMPLETION == P2PDAX_DMA_STATUS_BAD_COMPLETION);
 static_assert(P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR == P2PDAX_DMA_STATUS_BAD_DESCRIPTOR);
+static_assert(P2P_DAX_DMA_STATUS_ABORTED == P2PDAX_DMA_STATUS_ABORTED);
 static_assert(sizeof(struct p2p_dax_info) == P2P_DAX_INFO_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_submit) == P2P_DAX_DMA_SUBMIT_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_wait) == P2P_DAX_DMA_WAIT_SIZE_VER1);
@@ -537,6 +544,8 @@ struct p2p_dax_dma {
 	struct list_head active;	/* transfers not ended */
 	u64 stat_submitted, stat_done, stat_failed, stat_bytes;
 	u64 fault_bus;			/* debugfs: the next descriptor's bus address */
+	struct delayed_work watchdog;	/* runs while descriptors are in flight */
+	u32 watch_done;			/* hw_done at its last run */
 	struct dentry *debugfs;
 };
 
@@ -676,7 +685,12 @@ static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
 		dma->hw_next++;
 		dma->stat_submitted++;
 	}
+	if (!delayed_work_pending(&dma->watchdog)) {
+		dma->watch_done = dma->hw_done;
+		schedule_delayed_work(&dma->watchdog, msecs_to_jiffies(dma_deadline_ms));
+	}
 }
+
 
 /*
  * Under dma->lock: process the descriptors that ended. Returns false when
@@ -718,7 +732,8 @@ static bool p2p_dax_dma_reap(struct p2p_dax_dma *dma)
 			dma->stat_bytes += slot->length;
 		} else {
 			dma->stat_failed++;
-			if (status < P2P_DAX_DMA_STATUS_BAD_RESULT)
+			if (status < P2P_DAX_DMA_STATUS_BAD_RESULT &&
+			    status != P2P_DAX_DMA_STATUS_ABORTED)
 				dev_warn_ratelimited(&dma->pdev->dev, "DMA %s BAR2 %#llx, %u bytes: "
 						     "%s\n", t->direction == P2P_DAX_DMA_TO_BAR ?
 						     "to" : "from", t->offset + slot->xoff,
@@ -733,6 +748,57 @@ static bool p2p_dax_dma_reap(struct p2p_dax_dma *dma)
 			p2p_dax_xfer_end(dma, t);
 	}
 	return true;
+}
+
+/*
+ * Under dma->lock: end every descriptor in the engine (DMA_ABORT: status
+ * ABORTED, a write packet already started goes out whole, outstanding reads
+ * are given up) and wait for DMA_DONE to catch up. True once it has: the
+ * engine sends nothing more for them and their buffers may be unmapped.
+ */
+static bool p2p_dax_dma_abort(struct p2p_dax_dma *dma)
+{
+	unsigned long deadline = jiffies + msecs_to_jiffies(P2P_DAX_DMA_STOP_MS);
+
+	iowrite32(1, dma->regs + P2PDAX_REG_DMA_ABORT);
+	for (;;) {
+		if (!p2p_dax_dma_reap(dma))
+			return false;
+		if (dma->hw_next == dma->hw_done)
+			return true;
+		if (time_after(jiffies, deadline))
+			return false;
+		usleep_range(1000, 2000);
+	}
+}
+
+/* No descriptor ended for dma_deadline_ms while some were in flight: abort. */
+static void p2p_dax_dma_watchdog(struct work_struct *work)
+{
+	struct p2p_dax_dma *dma = container_of(to_delayed_work(work), struct p2p_dax_dma,
+					       watchdog);
+	u32 inflight;
+
+	mutex_lock(&dma->lock);
+	if (dma->gone || !dma->regs || !p2p_dax_dma_reap(dma))
+		goto unlock;
+	inflight = dma->hw_next - dma->hw_done;
+	if (inflight && dma->hw_done == dma->watch_done) {
+		dev_warn(&dma->pdev->dev, "DMA engine: no descriptor ended for %u ms, %u in "
+			 "flight (bus mastering %s): aborted, their transfers end ABORTED\n",
+			 dma_deadline_ms, inflight,
+			 ioread32(dma->regs + P2PDAX_REG_DMA_STATE) &
+			 P2PDAX_DMA_STATE_BUS_MASTER_MASK ? "on" : "off");
+		if (!p2p_dax_dma_abort(dma))
+			dev_err(&dma->pdev->dev, "DMA engine: the abort did not end its "
+				"descriptors; reset the device (sysfs reset)\n");
+		p2p_dax_dma_pump(dma);		/* what was queued behind them */
+	} else if (inflight) {
+		dma->watch_done = dma->hw_done;
+		schedule_delayed_work(&dma->watchdog, msecs_to_jiffies(dma_deadline_ms));
+	}
+unlock:
+	mutex_unlock(&dma->lock);
 }
 
 static irqreturn_t p2p_dax_dma_irq(int irq, void *data)
@@ -1001,6 +1067,7 @@ static int p2p_dax_status_errno(u32 status)
 	case P2P_DAX_DMA_STATUS_OK:
 		return 0;
 	case P2P_DAX_DMA_STATUS_TIMEOUT:
+	case P2P_DAX_DMA_STATUS_ABORTED:
 		return -ETIMEDOUT;
 	case P2P_DAX_DMA_STATUS_GONE:
 		return -ENODEV;
@@ -1189,9 +1256,9 @@ static const struct file_operations p2p_dax_dma_fops = {
 };
 
 /*
- * Unbind: no new files, no new submissions; descriptors in flight get
- * P2P_DAX_DMA_STOP_MS to end, then bus mastering goes off so the engine
- * cannot write into what is unpinned next.
+ * Unbind: no new files, no new submissions; the engine is aborted, so that
+ * nothing it holds moves any more (a hung transfer included), then bus
+ * mastering goes off and the buffers are unpinned.
  */
 static void p2p_dax_dma_unbind(void *data)
 {
@@ -1205,31 +1272,26 @@ static void p2p_dax_dma_unbind(void *data)
 		misc_deregister(&dma->misc);
 	mutex_lock(&dma->lock);
 	dma->gone = true;
-	list_for_each_entry_safe(t, n, &dma->queue, queue_node) {
+	list_for_each_entry_safe(t, n, &dma->active, active_node) {
 		list_del_init(&t->queue_node);
 		if (t->status == P2P_DAX_DMA_STATUS_OK)
 			t->status = P2P_DAX_DMA_STATUS_GONE;
 	}
 	mutex_unlock(&dma->lock);
+	cancel_delayed_work_sync(&dma->watchdog);
 
 	if (dma->engine == P2P_DAX_ENGINE_READY) {
-		unsigned long deadline = jiffies + msecs_to_jiffies(P2P_DAX_DMA_STOP_MS);
 		u32 inflight;
-		bool sane;
 
-		for (;;) {
-			mutex_lock(&dma->lock);
-			sane = dma->hw_next == dma->hw_done || p2p_dax_dma_reap(dma);
-			inflight = dma->hw_next - dma->hw_done;
-			mutex_unlock(&dma->lock);
-			if (!inflight || !sane || time_after(jiffies, deadline))
-				break;
-			msleep(10);
-		}
+		mutex_lock(&dma->lock);
+		if (dma->hw_next != dma->hw_done)
+			p2p_dax_dma_abort(dma);
+		inflight = dma->hw_next - dma->hw_done;
+		mutex_unlock(&dma->lock);
 		if (inflight)
-			dev_warn(&pdev->dev, "%u DMA descriptors did not end within %d ms; bus "
-				 "mastering is off now, reset the device (sysfs reset) before "
-				 "binding it again\n", inflight, P2P_DAX_DMA_STOP_MS);
+			dev_warn(&pdev->dev, "%u DMA descriptors did not end within %d ms of an "
+				 "abort; bus mastering is off now, reset the device (sysfs reset) "
+				 "before binding it again\n", inflight, P2P_DAX_DMA_STOP_MS);
 		pci_clear_master(pdev);
 		free_irq(dma->irq, dma);
 		pci_free_irq_vectors(pdev);
@@ -1272,11 +1334,21 @@ static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
 	submitted = ioread32(dma->regs + P2PDAX_REG_DMA_SUBMITTED);
 	done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
 	if (submitted != done) {
-		/* Descriptors of an earlier binding would run once bus mastering is on. */
-		dev_warn(&pdev->dev, "the DMA engine still holds %u descriptors from before "
-			 "(DMA_SUBMITTED %#x, DMA_DONE %#x): not used; reset the device "
-			 "(sysfs reset) and bind again\n", submitted - done, submitted, done);
-		return P2P_DAX_ENGINE_UNUSABLE;
+		/*
+		 * Descriptors of an earlier binding (or of a kernel before a kexec)
+		 * would run once bus mastering is on: end them unmoved.
+		 */
+		dev_warn(&pdev->dev, "the DMA engine holds %u descriptors from before: "
+			 "aborting them\n", submitted - done);
+		iowrite32(1, dma->regs + P2PDAX_REG_DMA_ABORT);
+		msleep(10);
+		done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+		if (submitted != done) {
+			dev_warn(&pdev->dev, "DMA engine not used (DMA_SUBMITTED %#x, DMA_DONE "
+				 "%#x); reset the device (sysfs reset) and bind again\n",
+				 submitted, done);
+			return P2P_DAX_ENGINE_UNUSABLE;
+		}
 	}
 	rc = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
 	if (rc) {
@@ -1362,6 +1434,7 @@ static int p2p_dax_dma_probe(struct p2p_dax *p2p)
 	init_waitqueue_head(&dma->wq);
 	INIT_LIST_HEAD(&dma->queue);
 	INIT_LIST_HEAD(&dma->active);
+	INIT_DELAYED_WORK(&dma->watchdog, p2p_dax_dma_watchdog);
 	snprintf(dma->name, sizeof(dma->name), "p2p-dax%d", p2p->id);
 	dma->pdev = p2p->pdev;
 	dma->regs = p2p->regs;
@@ -1614,8 +1687,11 @@ static void p2p_dax_shutdown(struct pci_dev *pdev)
 {
 	struct p2p_dax *p2p = pci_get_drvdata(pdev);
 
-	if (p2p && p2p->dma && p2p->dma->engine == P2P_DAX_ENGINE_READY)
+	/* Nothing of this kernel's moves after a kexec or a reboot. */
+	if (p2p && p2p->dma && p2p->dma->engine == P2P_DAX_ENGINE_READY) {
+		iowrite32(1, p2p->regs + P2PDAX_REG_DMA_ABORT);
 		pci_clear_master(pdev);
+	}
 }
 
 static struct pci_driver p2p_dax_driver = {
@@ -1654,6 +1730,10 @@ static int __init p2p_dax_check_params(void)
 		pr_err("p2p_dax: max_transfers=%u max_pinned=%lu: the DMA node needs at "
 		       "least one transfer and one page (%lu bytes)\n", max_transfers,
 		       max_pinned, PAGE_SIZE);
+		return -EINVAL;
+	}
+	if (dma_deadline_ms < 100 || dma_deadline_ms > 3600000) {
+		pr_err("p2p_dax: dma_deadline_ms=%u: use 100 to 3600000\n", dma_deadline_ms);
 		return -EINVAL;
 	}
 	if (memory_bar < -1 || memory_bar >= PCI_STD_NUM_BARS) {

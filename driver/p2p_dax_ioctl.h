@@ -32,7 +32,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define P2P_DAX_API_VERSION		2	/* 2: CANCEL, device-wide limits in INFO */
+#define P2P_DAX_API_VERSION		2	/* 2: CANCEL, device-wide limits in INFO, ABORTED */
 #define P2P_DAX_IOC_MAGIC		0xDA
 
 /* p2p_dax_info.engine */
@@ -126,6 +126,8 @@ struct p2p_dax_dma_submit {
 #define P2P_DAX_DMA_STATUS_POISONED		4	/* completion poisoned or corrupt */
 #define P2P_DAX_DMA_STATUS_BAD_COMPLETION	5	/* completion not matching its request */
 #define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR	6	/* the engine refused the descriptor */
+#define P2P_DAX_DMA_STATUS_ABORTED		7	/* the driver aborted the engine: none of
+							 * its descriptors ended for dma_deadline_ms */
 #define P2P_DAX_DMA_STATUS_BAD_RESULT		16	/* result slot not what the driver expected */
 #define P2P_DAX_DMA_STATUS_GONE			17	/* board unbound before the end */
 #define P2P_DAX_DMA_STATUS_CANCELLED		18	/* CANCEL, or its file closed, first */
@@ -139,7 +141,9 @@ struct p2p_dax_dma_submit {
  *   0           ended, every byte moved (status OK)
  *   EIO         ended with a device error: status and error_offset say which
  *   ECANCELED   ended after CANCEL: bytes say how much had moved
- *   ETIMEDOUT   done 1: the device's completion timeout (status TIMEOUT);
+ *   ETIMEDOUT   done 1: the device's completion timeout (status TIMEOUT),
+ *               or no descriptor of the engine ended for the module's
+ *               dma_deadline_ms and the driver aborted it (status ABORTED);
  *               done 0: still running after timeout_ms (wait again later;
  *               the buffer stays pinned until the transfer ends)
  *   EINTR       a signal came first; still running

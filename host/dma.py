@@ -67,6 +67,8 @@ STATUS_TEXT = {
                  "or the card received it corrupt"),
     "BAD_COMPLETION": "bad completion: a completion did not match the engine's request",
     "BAD_DESCRIPTOR": "bad descriptor: the engine refused a descriptor the driver gave it",
+    "ABORTED": "aborted: the engine made no progress for the driver's dma_deadline_ms "
+               "(a target that never answers, or bus mastering off; see dmesg)",
     "BAD_RESULT": "bad result: the engine's result was not what the driver expected "
                   "(see dmesg)",
     "GONE": "board gone: it was unbound or removed before the transfer ended",

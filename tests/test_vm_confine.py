@@ -5,6 +5,8 @@ device's limits, RLIMIT_MEMLOCK, transfers left queued by a closed file),
 and a BAR mapped with a memory type the driver cannot choose (nopat).
 The rest of the DMA node's interface: tests/test_vm_dma.py."""
 
+import re
+
 import pytest
 
 from tests.vm import guest, kernels
@@ -102,3 +104,45 @@ echo clean
     assert "unexpected" not in out and out.rstrip().endswith("clean")
     assert "PAT is off (nopat, or the CPU lacks it): BAR2 would be mapped with whatever " \
            "memory type the MTRRs give it, possibly cacheable; boot without nopat" in out, out
+
+
+@pytest.mark.parametrize("kernel", kernels.STOCK)
+def test_hung_transfers_are_aborted(kernel):
+    """With the engine held (bus mastering off, so nothing it holds can move):
+    a transfer ends ABORTED (ETIMEDOUT) once no descriptor has ended for
+    dma_deadline_ms, with a kernel message; and unbinding with a transfer
+    hung aborts the engine at once (the waiter wakes with ENODEV, status
+    GONE), leaves it empty, and the board binds again with the engine ready.
+    The engine works after each. No kernel warning."""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
+B=$(basename $(readlink /sys/class/misc/p2p-dax0/device))
+{TOOL} bus-master $B off
+{TOOL} dma-to-bar /dev/p2p-dax0 0 4096 3 ram | sed 's/^/held: /'
+{TOOL} bus-master $B on
+{TOOL} dma-to-bar /dev/p2p-dax0 0 8192 5 ram || exit 1
+{TOOL} dma-from-bar /dev/p2p-dax0 0 8192 5 ram || exit 1
+{TOOL} bus-master $B off
+T0=$(date +%s)
+{TOOL} dma-gone /dev/p2p-dax0 $B | sed 's/^/unbind: /'
+echo "unbind took $(($(date +%s) - T0)) s"
+echo $B > /sys/bus/pci/drivers/p2p_dax/bind
+echo rebound=$(cat /sys/bus/pci/devices/$B/p2p_dax/dma_engine)
+{TOOL} dma-to-bar /dev/p2p-dax0 100 4096 7 ram || exit 1
+{TOOL} dma-from-bar /dev/p2p-dax0 100 4096 7 ram || exit 1
+dmesg | grep -o 'DMA engine: .*'
+dmesg | grep -c 'from before' | sed 's/^/leftovers: /'
+bad_dmesg && exit 1
+echo clean
+""", board="virtual", driver_params="memory_bar=2 dma_deadline_ms=2000", timeout=600,
+            extra_files={TOOL: guest.tool()})
+    out = r.output
+    assert r.returncode == 0, out
+    assert re.search(r"^held: dma to-bar 4096 bytes: wait ETIMEDOUT, status ABORTED, done 1, "
+                     r"bytes 0,", out, re.M), out
+    assert "DMA engine: no descriptor ended for 2000 ms, 1 in flight (bus mastering off): " \
+           "aborted, their transfers end ABORTED" in out, out
+    assert re.search(r"^unbind: waiter: ENODEV, done 1, status GONE", out, re.M), out
+    unbind = int(re.search(r"^unbind took (\d+) s$", out, re.M)[1])
+    assert unbind < 10, out         # the waiter's 200 ms head start and the abort, not a timeout
+    assert "rebound=ready" in out and "leftovers: 0" in out, out
+    assert out.count("checked") == 2 and out.rstrip().endswith("clean")

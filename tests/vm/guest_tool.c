@@ -372,10 +372,10 @@ static const char *status_name(unsigned s)
 {
 	static const char *const names[] = {
 		"OK", "UNSUPPORTED_REQUEST", "COMPLETER_ABORT", "TIMEOUT", "POISONED",
-		"BAD_COMPLETION", "BAD_DESCRIPTOR",
+		"BAD_COMPLETION", "BAD_DESCRIPTOR", "ABORTED",
 	};
 
-	if (s < 7)
+	if (s < sizeof(names) / sizeof(names[0]))
 		return names[s];
 	return s == P2P_DAX_DMA_STATUS_BAD_RESULT ? "BAD_RESULT" :
 	       s == P2P_DAX_DMA_STATUS_GONE ? "GONE" :
@@ -807,6 +807,16 @@ static int cmd_dma_confined(char **a)
 	return 0;
 }
 
+static int cmd_bus_master(char **a)
+{
+	if (strcmp(a[1], "on") && strcmp(a[1], "off")) {
+		fprintf(stderr, "p2pdax-vmtool: bus-master: on or off, not %s\n", a[1]);
+		return 2;
+	}
+	bus_master(a[0], !strcmp(a[1], "on"));
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int args;
@@ -826,6 +836,7 @@ static const struct {
 	{ "dma-gone", 2, "dma-gone DMADEV PCI_ADDRESS|remove:PCI_ADDRESS" },
 	{ "dma-limits", 2, "dma-limits DMADEV PCI_ADDRESS" },
 	{ "dma-confined", 2, "dma-confined DMADEV DAXSIZE" },
+	{ "bus-master", 2, "bus-master PCI_ADDRESS on|off" },
 };
 
 int main(int argc, char **argv)
@@ -849,6 +860,7 @@ int main(int argc, char **argv)
 		case 11: return cmd_dma_gone(argv + 2);
 		case 12: return cmd_dma_limits(argv + 2);
 		case 13: return cmd_dma_confined(argv + 2);
+		case 14: return cmd_bus_master(argv + 2);
 		}
 	}
 	fprintf(stderr, "usage: p2pdax-vmtool");
