@@ -59,11 +59,26 @@ def _number(text):
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 4096, 0x1000, 64K, 1M)")
 
 
+P2PMEM = "p2pmem:"
+
+
 def _end(spec, file_offset, bars):
-    """A FileEnd for a path, a BufferEnd for DEV:OFFSET (its Bar opened into bars)."""
+    """A FileEnd for a path, a BufferEnd for DEV:OFFSET (its Bar opened into
+    bars); for p2pmem:ADDRESS the address, opened once the length is known."""
     if os.path.exists(spec) or ":" not in spec:
         return transfer.FileEnd(spec, file_offset)
+    if spec.startswith(P2PMEM):
+        return spec[len(P2PMEM):]
     return _bar_end(spec, bars)
+
+
+def _p2pmem_end(address, length, bars):
+    """The BufferEnd of a fresh p2pmem allocation of `length` bytes, kept in bars."""
+    if not address:
+        raise ValueError(f"{P2PMEM!r}: give the PCI address of the device whose p2pmem "
+                         "to use, e.g. p2pmem:0000:04:00.0")
+    mem = bars[f"{P2PMEM}{address}"] = client.open_p2pmem(address, length)
+    return transfer.BufferEnd(mem, 0)
 
 
 def _bar_end(spec, bars):
@@ -82,7 +97,7 @@ def _bar_end(spec, bars):
 def _engine_for(src, dst):
     """--via dma: the engine of the board at one end, the source's first when
     both have one (the engine then writes the peer: posted writes)."""
-    ends = [e for e in (src, dst) if isinstance(e, transfer.BufferEnd)]
+    ends = [e for e in (src, dst) if isinstance(e, transfer.BufferEnd) and e.buffer.device]
     if not ends:
         raise transfer.TransferError("--via dma: one end must be BAR memory of a board with "
                                      "a DMA engine (DEV:OFFSET)")
@@ -98,10 +113,19 @@ def cmd_copy(args):
         dst = _end(args.dst, args.offset, bars)
         length = args.length
         if length is None:
+            if isinstance(src, str):
+                raise ValueError(f"{args.src}: a fresh p2pmem allocation has no length of "
+                                 "its own: give --length")
             if isinstance(src, transfer.FileEnd):
                 length = src.size() - src.offset
             else:
                 length = src.buffer.size - src.offset
+        if isinstance(src, str) or isinstance(dst, str):
+            if args.via != "dma" or args.through is not None:
+                raise transfer.TransferError("a p2pmem end is for --via dma: the board's "
+                                             "DMA engine moves the data to or from the peer")
+            src, dst = (_p2pmem_end(e, length, bars) if isinstance(e, str) else e
+                        for e in (src, dst))
         if args.through is not None:
             if not (isinstance(src, transfer.FileEnd) and isinstance(dst, transfer.FileEnd)):
                 raise transfer.TransferError("--through is for file to file (NVMe to NVMe "
@@ -273,8 +297,9 @@ def main(argv=None):
     p.add_argument("--via", choices=("io", "dma"), default="io",
                    help="io: O_DIRECT (or buffered) I/O between a file and the BAR, the CPU "
                    "between two BARs (default); dma: the DMA engine of the board at one end "
-                   "(/dev/p2p-daxN), between its BAR2 and a file (staged in RAM) or a peer's "
-                   "DEV:OFFSET")
+                   "(/dev/p2p-daxN), between its BAR2 and a file (staged in RAM) or a "
+                   "peer's P2PDMA memory, p2pmem:ADDRESS (a fresh allocation of its "
+                   "p2pmem, e.g. an NVMe's CMB; kernels with P2PDMA)")
     p.add_argument("--through", metavar="DEV:OFFSET",
                    help="file to file through BAR memory from OFFSET on, as p2pmem-test does: "
                    "each chunk is read into the BAR and written out of it (with O_DIRECT, "

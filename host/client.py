@@ -14,6 +14,8 @@ dax node (/dev/daxN.M), shared, in whole units of the alignment the dax
 device requires.
 
 bar.array() gives a numpy view of the BAR where numpy is installed.
+open_p2pmem() maps a peer's P2PDMA memory (p2pmem/allocate), the buffer
+through which a board's DMA engine reaches a peer.
 Transfers: host/transfer.py; the board's DMA engine: host/dma.py;
 benchmarks: host/bench.py; the C helpers they use: host/native.py.
 """
@@ -318,3 +320,61 @@ def open_bar(device=None):
     if not isinstance(device, Device):
         device = find(device)
     return Bar(device)
+
+
+class P2pMem:
+    """`size` bytes of a PCI device's P2PDMA memory (p2pmem: an NVMe's CMB,
+    a board's BAR2 with mode=p2pdma or both), freshly allocated by mapping
+    its sysfs p2pmem/allocate, shared. The buffer for a board's DMA engine
+    to reach a peer peer to peer: the driver maps it by the kernel's P2P
+    rules (driver/p2p_dax_ioctl.h: EREMOTEIO where they forbid it). Its
+    bytes are whatever the memory held; they last as long as the mapping.
+    The interface of Bar, without `device`."""
+
+    device = None
+
+    def __init__(self, address, size, sysfs=SYSFS):
+        p2pmem = Path(sysfs) / "bus" / "pci" / "devices" / address / "p2pmem"
+        if not (p2pmem / "allocate").exists():
+            raise NoDeviceError(f"{address} has no p2pmem: its driver registers none, or "
+                                "the kernel is built without CONFIG_PCI_P2PDMA (Linux 6.2 "
+                                "or later has p2pmem/allocate)")
+        self.size = size
+        self.name = f"p2pmem of {address}"
+        try:
+            fd = os.open(p2pmem / "allocate", os.O_RDWR)
+        except PermissionError:
+            raise PermissionError(f"{p2pmem / 'allocate'}: permission denied; the kernel "
+                                  "gives it to root only: run as root") from None
+        try:
+            self._map = mmap.mmap(fd, -(-size // mmap.PAGESIZE) * mmap.PAGESIZE,
+                                  mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as e:
+            available = _read(p2pmem / "available", "?")
+            raise OSError(e.errno, f"{self.name}: {size} bytes asked, {available} available "
+                                   f"(sysfs p2pmem/available): {os.strerror(e.errno)}") from None
+        finally:
+            os.close(fd)
+        self.buffer = memoryview(self._map)[:size]
+
+    def check(self, offset, length):
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ValueError(f"{offset:#x} + {length:#x} is outside the {self.name} "
+                             f"({self.size} bytes)")
+
+    def close(self):
+        if self._map is not None:
+            self.buffer.release()
+            self._map.close()
+            self._map = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def open_p2pmem(address, size):
+    """Allocate and map `size` bytes of the p2pmem of the PCI device at `address`."""
+    return P2pMem(address, size)

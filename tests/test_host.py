@@ -223,3 +223,40 @@ def test_cli_copy_through_bar_memory(tmp_path, monkeypatch, capsys):
         assert cli.main(["copy"] + argv) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith("p2pdax: ") and message in err, (argv, err)
+
+
+def test_p2pmem_maps_a_fresh_allocation(tmp_path):
+    """open_p2pmem() maps sysfs p2pmem/allocate shared (a plain file stands in
+    for it here), with the interface of a Bar; a device without p2pmem is
+    refused with the reason."""
+    p2pmem = tmp_path / "bus" / "pci" / "devices" / "0000:04:00.0" / "p2pmem"
+    p2pmem.mkdir(parents=True)
+    (p2pmem / "allocate").write_bytes(bytes(1 << 16))
+    with client.P2pMem("0000:04:00.0", 5000, sysfs=tmp_path) as mem:
+        assert mem.size == len(mem.buffer) == 5000 and mem.device is None
+        mem.buffer[4990:5000] = b"0123456789"
+        mem.check(0, 5000)
+        with pytest.raises(ValueError, match=r"0x1 \+ 0x1388 is outside the p2pmem of "
+                                             r"0000:04:00.0 \(5000 bytes\)"):
+            mem.check(1, 5000)
+    assert (p2pmem / "allocate").read_bytes()[4990:5000] == b"0123456789"
+    with pytest.raises(client.NoDeviceError, match="0000:05:00.0 has no p2pmem: its driver "
+                       "registers none, or the kernel is built without CONFIG_PCI_P2PDMA"):
+        client.P2pMem("0000:05:00.0", 4096, sysfs=tmp_path)
+
+
+def test_cli_p2pmem_ends(tmp_path, monkeypatch, capsys):
+    """p2pmem:ADDRESS is an end for --via dma only, and needs --length as a
+    source; the refusals name the fix before any device is opened."""
+    monkeypatch.setattr(client, "devices", lambda: [])
+    f = tmp_path / "f"
+    f.write_bytes(bytes(4096))
+    for argv, message in [
+            (["p2pmem:0000:04:00.0", str(f), "--via", "dma"],
+             "p2pmem:0000:04:00.0: a fresh p2pmem allocation has no length of its own: "
+             "give --length"),
+            ([str(f), "p2pmem:0000:04:00.0"], "a p2pmem end is for --via dma"),
+            ([str(f), "p2pmem:", "--via", "dma"], "'p2pmem:': give the PCI address")]:
+        assert cli.main(["copy"] + argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("p2pdax: ") and message in err, (argv, err)

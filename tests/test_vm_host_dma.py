@@ -16,7 +16,7 @@ import zlib
 
 import pytest
 
-from tests.vm import guest
+from tests.vm import guest, kernels
 from tests.vm.qemu import run
 
 pytestmark = pytest.mark.vm
@@ -132,3 +132,48 @@ dmesg | grep -c 'p2p_dax.*completer abort' | sed 's/^/kernel messages: /'
     messages = re.search(r"^kernel messages: (\d+)$", out, re.M)
     assert messages and int(messages[1]) >= 2, out
     assert r.board["dma_reads_aborted"] == 2, r.board
+
+
+def test_copy_to_and_from_a_peers_p2pmem(tmp_path):
+    """On the kernel with P2PDMA: `p2pdax copy --via dma` between the board's
+    BAR2 and a peer's p2pmem (the NVMe's CMB, under the same switch: bus
+    addresses): the CLI BAR2 -> p2pmem, the library BAR2 -> p2pmem -> BAR2 in
+    one allocation, each verified with CRC-32, the data checked here too."""
+    share = tmp_path / "share"
+    share.mkdir()
+    data = os.urandom(16 * KiB)
+    (share / "in.bin").write_bytes(data)
+    r = run(kernels.WITH_P2PDMA, guest.SHELL_PRELUDE + f"""
+CMB=$(p2pmem n0) || exit 2
+N0=$(basename $(dirname $(dirname $CMB)))
+N0=$N0 {PY} -c '
+import os, sys
+from host import cli
+cmb = "p2pmem:" + os.environ["N0"]
+def copy(*argv):
+    print("exit", cli.main(["copy", *argv, "--via", "dma"]), flush=True)
+    sys.stderr.flush()
+copy("{share}/in.bin", "dax0.0:4K")
+copy("dax0.0:4K", cmb, "--length", "16K")
+# The library: BAR2 -> p2pmem -> BAR2 in one allocation.
+from host import client, dma, transfer
+dev = client.find("dax0.0")
+with client.open_p2pmem(os.environ["N0"], 16384) as mem, client.open_bar(dev) as bar, \
+        dma.open_engine(dev) as eng:
+    for a, b in ((bar, 4096), (mem, 0)), ((mem, 0), (bar, 65536)):
+        r = transfer.dma_copy(eng, transfer.BufferEnd(*a), transfer.BufferEnd(*b), 16384)
+        print(f"library: {{r.length}} bytes, crc {{r.crc32:#010x}}", flush=True)
+copy("dax0.0:64K", "{share}/out.bin", "--length", "16K")
+' 2>&1 || exit 1
+""", board="virtual", host_root=True, shares=[share], timeout=900)
+    assert r.returncode == 0, r.output
+    out = r.output
+    assert re.findall(r"^exit (\d+)$", out, re.M) == ["0"] * 3, out
+    crc = f"verified (CRC-32 {zlib.crc32(data):#010x})"
+    copied = re.findall(r"^copied 16384 bytes (\S+) -> (\S+) by the DMA engine of "
+                        r"/dev/p2p-dax0 in .*, (.*)$", out, re.M)
+    assert [(a.split(":")[0], b.split(":")[0], c) for a, b, c in copied] == [
+        (f"{share}/in.bin", "dax0.0", crc), ("dax0.0", "p2pmem", crc),
+        ("dax0.0", f"{share}/out.bin", crc)], out
+    assert out.count(f"library: 16384 bytes, crc {zlib.crc32(data):#010x}") == 2, out
+    assert (share / "out.bin").read_bytes() == data
