@@ -141,11 +141,14 @@ async def test_registers(dut):
 
 
 def sweep_lengths(rng):
+    """The lengths where splitting, dword alignment and the completion
+    boundary change what the endpoint does, and 8 random ones (another set
+    with each seed); every length with P2P_DAX_FULL=1."""
     if FULL:
         return list(range(1, 4097))
     edges = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129,
              255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096}
-    return sorted(edges | {rng.randrange(1, 4097) for _ in range(24)})
+    return sorted(edges | {rng.randrange(1, 4097) for _ in range(8)})
 
 
 @cocotb.test()
