@@ -7,8 +7,8 @@ host._native compiles from the header itself).
         print(engine.info().engine_name)
         engine.to_bar(0, data)                      # a buffer -> BAR2 offset 0
         engine.from_bar(0, out)                     # BAR2 offset 0 -> a buffer
-        with client.open_bar("dax1.0") as peer:     # a peer's BAR: peer to peer
-            engine.from_bar(0, peer.buffer[4 << 20:(4 << 20) + len(out)])
+        with client.open_p2pmem("0000:04:00.0", len(out)) as peer:  # a peer's p2pmem
+            engine.from_bar(0, peer.buffer)         # peer to peer, by the kernel's rules
 
 A buffer is any contiguous object with the buffer protocol: bytes (to the
 BAR only), bytearray, mmap, a memoryview of one (a client.Bar's buffer or a

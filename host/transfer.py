@@ -360,7 +360,7 @@ def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=T
              timeout=60.0):
     """Move `length` bytes with a board's DMA engine (a dma.Engine). One end is
     the board's BAR2: a BufferEnd of a client.Bar of the engine's device. The
-    other is a BufferEnd (a RamBuffer, or a peer's client.Bar: the engine
+    other is a BufferEnd (a RamBuffer, or a peer's client.P2pMem: the engine
     reads or writes the peer's BAR, peer to peer) or a FileEnd, staged in
     RAM (read whole before, written whole after, through the page cache).
     `chunk` bytes per SUBMIT, `queue_depth` in flight, `timeout` seconds for
@@ -380,7 +380,7 @@ def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=T
     if is_board(src) and is_board(dst):
         raise TransferError(f"both ends are BAR memory of {dev.dax_device}: its DMA engine "
                             "moves data between its BAR2 and another buffer; give a file or "
-                            "a peer's DEV:OFFSET as the other end")
+                            "a peer's p2pmem:ADDRESS as the other end")
     if not (is_board(src) or is_board(dst)):
         raise TransferError(f"neither end is BAR memory of {dev.dax_device}, whose DMA engine "
                             f"this is: give it as {dev.dax_device}:OFFSET at one end")

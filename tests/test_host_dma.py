@@ -411,7 +411,7 @@ def test_cli_copy_via_dma_errors(boards, tmp_path, capsys):
          "(copy without --via dma), or make it the peer of a board's engine"),
         (["copy", "dax0.0:0", "dax0.0:64K", "--length", "4K", "--via", "dma"],
          "p2pdax: both ends are BAR memory of dax0.0: its DMA engine moves data between its "
-         "BAR2 and another buffer; give a file or a peer's DEV:OFFSET as the other end"),
+         "BAR2 and another buffer; give a file or a peer's p2pmem:ADDRESS as the other end"),
         (["copy", str(tmp_path / "in.bin"), str(tmp_path / "o"), "--via", "dma"],
          "p2pdax: --via dma: one end must be BAR memory of a board with a DMA engine "
          "(DEV:OFFSET)"),
