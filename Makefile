@@ -26,7 +26,8 @@ help:
 	@echo "make vm        run CMD in a QEMU VM with the driver loaded, in the host's root file system"
 	@echo "               make vm KERNEL=6.12 CMD='daxctl list'  [VM_ARGS='--no-driver --params ...']"
 	@echo "               BOARD=virtual: with the board's RTL behind QEMU's p2p-dax-board device"
-	@echo "make vm-test   run the VM tests (tests/test_vm_*.py)"
+	@echo "make vm-test   run the VM tests (tests/test_vm_*.py) [KERNELS=all or 6.1,7.3] [IOMMU=1]"
+	@echo "               KERNELS=all: every VM test on every kernel; IOMMU=1: all with the IOMMU translating"
 	@echo "make vm-bench  in a VM: NVMe -> dax beside NVMe -> RAM (C tool), then p2pdax bench,"
 	@echo "               plot in build/vm-bench/  [KERNEL=6.12, or 6.1,7.3, or all]"
 	@echo "               IOMMU=1: the IOMMU translating, the C tool's bench with the NVMe"
@@ -84,8 +85,12 @@ vm-bench: setup
 	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL) \
 		$(if $(IOMMU),$(if $(BOARD),,--iommu))
 
+# The release matrix: make vm-test KERNELS=all, then again with IOMMU=1.
 vm-test: setup
-	@$(PY) -m pytest -n 2 tests/test_vm_*.py
+	$(if $(filter-out 0 1,$(IOMMU)),@echo "make vm-test: IOMMU=$(IOMMU): give IOMMU=1 (on) or leave it out" >&2; exit 2)
+	@$(if $(KERNELS),P2PDAX_VM_KERNELS=$(KERNELS)) $(if $(IOMMU),P2PDAX_VM_IOMMU=$(IOMMU)) \
+		$(PY) -m pytest -n 2 tests/test_vm_*.py; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make vm-test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean:
 	rm -rf build

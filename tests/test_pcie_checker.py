@@ -1696,7 +1696,7 @@ def test_requester_monitor_rq_beat_while_bus_master_is_off(width):
     h = RqHarness(width, bus_master=False)
     read = dma_request(ReqType.MEM_READ, 0x1000, 64, tag=1)
     h.send(read)
-    assert "Q9 bus master: RQ beat sent while Bus Master Enable is clear" in h.joined()
+    assert "Q9 bus master: RQ packet started while Bus Master Enable is clear" in h.joined()
     assert h.monitor.outstanding() == {}             # the hard IP drops it
     h.monitor.assert_idle()
     h.send(dma_request(ReqType.MEM_WRITE, 0x1000, 64))
@@ -1707,12 +1707,17 @@ def test_requester_monitor_rq_beat_while_bus_master_is_off(width):
 
 
 def test_requester_monitor_bus_master_cleared_mid_packet():
+    """A request is issued with its first beat: the rest of a packet begun
+    with Bus Master Enable set cannot be withdrawn (AXI-Stream) nor
+    discontinued (Q10), so it is no error, and the write lands."""
     h = RqHarness(64)
     beats_ = h.rq_beats(dma_request(ReqType.MEM_WRITE, 0x1000, 64))
     h.edge(rq=beats_[0])
     h.bus_master = False
     for beat in beats_[1:]:
         h.edge(rq=beat)
+    assert h.monitor.error_count == 0 and h.monitor.rq_bytes_written == 64, h.joined()
+    h.send(dma_request(ReqType.MEM_WRITE, 0x2000, 64))
     assert h.monitor.error_count == 1 and "Q9 bus master" in h.joined()
 
 
@@ -1994,7 +1999,9 @@ def test_requester_monitor_undecodable_packets():
 
 
 def test_requester_checker_for_function_reads_the_model():
-    """The functions for_function makes read a cocotbext-pcie Function."""
+    """The functions for_function makes read a cocotbext-pcie Function, and
+    Bus Master Enable from the endpoint's cfg_function_status port."""
+    from cocotb.types import LogicArray
     from cocotbext.pcie.core.function import Function
 
     from hw.sim.pcie_checker import RequesterChecker
@@ -2006,18 +2013,27 @@ def test_requester_checker_for_function_reads_the_model():
         made.update(mps=mps_fn, mrrs=mrrs_fn, ext=ext_tags_fn, bm=bus_master_fn,
                     width=width, max_outstanding=max_outstanding)
 
+    class Port:
+        value = LogicArray("X" * 16)
+
+    class Dut:
+        cfg_function_status = Port()
+
     func = Function()
     original = RequesterChecker.__init__
     RequesterChecker.__init__ = fake_init
     try:
-        RequesterChecker.for_function(None, None, None, 256, func, max_outstanding=16)
+        RequesterChecker.for_function(Dut(), None, None, 256, func, max_outstanding=16)
     finally:
         RequesterChecker.__init__ = original
     func.pcie_cap.max_payload_size, func.pcie_cap.max_read_request_size = 1, 5
-    func.pcie_cap.extended_tag_field_enable, func.bus_master_enable = True, False
+    func.pcie_cap.extended_tag_field_enable, func.bus_master_enable = True, True
     assert (made["mps"](), made["mrrs"](), made["ext"](), made["bm"]()) == (256, 4096, True, False)
-    func.pcie_cap.max_read_request_size, func.bus_master_enable = 0, True
-    assert (made["mrrs"](), made["bm"]()) == (128, True)
+    Port.value = LogicArray(0x0007, 16)
+    func.pcie_cap.max_read_request_size, func.bus_master_enable = 0, False
+    assert (made["mrrs"](), made["bm"]()) == (128, True)     # the port, not the model
+    Port.value = LogicArray(0x0003, 16)
+    assert made["bm"]() is False
     assert (made["width"], made["max_outstanding"]) == (256, 16)
 
 

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("cocotb", reason="simulation extra not installed (pip install .[sim])")
 
 from hw.bar_endpoint import EndpointParams  # noqa: E402
+from hw.sim import test_dma as dma_tests  # noqa: E402
 from hw.sim.runner import run  # noqa: E402
 
 VARIANTS = {
@@ -35,9 +36,23 @@ def test_endpoint(variant):
     run("test_endpoint", VARIANTS[variant])
 
 
-@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512", "s7-w64", "s7-w128"])
+@pytest.mark.parametrize("variant", ["w64", "w512", "s7-w128"])
 def test_dma(variant):
+    """Every DMA test at the boards' configurations (w512, s7-w128) and the narrowest."""
     run("test_dma", VARIANTS[variant])
+
+
+@pytest.mark.parametrize("variant", ["w128", "w256", "s7-w64"])
+def test_dma_data_path(variant):
+    """The DMA tests whose logic changes with the width, at the other widths
+    (all of them with P2P_DAX_FULL=1)."""
+    cases = None if dma_tests.FULL else dma_tests.applicable(VARIANTS[variant], dma_tests.DATA_PATH)
+    run("test_dma", VARIANTS[variant], testcase=cases)
+
+
+def test_dma_data_path_names():
+    names = {n for n in dir(dma_tests) if n.startswith("test_")}
+    assert set(dma_tests.DATA_PATH) <= names, set(dma_tests.DATA_PATH) - names
 
 
 def test_demo_512():

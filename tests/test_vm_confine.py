@@ -19,7 +19,7 @@ TOOL = guest.TOOL_GUEST_PATH
 QUEUE_DEPTH = 16
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_dma_limits_shared_by_all_users(kernel):
     """With the engine held (bus mastering off): the device-wide transfer cap
     holds across files; CANCEL drops a queued transfer and leaves one in the
@@ -59,7 +59,8 @@ echo clean
     assert out.rstrip().endswith("clean")
 
 
-def test_dma_confined_to_the_dax_part():
+@pytest.mark.parametrize("kernel", kernels.under_test(kernels.WITH_P2PDMA, p2pdma=True))
+def test_dma_confined_to_the_dax_part(kernel):
     """mode=both on Debian's 7.3 (CONFIG_PCI_P2PDMA): the top of the BAR is
     p2pmem, and SUBMIT refuses any byte of it (ERANGE) while the dax part
     below passes the range check. On ivshmem (memory-only: SUBMIT checks the
@@ -67,7 +68,7 @@ def test_dma_confined_to_the_dax_part():
     board would need a BAR2 of 4 MiB backed by as much block RAM, which takes
     too long to build in simulation."""
     size, p2p = 64 * MiB, 16 * MiB
-    r = run(kernels.WITH_P2PDMA, guest.SHELL_PRELUDE + f"""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
 IV=$(ivshmem) || exit 2
 echo p2pmem=$(cat /sys/bus/pci/devices/$IV/p2p_dax/p2pmem_size)
 {TOOL} dma-confined /dev/p2p-dax0 {size - p2p} || exit 1
@@ -85,13 +86,14 @@ echo clean
     assert out.rstrip().endswith("clean")
 
 
-def test_no_dax_device_without_pat():
+@pytest.mark.parametrize("kernel", kernels.under_test("6.1"))
+def test_no_dax_device_without_pat(kernel):
     """Booted with nopat, the kernel cannot give BAR2 a memory type of the
     driver's choosing (the dax core would map it write-back unless the MTRRs
     say otherwise): the probe refuses with the reason and the fix, and no dax
     device appears. (With PAT: BAR2 is write-combining in every reservation,
     tests/test_vm_dma.py.)"""
-    r = run(kernels.STOCK[0], guest.SHELL_PRELUDE + """
+    r = run(kernel, guest.SHELL_PRELUDE + """
 IV=$(ivshmem)
 [ -e /dev/dax0.0 ] && echo "unexpected dax0.0"
 [ -e /sys/bus/pci/devices/$IV/driver ] && echo "unexpected binding"
@@ -106,7 +108,7 @@ echo clean
            "memory type the MTRRs give it, possibly cacheable; boot without nopat" in out, out
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_hung_transfers_are_aborted(kernel):
     """With the engine held (bus mastering off, so nothing it holds can move):
     a transfer ends ABORTED (ETIMEDOUT) once no descriptor has ended for
@@ -146,3 +148,32 @@ echo clean
     assert unbind < 10, out         # the waiter's 200 ms head start and the abort, not a timeout
     assert "rebound=ready" in out and "leftovers: 0" in out, out
     assert out.count("checked") == 2 and out.rstrip().endswith("clean")
+
+
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
+def test_shutdown_stops_the_engine(kernel):
+    """Power-off (as reboot and kexec) with a transfer in the engine: the
+    driver's shutdown writes DMA_ABORT and clears bus mastering, so nothing
+    the old kernel queued moves afterwards. The transfer is held (bus
+    mastering off) until it is queued, then let go just before power-off.
+    The guest powers off after every command (tests/vm/qemu.py); the
+    virtual board counts the aborts and reports the bus-master bit it was
+    left with."""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
+B=$(basename $(readlink /sys/class/misc/p2p-dax0/device))
+D=/dev/p2p-dax0
+{TOOL} bus-master $B off
+{TOOL} dma-to-bar $D 0 262144 3 ram > /dev/null 2>&1 &
+for i in $(seq 50); do
+    {TOOL} dma-info $D | grep -q '^device_transfers=1$' && break
+    sleep 0.1
+done
+{TOOL} dma-info $D | grep '^device_transfers='
+{TOOL} bus-master $B on
+echo "powering off"
+""", board="virtual", timeout=600, extra_files={TOOL: guest.tool()})
+    out = r.output
+    assert r.returncode == 0, out
+    assert "device_transfers=1" in out, f"no transfer queued: {out}"
+    assert r.board["dma_abort_writes"] == 1, r.board
+    assert r.board["bus_master_at_exit"] == 0, r.board

@@ -14,7 +14,7 @@ from tests.vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
-KERNELS = kernels.STOCK
+KERNELS = kernels.under_test(*kernels.STOCK)
 MiB = 1 << 20
 IVSHMEM_SIZE = 64 * MiB
 TOOL = guest.TOOL_GUEST_PATH

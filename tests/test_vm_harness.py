@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from tests.vm import kernels
+from tests.vm import kernels, qemu
 from tests.vm.qemu import VMError, run
 
 pytestmark = pytest.mark.vm
 
-KERNELS = kernels.STOCK
+KERNELS = kernels.under_test(*kernels.STOCK)
 MiB = 1 << 20
 
 DEVICES = r"""
@@ -30,7 +30,8 @@ done
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_boot_topology(kernel):
-    """uname -r is the fetched kernel's; ivshmem and both NVMe sit behind one switch."""
+    """uname -r is the fetched kernel's; ivshmem and both NVMe sit behind one
+    switch, or with the IOMMU on each on a root port of its own."""
     r = run(kernel, "uname -r\n" + DEVICES, driver=False)
     assert r.returncode == 0, r.output
     lines = r.output.splitlines()
@@ -40,10 +41,16 @@ def test_boot_topology(kernel):
     assert len(ivshmem) == 1, r.output
     assert sorted(nvme) == ["n0", "n1"], r.output
     assert all(f[3] == str(64 * MiB // 512) for f in nvme.values()), r.output
-    # sysfs paths: .../root port/upstream port/downstream port/device
     paths = [ivshmem[0][2]] + [f[4] for f in nvme.values()]
-    upstream = {os.path.dirname(os.path.dirname(p)) for p in paths}
-    assert len(upstream) == 1, f"not behind one switch: {r.output}"
+    if qemu.iommu_default():
+        # sysfs paths: /sys/devices/pci0000:00/root port/device, a port each
+        assert {os.path.dirname(os.path.dirname(p)) for p in paths} == \
+            {"/sys/devices/pci0000:00"}, r.output
+        assert len({os.path.dirname(p) for p in paths}) == 3, f"ports shared: {r.output}"
+    else:
+        # sysfs paths: .../root port/upstream port/downstream port/device
+        upstream = {os.path.dirname(os.path.dirname(p)) for p in paths}
+        assert len(upstream) == 1, f"not behind one switch: {r.output}"
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -54,7 +61,8 @@ def test_output_and_exit_code(kernel):
     assert r.log is not None and r.log.is_file()       # a failed command keeps the console log
 
 
-def test_caller_files(tmp_path):
+@pytest.mark.parametrize("kernel", kernels.under_test("6.12"))
+def test_caller_files(kernel, tmp_path):
     """What the guest writes into ivshmem's BAR and onto nvme n1 lands in the caller's files."""
     iv = tmp_path / "ivshmem"
     with open(iv, "wb") as f:
@@ -63,7 +71,7 @@ def test_caller_files(tmp_path):
     for img in images:
         with open(img, "wb") as f:
             f.truncate(8 * MiB)
-    r = run("6.12", DEVICES + r"""
+    r = run(kernel, DEVICES + r"""
 for d in /sys/bus/pci/devices/*; do grep -q 0x1110 $d/device && iv=$d; done
 for b in /sys/block/nvme*n1; do grep -q n1 $b/device/serial && n1=/dev/${b##*/}; done
 bar2=$(sed -n 3p $iv/resource | cut -d' ' -f1)
@@ -88,12 +96,37 @@ def test_host_root(kernel, tmp_path):
     assert (tmp_path / "release").read_text().strip() == kernels.fetch(kernel).release
 
 
-def test_timeout():
+@pytest.mark.parametrize("kernel", kernels.under_test("6.12"))
+def test_timeout(kernel):
     """A command that does not end: QEMU is killed, the error has the console output."""
     with pytest.raises(VMError, match=r"did not finish within 20 s(.|\n)*before the timeout"):
-        run("6.12", "echo before the timeout; sleep 600", driver=False, timeout=20)
+        run(kernel, "echo before the timeout; sleep 600", driver=False, timeout=20)
 
 
 def test_unknown_kernel():
     with pytest.raises(kernels.KernelError, match="unknown kernel '5.10'"):
         run("5.10", "true")
+
+
+def test_kernel_and_iommu_choice(monkeypatch):
+    """P2PDAX_VM_KERNELS and P2PDAX_VM_IOMMU (make vm-test KERNELS=... IOMMU=1):
+    each test's default, all, a list, P2PDMA-only tests, and bad values."""
+    monkeypatch.delenv(kernels.KERNELS_ENV, raising=False)
+    assert kernels.under_test("6.1") == ("6.1",)
+    assert kernels.under_test(*kernels.STOCK, p2pdma=True) == (kernels.WITH_P2PDMA,)
+    monkeypatch.setenv(kernels.KERNELS_ENV, "all")
+    assert kernels.under_test("6.1") == kernels.STOCK
+    monkeypatch.setenv(kernels.KERNELS_ENV, "6.1, 7.3")
+    assert kernels.under_test("6.12") == ("6.1", "7.3")
+    monkeypatch.setenv(kernels.KERNELS_ENV, "6.1")
+    assert kernels.under_test(kernels.WITH_P2PDMA, p2pdma=True) == ()
+    monkeypatch.setenv(kernels.KERNELS_ENV, "6.1,5.10")
+    with pytest.raises(kernels.KernelError, match="unknown kernel '5.10'; give 'all' or some of"):
+        kernels.under_test("6.1")
+    monkeypatch.delenv(qemu.IOMMU_ENV, raising=False)
+    assert qemu.iommu_default() is False
+    monkeypatch.setenv(qemu.IOMMU_ENV, "1")
+    assert qemu.iommu_default() is True
+    monkeypatch.setenv(qemu.IOMMU_ENV, "yes")
+    with pytest.raises(VMError, match="P2PDAX_VM_IOMMU=yes: give 1"):
+        qemu.iommu_default()

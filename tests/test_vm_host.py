@@ -20,7 +20,7 @@ VERSION = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.tom
                         .read_text())["project"]["version"]
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_list_and_mapping(kernel, tmp_path):
     """`p2pdax list --json` describes the bound ivshmem; open_bar() writes land in the BAR."""
     iv, nvme = images(tmp_path)
@@ -68,7 +68,7 @@ with client.open_bar("dax0.0") as bar:
     assert read(iv, 8192, 4096) == data
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_cli_copy_nvme_to_bar_and_back(kernel, tmp_path):
     """`p2pdax copy` with O_DIRECT: NVMe -> BAR and BAR -> the other NVMe, and
     NVMe -> NVMe relayed through the BAR (p2pmem-test's transfer), verified,
@@ -106,10 +106,11 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     assert read(nvme[1], 0, 1 << 20) == read(iv, 16 << 20, 1 << 20) == source[:1 << 20]
 
 
-def test_monitor_sees_unbind_and_bind(tmp_path):
+@pytest.mark.parametrize("kernel", kernels.under_test("6.12"))
+def test_monitor_sees_unbind_and_bind(kernel, tmp_path):
     """client.monitor() reports an unbind (the address) and a bind (a Device) of
     a p2p_dax device, and not the unbind of an NVMe from its driver."""
-    r = run("6.12", f"""
+    r = run(kernel, f"""
 IV=$(ls /sys/bus/pci/drivers/p2p_dax | grep :) || exit 2
 {PY} -c '
 import sys
@@ -135,7 +136,7 @@ cat /tmp/events
     assert f"bind ('{address}', 'dax0.0')" in r.output
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_device_removed_while_mapped(kernel, tmp_path):
     """Unbinding the device under an open mapping: reads, writes and O_DIRECT
     raise clear errors, the process lives on, and nothing lands in the BAR."""
@@ -175,7 +176,7 @@ print("alive")
     assert bar[:4096] == b"x" * 4096 and bar[4096:] == bytes(len(bar) - 4096)
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_cli_bench(kernel, tmp_path):
     """`p2pdax bench` with both NVMe devices: every path at each size, as JSON,
     and a plot; the data it moved is checked here in ivshmem's file and the
@@ -206,7 +207,7 @@ head -c 8192 /dev/zero > /tmp/small
     assert "small source: 1" in r.output
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_cli_rescan(kernel):
     """`p2pdax rescan`: the device is removed and found again below its bridge
     (ivshmem comes back unbound: it is bound by hand), by address and by dax

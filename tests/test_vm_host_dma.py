@@ -21,13 +21,14 @@ from tests.vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
-KERNEL = "6.1"
+KERNELS = kernels.under_test("6.1")
 PY = ".venv/bin/python"
 KiB, MiB = 1 << 10, 1 << 20
 MEM_SIZE = 256 * KiB            # the virtual board's memory, mirrored over its 2 MiB BAR2
 
 
-def test_copy_and_bench_through_the_engine(tmp_path):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_copy_and_bench_through_the_engine(kernel, tmp_path):
     """A file -> BAR2 -> a file (several transfers in flight), each verified
     with CRC-32 and checked here; a peer's plain dax mapping (ivshmem's
     dax1.0), a device without an engine and a range beyond the engine's
@@ -46,7 +47,7 @@ def test_copy_and_bench_through_the_engine(tmp_path):
               "copy dax0.0:4K dax1.0:4M --length 64K --via dma",
               f"copy {share}/in.bin dax1.0:0 --via dma",         # no engine
               f"copy {share}/in.bin dax0.0:240K --via dma"]      # beyond the engine's reach
-    r = run(KERNEL, f"""
+    r = run(kernel, f"""
 {PY} -c '
 import sys
 from host import cli
@@ -92,7 +93,8 @@ for argv in {json.dumps([c.split() for c in copies])}:
 
 
 
-def test_a_transfer_the_board_fails(tmp_path):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_transfer_the_board_fails(kernel, tmp_path):
     """The RTL's DMA read answered with a Completer Abort (P2P_DAX_FAULT=abort@ARM:
     each guest write to BAR2 at ARM fails the RTL's next DMA read): the driver
     ends the transfer with EIO, the engine's status and where it failed, and a
@@ -104,7 +106,7 @@ def test_a_transfer_the_board_fails(tmp_path):
     data = os.urandom(16 * KiB)
     (share / "in.bin").write_bytes(data)
     tool = guest.tool()                 # in the host's file system, which the guest runs in
-    r = run(KERNEL, guest.SHELL_PRELUDE + f"""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
 TOOL={tool}
 arm() {{ $TOOL fill /dev/dax0.0 {arm} 8 1 > /dev/null || exit 2; }}
 arm; $TOOL dma-to-bar /dev/p2p-dax0 0 8192 7 ram; echo "tool exit $?"
@@ -134,7 +136,8 @@ dmesg | grep -c 'p2p_dax.*completer abort' | sed 's/^/kernel messages: /'
     assert r.board["dma_reads_aborted"] == 2, r.board
 
 
-def test_copy_to_and_from_a_peers_p2pmem(tmp_path):
+@pytest.mark.parametrize("kernel", kernels.under_test(kernels.WITH_P2PDMA, p2pdma=True))
+def test_copy_to_and_from_a_peers_p2pmem(kernel, tmp_path):
     """On the kernel with P2PDMA: `p2pdax copy --via dma` between the board's
     BAR2 and a peer's p2pmem (the NVMe's CMB, under the same switch: bus
     addresses): the CLI BAR2 -> p2pmem, the library BAR2 -> p2pmem -> BAR2 in
@@ -143,7 +146,7 @@ def test_copy_to_and_from_a_peers_p2pmem(tmp_path):
     share.mkdir()
     data = os.urandom(16 * KiB)
     (share / "in.bin").write_bytes(data)
-    r = run(kernels.WITH_P2PDMA, guest.SHELL_PRELUDE + f"""
+    r = run(kernel, guest.SHELL_PRELUDE + f"""
 CMB=$(p2pmem n0) || exit 2
 N0=$(basename $(dirname $(dirname $CMB)))
 N0=$N0 {PY} -c '

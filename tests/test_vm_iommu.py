@@ -27,7 +27,7 @@ TOOL = guest.TOOL_GUEST_PATH
 UNMAPPED = 0x10000000           # an IOVA the driver never mapped (IOVAs are given from 4 GiB down)
 
 
-@pytest.mark.parametrize("kernel", kernels.STOCK)
+@pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
 def test_iommu_translating(kernel, tmp_path):
     """Every device is in a translated (DMA) IOMMU domain. O_DIRECT NVMe ->
     ivshmem's dax device -> the other NVMe; the engine RAM <-> BAR2; on the

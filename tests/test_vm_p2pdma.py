@@ -12,14 +12,15 @@ from tests.vm import guest, kernels
 
 pytestmark = [pytest.mark.vm, pytest.mark.p2pdma]
 
-KERNEL = kernels.WITH_P2PDMA
+KERNELS = kernels.under_test(kernels.WITH_P2PDMA, p2pdma=True)
 
 
-def test_p2pdma_mode(tmp_path):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_p2pdma_mode(kernel, tmp_path):
     """mode=p2pdma: all of BAR2 is published p2pmem; O_DIRECT NVMe -> p2pmem -> NVMe."""
     source = os.urandom(8 * MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(KERNEL, f"""
+    r = vm(kernel, f"""
 set -e
 IV=$(ivshmem); N0=$(nvme n0); N1=$(nvme n1)
 P=/sys/bus/pci/devices/$IV/p2pmem
@@ -43,12 +44,13 @@ echo clean
     assert read(nvme[1], 0, 8 * MiB) == source, "p2pmem -> NVMe data differs in the image"
 
 
-def test_both_modes_on_disjoint_parts(tmp_path):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_both_modes_on_disjoint_parts(kernel, tmp_path):
     """mode=both: dax below, p2pmem in the top p2pdma_size bytes; each lands in its part;
     bind and unbind stay clean with both registered."""
     source = os.urandom(4 * MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(KERNEL, f"""
+    r = vm(kernel, f"""
 set -e
 IV=$(ivshmem); N0=$(nvme n0)
 A=/sys/bus/pci/devices/$IV/p2p_dax

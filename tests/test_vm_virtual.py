@@ -16,12 +16,13 @@ import pytest
 
 from hw import regmap
 from tests.test_vm_driver import images, read
-from tests.vm import guest
+from tests.vm import guest, kernels
 from tests.vm.qemu import run
 
-pytestmark = pytest.mark.vm
-
-KERNEL = "6.1"
+# The slowest VM tests (the RTL in simulation): one kernel unless
+# P2PDAX_VM_KERNELS asks for more (tests/vm/kernels.py under_test).
+pytestmark = [pytest.mark.vm,
+              pytest.mark.parametrize("kernel", kernels.under_test("6.1"))]
 KiB, MiB = 1 << 10, 1 << 20
 BAR2_SIZE = 2 * MiB             # EndpointParams' defaults, which the virtual board builds
 MEM_SIZE = 256 * KiB
@@ -35,15 +36,15 @@ done; echo "no board on the bus" >&2; return 1; }
 """ % f"0x{regmap.PCI_VENDOR_ID:04x}:0x{regmap.PCI_DEVICE_ID:04x}"
 
 
-def vm(script, **kw):
+def vm(kernel, script, **kw):
     kw.setdefault("extra_files", {TOOL: guest.tool()})
-    return run(KERNEL, PRELUDE + script, board="virtual", timeout=600, **kw)
+    return run(kernel, PRELUDE + script, board="virtual", timeout=600, **kw)
 
 
-def test_probe_reads_the_rtl_registers():
+def test_probe_reads_the_rtl_registers(kernel):
     """The driver binds the board by its ID, checks the RTL's ID, version and
     sizes, and creates /dev/dax0.0 over BAR2; ivshmem is the second device."""
-    r = vm(f"""
+    r = vm(kernel, f"""
 set -e
 B=$(board)
 for a in kind bar bar_size dax_device dax_size mem_size gateware_version; do
@@ -63,14 +64,14 @@ echo peer=$(cat /sys/bus/dax/devices/dax1.0/size)
     assert r.board["mmio_reads"] >= 5 and r.board["cfg_writes"] > 0, r.board
 
 
-def test_mmap_and_o_direct_through_the_rtl(tmp_path):
+def test_mmap_and_o_direct_through_the_rtl(kernel, tmp_path):
     """mmap writes and reads reach the RTL's memory (mirrored every MEM_SIZE);
     O_DIRECT moves NVMe -> BAR2 (QEMU's NVMe writes into the RTL) and
     BAR2 -> the other NVMe, checked in the images."""
     n = 64 * KiB
     source = os.urandom(MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(f"""
+    r = vm(kernel, f"""
 set -e
 N0=$(nvme n0); N1=$(nvme n1)
 {TOOL} fill /dev/dax0.0 0 {n} 77
@@ -88,13 +89,13 @@ if bad_dmesg; then echo "kernel warnings above"; exit 1; fi
     assert r.board["read_tlps"] < r.board["mmio_reads"] // 4, r.board
 
 
-def test_host_library_selftest_and_relay(tmp_path):
+def test_host_library_selftest_and_relay(kernel, tmp_path):
     """`p2pdax list` and `p2pdax selftest` (address and random patterns) on the
     board; `p2pdax copy NVMe NVMe --through` (p2pmem-test's transfer): one NVMe
     writes each chunk into the RTL's memory, the other reads it from there."""
     source = os.urandom(MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(f"""
+    r = vm(kernel, f"""
 N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 {PY} -m host.cli list --json || exit 1
 {PY} -m host.cli selftest dax0.0 --length 64K || exit 1
@@ -118,10 +119,10 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 
 
 @pytest.mark.parametrize("fault", ["crash", "hang"])
-def test_simulation_gone(fault):
+def test_simulation_gone(kernel, fault):
     """The simulation crashing, or no longer answering, fails the guest's
     accesses with all ones and gives QEMU one clear message: no hang."""
-    r = vm(f"""
+    r = vm(kernel, f"""
 {PY} -c '
 import mmap, os
 fd = os.open("/dev/dax0.0", os.O_RDWR)
@@ -142,12 +143,12 @@ print("after", m[0:8].hex())
     assert "return code: 3" in r.board["error"], r.board      # P2P_DAX_FAULT's exit
 
 
-def test_daxctl_and_fio():
+def test_daxctl_and_fio(kernel):
     """Third-party tools on the board's dax device: daxctl lists the region
     with its PCI path; fio writes verified data from buffers in BAR2 to the
     NVMe with O_DIRECT and reads it back into BAR2 (the NVMe DMAs into and out
     of the RTL's memory), checking every block."""
-    r = vm("""
+    r = vm(kernel, """
 set -e
 N0=$(nvme n0)
 daxctl list -D -R
@@ -173,14 +174,14 @@ print("fio error", j["error"], "written", j["write"]["io_bytes"], "read", j["rea
 @pytest.mark.skipif(shutil.which("p2pmem-test") is None,
                     reason="p2pmem-test is not installed: no package has it (Debian, PyPI); "
                     "build it from its source and put it on PATH to run this test")
-def test_p2pmem_test(tmp_path):
+def test_p2pmem_test(kernel, tmp_path):
     """p2pmem-test itself, where the host has it (the guest runs in the host's
     root file system): 4 chunks of 32 KiB, 2 threads, from one NVMe into the
     board's dax device and out to the other, with its data check. CI's
     machines cannot install it; `p2pdax copy --through` above moves data
     the same way (test_host_library_selftest_and_relay)."""
     iv, nvme = images(tmp_path)
-    r = vm("""
+    r = vm(kernel, """
 N0=$(nvme n0) && N1=$(nvme n1) || exit 2
 p2pmem-test $N0 $N1 /dev/dax0.0 -c 4 -s 32k -t 2 --check || exit 1
 """, host_root=True, ivshmem_file=iv, nvme_images=nvme)

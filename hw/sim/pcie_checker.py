@@ -1011,7 +1011,7 @@ class _RqPacket:
     extended_tags: bool
     dwords: list = field(default_factory=list)
     discontinue: bool = False
-    bus_master_off: bool = False # a beat went out while Bus Master Enable was clear
+    bus_master_off: bool = False # started while Bus Master Enable was clear: dropped
 
 
 @dataclass
@@ -1031,12 +1031,12 @@ class RequesterMonitor(_MonitorBase):
     mps_fn() and mrrs_fn() give Max Payload Size and Max Read Request Size in
     bytes, ext_tags_fn() the Extended Tag Field Enable: all three are read on
     the first beat of each request. bus_master_fn() gives Bus Master Enable
-    and is read on every RQ beat. max_outstanding, if given, is the most
+    and is read on the first beat too. max_outstanding, if given, is the most
     reads allowed to wait for completions at once.
 
     Every RQ packet must pass RequestRules (Q1..Q8). Besides, each message
     starting with its rule:
-        Q9 bus master     no RQ beat while Bus Master Enable is clear
+        Q9 bus master     no RQ packet started while Bus Master Enable is clear
         Q10 discontinue   no RQ packet aborted with discontinue
         Q11 tag reuse     no read with the tag of a read still outstanding, and
                           no more than max_outstanding reads outstanding
@@ -1150,9 +1150,11 @@ class RequesterMonitor(_MonitorBase):
         self._rq_checks.keep(beat)
         if self.width == 512:
             self._rq_checks.sop_eop(beat, first)
-        if not packet.bus_master_off and not self.bus_master_fn():
+        # A request is issued with its header, in the first beat: the rest
+        # of a packet begun with BME set cannot be withdrawn (nor discontinued, Q10).
+        if first and not self.bus_master_fn():
             packet.bus_master_off = True
-            self._error("Q9 bus master: RQ beat sent while Bus Master Enable is clear "
+            self._error("Q9 bus master: RQ packet started while Bus Master Enable is clear "
                         "(the hard IP drops the request)")
         packet.discontinue |= bool(_bits(beat.user, self.sb.rq_discontinue, 1))
         packet.dwords += _dwords(beat, self.lanes)
@@ -1403,11 +1405,19 @@ class RequesterChecker(_Sampler, RequesterMonitor):
 
     @classmethod
     def for_function(cls, dut, clk, rst, width, function, max_outstanding=None):
-        """Read MPS, MRRS, Extended Tag Field Enable and Bus Master Enable
-        from a cocotbext-pcie Function (its PCIe capability and command register)."""
+        """Read MPS, MRRS and Extended Tag Field Enable from a cocotbext-pcie
+        Function (its PCIe capability), and Bus Master Enable from the
+        endpoint's cfg_function_status[2], as the endpoint sees it: the hard
+        IP reports a config write there a cycle or more after its command
+        register changes, and the endpoint cannot act on what it has not seen."""
+        status = dut.cfg_function_status
+
+        def bus_master():
+            value = status.value
+            return value.is_resolvable and bool(int(value) & 0x4)
+
         return cls(dut, clk, rst, width,
                    mps_fn=lambda: mps_bytes(function.pcie_cap.max_payload_size),
                    mrrs_fn=lambda: mps_bytes(function.pcie_cap.max_read_request_size),
                    ext_tags_fn=lambda: bool(function.pcie_cap.extended_tag_field_enable),
-                   bus_master_fn=lambda: bool(function.bus_master_enable),
-                   max_outstanding=max_outstanding)
+                   bus_master_fn=bus_master, max_outstanding=max_outstanding)

@@ -106,7 +106,8 @@ def run(test_module, params, *, testcase=None, extra_env=None, waves=None, build
     build_dir = key_dir / ("icarus-waves" if waves else "icarus")
     module = test_module if "." in test_module else f"hw.sim.{test_module}"
     short = module.rsplit(".", 1)[-1]
-    run_dir = key_dir / f"{short}-{testcase or 'all'}-{os.getpid()}-{next(_runs)}"
+    label = testcase if isinstance(testcase, str) else f"{len(testcase)}cases" if testcase else "all"
+    run_dir = key_dir / f"{short}-{label}-{os.getpid()}-{next(_runs)}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir()
 

@@ -48,9 +48,12 @@ import cocotb
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotbext.pcie.core import RootComplex
 
+from hw import regmap
 from hw.sim.topology import Endpoint, Topology, params_from_env
 from hw.virtual import protocol
 from hw.virtual.protocol import HEADER, Msg, Status
+
+DMA_ABORT = regmap.offset("DMA_ABORT")
 
 # The root complex's windows, where the guest has nothing to DMA to: inside
 # q35's MMCONFIG range (0xb0000000, 256 MiB) below 4 GiB, and 2^63.
@@ -61,6 +64,8 @@ IDLE_ROUNDS = 200
 ROUND_CYCLES = 4
 BLOCK_SECONDS = 0.05
 WAKE_CYCLES = 256
+# At QEMU's exit, rounds of WAKE_CYCLES for the writes it sent to land.
+DRAIN_ROUNDS = 100
 SPIN_POLLS = 2000
 SPIN_SECONDS = 0.0005
 
@@ -311,6 +316,8 @@ class VirtualBoard:
                 return
         if kind == Msg.MMIO_WRITE:
             self.stats["mmio_writes"] += 1
+            if arg == 0 and addr == DMA_ABORT:
+                self.stats["dma_abort_writes"] += 1
             if self.fault and arg == 2 and addr == self.fault[1]:
                 if self.fault[0] == "abort":
                     self.log.info("P2P_DAX_FAULT: the RTL's next DMA read will be aborted")
@@ -417,7 +424,21 @@ class VirtualBoard:
             await ClockCycles(self.ep.clk, ROUND_CYCLES)
         for waiter in self.dma_waiting.values():   # QEMU gone: fail what waits
             waiter[0].set()
+        await self._finish_posted()
         self.log.info("QEMU disconnected; %s", self.stats)
+
+    async def _finish_posted(self):
+        """QEMU gone: the writes it sent before it went still reach the RTL
+        (QEMU does not wait for a config write's completion, as a CPU does: a
+        shutdown's last act, clearing bus mastering, must land); reads have
+        nobody to answer."""
+        self.requests = collections.deque(r for r in self.requests if r[0][0] != Msg.MMIO_READ)
+        self.requests_event.set()
+        for _ in range(DRAIN_ROUNDS):
+            if not self.requests and not self.busy:
+                return
+            await ClockCycles(self.ep.clk, WAKE_CYCLES)
+        self.log.warning("QEMU disconnected with %d accesses unfinished", len(self.requests))
 
 
 @cocotb.test()
@@ -447,7 +468,9 @@ async def virtual_board(dut):
     board.link.flush()
     sock.close()
     seconds = time.monotonic() - started
-    stats = dict(board.stats, seconds=round(seconds, 3))
+    # What the guest left the board in (a shutdown clears bus mastering).
+    stats = dict(board.stats, seconds=round(seconds, 3),
+                 bus_master_at_exit=int(board.ep.function.bus_master_enable))
     stats_file = os.environ.get("P2P_DAX_STATS")
     if stats_file:
         with open(stats_file, "w") as f:

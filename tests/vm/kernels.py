@@ -52,14 +52,36 @@ METAPACKAGES = {
 }
 # Kernels of a newer Debian release: name -> (release, suite), tests/vm/newer.py.
 NEWER = {"7.3": ("trixie", "trixie-backports")}
-# Debian's kernels: every VM test runs on each. 7.3 has CONFIG_PCI_P2PDMA.
+# Debian's kernels: every VM test runs on each (under_test). 7.3 has CONFIG_PCI_P2PDMA.
 STOCK = ("6.1", "6.12", "7.3")
 WITH_P2PDMA = "7.3"
 NAMES = tuple(METAPACKAGES)
+# Which kernels the VM tests boot: unset, each test's own choice; "all", every
+# stock kernel; or a list such as "6.1,7.3" (make vm-test KERNELS=...).
+KERNELS_ENV = "P2PDAX_VM_KERNELS"
 
 
 class KernelError(RuntimeError):
     pass
+
+
+def under_test(*default, p2pdma=False):
+    """The kernels a VM test runs on: its `default` ones, or those that
+    P2PDAX_VM_KERNELS names ("all": STOCK), narrowed to kernels with P2PDMA
+    when the test needs it. `make test` runs the slow tests (the virtual
+    board's) on one kernel each; the release matrix runs all of them on all."""
+    chosen = os.environ.get(KERNELS_ENV, "").strip()
+    if chosen == "all":
+        names = STOCK
+    elif chosen:
+        names = tuple(n.strip() for n in chosen.split(","))
+        unknown = [n for n in names if n not in NAMES]
+        if unknown:
+            raise KernelError(f"{KERNELS_ENV}={chosen}: unknown kernel {unknown[0]!r}; "
+                              f"give 'all' or some of {', '.join(NAMES)}")
+    else:
+        names = default
+    return tuple(n for n in names if not p2pdma or n == WITH_P2PDMA)
 
 
 def get(name) -> Kernel:

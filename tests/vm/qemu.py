@@ -12,6 +12,9 @@ The guest (q35, TCG unless KVM is shown to work, 1 GiB):
                                                         (nvme1_on_root=True: on pcie.0, 16 MiB CMB)
     pcie.0 - virtio-9p-pci: the host's / (host_root=True), and one per directory in shares
 
+With the IOMMU on (iommu=True, or P2PDAX_VM_IOMMU=1) there is no switch:
+dn0.. are root ports on pcie.0, each device on its own (see run()).
+
 With board="virtual" the board itself is on dn0: QEMU's p2p-dax-board device
 (hw/virtual/p2p_dax_board.c, in a QEMU built by tests/vm/qemu_build.py),
 whose BAR accesses go to the RTL's simulation (hw/virtual/cosim.py, started
@@ -338,14 +341,31 @@ IOMMU_DEVICE = ("-device", "intel-iommu")
 # microcode its speculation mitigations want; nothing here needs them.
 IOMMU_APPEND = "intel_iommu=on iommu.passthrough=0 iommu.strict=1 mitigations=off"
 IOMMU_CPU = "EPYC"
+# Set to 1, every run() that does not choose boots with the IOMMU on
+# (make vm-test IOMMU=1): the whole VM suite with translation.
+IOMMU_ENV = "P2PDAX_VM_IOMMU"
+
+
+def iommu_default():
+    """Whether run(iommu=None) boots with the IOMMU translating (P2PDAX_VM_IOMMU)."""
+    value = os.environ.get(IOMMU_ENV, "0")
+    if value not in ("0", "1"):
+        raise VMError(f"{IOMMU_ENV}={value}: give 1 (IOMMU on) or 0 (off)")
+    return value == "1"
 
 
 def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None,
-              nvme1_on_root=False):
-    args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
-            "-device", "x3130-upstream,id=up0,bus=rp0"]
+              nvme1_on_root=False, switch=True):
+    """The devices: behind one switch, or with switch=False each on a root
+    port of its own (ports p0.. in the order of the switch's dn0..)."""
+    if switch:
+        args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
+                "-device", "x3130-upstream,id=up0,bus=rp0"]
+    else:
+        args = []
     for i in range(4 if board_socket else 3):
-        args += ["-device", f"xio3130-downstream,id=dn{i},bus=up0,chassis={i + 2},slot={i}"]
+        args += ["-device", f"xio3130-downstream,id=dn{i},bus=up0,chassis={i + 2},slot={i}"
+                 if switch else f"pcie-root-port,id=dn{i},bus=pcie.0,chassis={i + 2},slot={i + 2}"]
     if board_socket:
         timeout = f",timeout-ms={board_timeout_ms}" if board_timeout_ms else ""
         args += ["-device", f"p2p-dax-board,socket={board_socket},bus=dn0{timeout}"]
@@ -462,12 +482,16 @@ def _pick_accel(kernel):
         return accel
 
 
-def _save_log(kernel, token, console, cmdline):
+def _save_log(kernel, token, console, cmdline, board_log=None):
+    """Keep a failed run's console log (and the virtual board's, beside it
+    as ...-board.log) in build/vm-logs/; return the console log's path."""
     LOGS.mkdir(parents=True, exist_ok=True)
     for old in sorted(LOGS.glob("*.log"))[:-50]:
         old.unlink(missing_ok=True)
     log = LOGS / f"{time.strftime('%Y%m%d-%H%M%S')}-{kernel.name}-{token}.log"
     log.write_text(f"$ {shlex.join(cmdline)}\n{console}")
+    if board_log is not None:
+        log.with_name(log.stem + "-board.log").write_text(board_log)
     return log
 
 
@@ -540,7 +564,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         host_root=False, ivshmem_file=None, ivshmem_size=None, nvme_images=None, timeout=120,
         extra_append="", extra_files=None, shares=(), cwd=None, accel=None, board=None,
         board_params=None, board_env=None, board_timeout_ms=None, nvme1_on_root=False,
-        iommu=False):
+        iommu=None):
     """Boot `kernel` (a name such as "6.1", or a Kernel), run `command` with
     sh -c, return Result(returncode, output, seconds, log).
 
@@ -563,12 +587,18 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     iommu: QEMU's intel-iommu, with the guest translating every device's DMA
     (intel_iommu=on, no passthrough, strict invalidation), and an AMD Zen
     CPU model (EPYC), whose host bridges the kernel's P2P rules trust: peers
-    on different root ports are then reached through the IOMMU. (QEMU sends
+    on different root ports are then reached through the IOMMU. QEMU sends
     every DMA through the IOMMU, even peer to peer under one switch, where
-    hardware routes it past the root: such peers fault here.) Raises VMError when the guest
-    does not finish in `timeout` seconds or dies before the command ends."""
+    hardware routes it past the root (the kernel maps such peers with bus
+    addresses, which then fault): with the IOMMU on, each device sits on a
+    root port of its own, where QEMU and the kernel's rules agree.
+    iommu=None: P2PDAX_VM_IOMMU decides (iommu_default). Raises VMError when
+    the guest does not finish in `timeout` seconds or dies before the
+    command ends."""
     if not isinstance(kernel, Kernel):
         kernel = get_kernel(kernel)
+    if iommu is None:
+        iommu = iommu_default()
     if driver is True:
         driver = build_driver(kernel)
     ko = Path(driver) if driver else None
@@ -640,7 +670,8 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                    "-append", f"{APPEND} {'nowatchdog ' if board else ''}{extra_append}".strip(),
                    *(IOMMU_DEVICE if iommu else ()),
                    *_topology(ivshmem_file, ivshmem_size, nvme_images,
-                              sim.socket if sim else None, board_timeout_ms, nvme1_on_root)]
+                              sim.socket if sim else None, board_timeout_ms, nvme1_on_root,
+                              switch=not iommu)]
         if host_root:
             cmdline += _virtfs("hostroot", "/", readonly=True)
         for i, (path, mode) in enumerate(mounts):
@@ -660,7 +691,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         with proc:
             raw, ended = _console(proc, t0 + timeout, exit_re.search)
         seconds = time.monotonic() - t0
-        board_stats = None
+        board_stats = board_log = None
         if sim:
             try:
                 board_stats = sim.stop()
@@ -668,21 +699,23 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
                 if board_env:
                     board_stats = {"error": str(e)}
                 else:
-                    log = _save_log(kernel, token, raw.decode(errors="replace"), cmdline)
+                    log = _save_log(kernel, token, raw.decode(errors="replace"), cmdline,
+                                    sim.log.read_text(errors="replace"))
                     raise VMError(f"{e}\nconsole log: {log}") from None
+            board_log = sim.log.read_text(errors="replace")
 
     console = raw.decode(errors="replace").replace("\r\n", "\n")
     start = f"P2PDAX-VM-START-{token}\n"
     m = re.search(f"\nP2PDAX-VM-EXIT-{token} (\\d+)\n", console)
     if start not in console or not m:
-        log = _save_log(kernel, token, console, cmdline)
+        log = _save_log(kernel, token, console, cmdline, board_log)
         why = (f"did not finish within {timeout} s (QEMU killed)" if not ended else
                f"QEMU exited (status {proc.returncode}) before the command ended")
         raise VMError(f"VM {kernel.name} ({accel}): {why}; console log: {log}\n"
                       f"{_tail(console)}")
     output = console[console.index(start) + len(start):m.start()]
     rc = int(m[1])
-    log = _save_log(kernel, token, console, cmdline) if rc else None
+    log = _save_log(kernel, token, console, cmdline, board_log) if rc else None
     return Result(rc, output, seconds, log, board_stats)
 
 
