@@ -18,7 +18,7 @@ OK = regmap.DmaStatus.OK
 # The tests of the engine's data path, whose logic changes with the interface
 # width (packing, splitting, lane shifts); the others test its control (the
 # queue, timeouts, tags, MSI-X, abort), the same logic at every width.
-# tests/test_sim.py runs these at every width, all of them at a few.
+# tests/test_sim.py runs these at every width, all of them at the boards' widths.
 DATA_PATH = ("test_dma_write_to_peer_endpoint", "test_dma_write_alignments",
              "test_dma_read_from_peer_endpoint", "test_dma_read_alignments",
              "test_dma_backpressure", "test_dma_read_discontinued")
