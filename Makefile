@@ -43,11 +43,13 @@ $(STAMP): pyproject.toml setup.py host/_native_build.py driver/p2p_dax_regs.h dr
 sim: setup
 	$(PY) -m hw.sim.demo
 
-# pytest exits 5 when it collected no test: that is a failure here.
-test: setup
-	@$(PY) -m pytest -n 2; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+# pytest on both cores; it exits 5 when it collected no test: a failure here.
+run_pytest = $(PY) -m pytest -n 2 $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make $@: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
+
+test: setup
+	@$(call run_pytest)
 
 verilog: setup
 	@mkdir -p build/verilog
@@ -88,9 +90,8 @@ vm-bench: setup
 # The release matrix: make vm-test KERNELS=all, then again with IOMMU=1.
 vm-test: setup
 	$(if $(filter-out 0 1,$(IOMMU)),@echo "make vm-test: IOMMU=$(IOMMU): give IOMMU=1 (on) or leave it out" >&2; exit 2)
-	@$(if $(KERNELS),P2PDAX_VM_KERNELS=$(KERNELS)) $(if $(IOMMU),P2PDAX_VM_IOMMU=$(IOMMU)) \
-		$(PY) -m pytest -n 2 tests/test_vm_*.py; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make vm-test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+	@$(if $(KERNELS),export P2PDAX_VM_KERNELS=$(KERNELS);) $(if $(IOMMU),export P2PDAX_VM_IOMMU=$(IOMMU);) \
+		$(call run_pytest,tests/test_vm_*.py)
 
 clean:
 	rm -rf build

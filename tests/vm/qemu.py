@@ -357,7 +357,7 @@ def iommu_default():
 def _topology(ivshmem_file, ivshmem_size, nvme_images, board_socket=None, board_timeout_ms=None,
               nvme1_on_root=False, switch=True):
     """The devices: behind one switch, or with switch=False each on a root
-    port of its own (ports p0.. in the order of the switch's dn0..)."""
+    port of its own (root ports named dn0.. like the switch's ports)."""
     if switch:
         args = ["-device", "pcie-root-port,id=rp0,bus=pcie.0,chassis=1,slot=1",
                 "-device", "x3130-upstream,id=up0,bus=rp0"]
