@@ -107,8 +107,12 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 . /etc/p2pdax/run.conf
 say() { echo "p2pdax-vm: $*" >> /tmp/p2pdax-say; }      # shown before the command's output
+# Parameters given on the kernel command line as module.param=value, as
+# modprobe passes them (busybox insmod does not).
+params() { n=${1%.ko}; n=$(echo $n | tr - _)
+    for w in $(cat /proc/cmdline); do case $w in $n.*=*) echo ${w#$n.};; esac; done; }
 for m in $(cat /etc/p2pdax/modules); do
-    insmod /lib/modules/$m 2>/tmp/err ||
+    insmod /lib/modules/$m $(params $m) 2>/tmp/err ||
         say "insmod $m failed: $(cat /tmp/err) (load order: $(echo $(cat /etc/p2pdax/modules)))"
 done
 if [ "$LOAD_DRIVER" = 1 ]; then
@@ -151,6 +155,15 @@ for share in $SHARES; do        # PATH:rw or PATH:ro
     i=$((i + 1))
 done
 echo "P2PDAX-VM-START-$TOKEN"
+# Shortly before the host gives up on the command, the guest's view of the
+# hang goes to the console (and so into the saved log): user processes with
+# their state and wait channel, blocked tasks, what each CPU runs, the last
+# kernel messages.
+(sleep $HANG_DUMP
+ echo "p2pdax-vm: the command still runs after $HANG_DUMP s: blocked tasks, CPUs and kernel log"
+ for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline)
+     [ -n "$c" ] && echo "$(cut -d' ' -f1,3 $p/stat) $(cat $p/wchan): $c"; done
+ echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; dmesg | tail -60) > /dev/console 2>&1 &
 [ -f /tmp/p2pdax-say ] && cat /tmp/p2pdax-say >&2
 if [ -n "$R" ]; then
     env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
@@ -621,7 +634,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     conf = {"TOKEN": token, "IVSHMEM_ID": IVSHMEM_ID,
             "LOAD_DRIVER": int(ko is not None and driver_params is not None),
             "DRIVER_PARAMS": driver_params or "", "BIND": int(bool(bind_ivshmem)),
-            "HOST_ROOT": int(bool(host_root)), "CWD": cwd, "GUEST_TMPFS": " ".join(GUEST_TMPFS),
+            "HOST_ROOT": int(bool(host_root)), "HANG_DUMP": max(1, int(timeout * 0.75) - 5), "CWD": cwd, "GUEST_TMPFS": " ".join(GUEST_TMPFS),
             "SHARES": " ".join(f"{path}:{mode}" for path, mode in mounts)}
     per_run = Cpio()
     per_run.file("etc/p2pdax/run.conf",
