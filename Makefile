@@ -53,38 +53,38 @@ test: setup
 
 verilog: setup
 	@mkdir -p build/verilog
-	$(PY) -m hw.bar_endpoint -o build/verilog/p2p_dax_endpoint.v $(strip $(BUILD_ARGS))
+	$(PY) -m hw.top -o build/verilog/p2p_dax_endpoint.v $(strip $(BUILD_ARGS))
 
 synth: setup
-	$(PY) -m hw.synth $(strip $(if $(BOARD),--board $(BOARD)) $(BUILD_ARGS))
+	$(PY) -m hw.flow.synth $(strip $(if $(BOARD),--board $(BOARD)) $(BUILD_ARGS))
 
 boards: setup
-	@$(PY) -m hw.boards
+	@$(PY) -m hw.flow.boards
 
 bitstream: setup
 	$(if $(BOARD),,@echo "make bitstream: name a board: make bitstream BOARD=... (make boards lists them)" >&2; exit 2)
-	@$(PY) -m hw.bitstream --board $(BOARD)
+	@$(PY) -m hw.flow.bitstream --board $(BOARD)
 
 flash: setup
 	$(if $(BOARD),,@echo "make flash: name a board: make flash BOARD=... (make boards lists them)" >&2; exit 2)
-	@$(PY) -m hw.flash --board $(BOARD) $(if $(PERSIST),--persist) $(if $(DRY_RUN),--dry-run)
+	@$(PY) -m hw.flow.flash --board $(BOARD) $(if $(PERSIST),--persist) $(if $(DRY_RUN),--dry-run)
 
 bench: setup
 	@$(PY) -m hw.sim.bench
 
 driver: setup
-	@$(PY) -m tests.vm build-driver --kernel $(KERNEL)
+	@$(PY) -m vm build-driver --kernel $(KERNEL)
 
 # CMD goes to the guest's shell verbatim ($ and quotes included). make exits 2
 # when CMD fails; its "Error N" line has the command's exit code.
 vm: setup
 	$(if $(value CMD),,@echo "make vm: give a command: make vm KERNEL=6.1 CMD='...'" >&2; exit 2)
 	$(if $(filter-out virtual,$(BOARD)),@echo "make vm: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
-	@$(PY) -m tests.vm run --kernel $(KERNEL) $(if $(BOARD),--board $(BOARD)) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
+	@$(PY) -m vm run --kernel $(KERNEL) $(if $(BOARD),--board $(BOARD)) $(VM_ARGS) -- '$(subst ','\'',$(value CMD))'
 
 vm-bench: setup
 	$(if $(filter-out virtual,$(BOARD)),@echo "make vm-bench: BOARD=$(BOARD): a VM has only BOARD=virtual (the simulated board)" >&2; exit 2)
-	@$(PY) -m $(if $(BOARD),tests.vm.virtual_bench,tests.vm.bench) --kernel $(KERNEL) \
+	@$(PY) -m $(if $(BOARD),vm.virtual_bench,vm.bench) --kernel $(KERNEL) \
 		$(if $(IOMMU),$(if $(BOARD),,--iommu))
 
 # The release matrix: make vm-test KERNELS=all, then again with IOMMU=1.

@@ -6,7 +6,7 @@
  *
  * Two kinds of device:
  *  - a p2p-dax board: registers in BAR0 (the map in p2p_dax_regs.h, generated
- *    from hw/regmap.py), memory in BAR2. Bound by its PCI ID.
+ *    from hw/spec/regmap.py), memory in BAR2. Bound by its PCI ID.
  *  - memory only: any device with a suitable memory BAR (QEMU's ivshmem, for
  *    tests), bound by hand through new_id or driver_override, and only when
  *    the module parameter memory_bar names the BAR to use.
@@ -124,7 +124,7 @@ struct p2p_dax_region {
 };
 
 static const struct pci_device_id p2p_dax_ids[] = {
-	/* All four IDs (hw/regmap.py): other designs on Xilinx's vendor ID may
+	/* All four IDs (hw/spec/regmap.py): other designs on Xilinx's vendor ID may
 	 * share a device ID, not the subsystem. */
 	{ PCI_DEVICE_SUB(P2PDAX_PCI_VENDOR_ID, P2PDAX_PCI_DEVICE_ID,
 			 P2PDAX_PCI_SUBSYSTEM_VENDOR_ID, P2PDAX_PCI_SUBSYSTEM_ID) },

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * p2p-dax register map. Generated from hw/regmap.py by
- * `python -m hw.regmap --c-header`: do not edit by hand.
+ * p2p-dax register map. Generated from hw/spec/regmap.py by
+ * `python -m hw.spec.regmap --c-header`: do not edit by hand.
  */
 #ifndef P2P_DAX_REGS_H
 #define P2P_DAX_REGS_H

@@ -2,7 +2,7 @@
 
 Built by the package build (setup.py: cffi_modules) with the machine's C
 compiler. Declares the driver's register header (driver/p2p_dax_regs.h, the
-one generated from hw/regmap.py) so its constants reach Python from the same
+one generated from hw/spec/regmap.py) so its constants reach Python from the same
 file the driver compiles; declares the DMA engine's user-space API
 (driver/p2p_dax_ioctl.h) the same way: its structs are taken from the header
 as written and compiled against it, so cffi checks every member's offset and

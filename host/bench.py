@@ -31,7 +31,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from . import dma, native, transfer
+from host import dma, native, transfer
 
 MiB = 1 << 20
 SIZES = (4096, 64 << 10, 256 << 10, MiB, 4 * MiB)

@@ -20,7 +20,7 @@ import os
 import platform
 import sys
 
-from . import bench, client, dma, transfer
+from host import bench, client, dma, transfer
 
 
 def _size(n):

@@ -27,8 +27,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import native
-from .native import DeviceGoneError  # noqa: F401  (part of the API)
+from host import native
+from host.native import DeviceGoneError  # noqa: F401  (part of the API)
 
 DRIVER = "p2p_dax"
 UDEV_GROUP = "p2pdax"

@@ -37,8 +37,8 @@ import time
 import traceback
 from dataclasses import make_dataclass
 
-from . import client, native
-from .native import ffi, lib
+from host import client, native
+from host.native import ffi, lib
 
 TO_BAR = lib.P2P_DAX_DMA_TO_BAR         # buffer -> BAR2: the engine reads the buffer
 FROM_BAR = lib.P2P_DAX_DMA_FROM_BAR     # BAR2 -> buffer: the engine writes the buffer

@@ -10,7 +10,7 @@ import errno
 import os
 
 try:
-    from ._native import ffi, lib
+    from host._native import ffi, lib
 except ImportError as e:       # a source tree that was never built
     raise ImportError("host._native is not built: run `pip install -e .` in the repository "
                       "(it needs gcc and zlib1g-dev)") from e

@@ -36,7 +36,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import native
+from host import native
 
 DIRECT_ALIGN = 4096     # O_DIRECT: buffer address, file offset and length (last chunk: 512)
 
@@ -368,7 +368,7 @@ def dma_copy(engine, src, dst, length, *, chunk=1 << 20, queue_depth=4, verify=T
     Verified like copy(): the CRC-32 of what the source holds against that of
     what the destination holds, the board's BAR2 read by the CPU through its
     mapping. Raises TransferError, ValueError (ranges), dma.DmaError."""
-    from . import dma
+    from host import dma
     if length <= 0:
         raise ValueError(f"length {length}: give a positive length")
     dev = engine.device

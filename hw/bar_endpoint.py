@@ -2,8 +2,8 @@
 
 Connects to the Xilinx UltraScale+ hard IP (PG213) in dword-aligned mode
 without straddling: requests arrive on CQ, completions leave on CC. The
-requester side (RQ/RC) belongs to the DMA engine (hw/dma.py), whose
-descriptors, results and MSI-X table (hw/msix.py) are BAR0 registers.
+requester side (RQ/RC) belongs to the DMA engine (hw/core/dma.py), whose
+descriptors, results and MSI-X table (hw/core/msix.py) are BAR0 registers.
 
 Data flow:
 
@@ -21,75 +21,22 @@ Data flow:
   outputs.
 """
 
-from dataclasses import dataclass
-
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from . import regmap
-from .dma import DmaEngine
-from .msix import MsixSender
-from . import usp
-from .usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
+from hw.params import EndpointParams
+from hw.spec import regmap
+from hw.core.dma import DmaEngine
+from hw.core.msix import MsixSender
+from hw.spec import usp
+from hw.spec.usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
 
 
 def _log2(x):
     return x.bit_length() - 1
-
-
-def _is_pow2(x):
-    return x > 0 and x & (x - 1) == 0
-
-
-@dataclass(frozen=True)
-class EndpointParams:
-    """Build-time parameters, with their documented defaults."""
-    data_width: int = 256               # hard-IP interface width: 64, 128, 256 or 512
-    bar0_size: int = regmap.BAR0_SIZE   # register BAR, 32-bit non-prefetchable
-    bar2_size: int = 2 << 20            # memory BAR, 64-bit prefetchable
-    mem_size: int = 256 << 10           # backing memory; BAR2 mirrors it when smaller
-    max_payload_supported: int = 1024   # largest write payload the hard IP delivers
-    np_queue_depth: int = 16            # non-posted requests buffered (<= 32)
-    hard_ip: str = "usp"                # in front: "usp" UltraScale+ (native), "s7" pcie_7x (hw/s7.py)
-
-    def validate(self):
-        w = self.data_width
-        if w not in (64, 128, 256, 512):
-            raise ValueError(f"data_width {w}: use 64, 128, 256 or 512")
-        if not _is_pow2(self.bar2_size) or self.bar2_size < regmap.BAR2_MIN_SIZE:
-            raise ValueError(f"bar2_size {self.bar2_size:#x}: use a power of two of at "
-                             f"least {regmap.BAR2_MIN_SIZE:#x} (2 MiB)")
-        if not _is_pow2(self.mem_size) or self.mem_size > self.bar2_size \
-                or self.mem_size < 16 * (w // 8):
-            raise ValueError(f"mem_size {self.mem_size:#x}: use a power of two between "
-                             f"{16 * (w // 8):#x} and bar2_size")
-        if not _is_pow2(self.bar0_size) or self.bar0_size < 4096:
-            raise ValueError(f"bar0_size {self.bar0_size:#x}: use a power of two >= 4 KiB")
-        if self.hard_ip not in ("usp", "s7"):
-            raise ValueError(f"hard_ip {self.hard_ip!r}: use usp (UltraScale+) or s7 (7 series)")
-        if self.hard_ip == "s7" and w not in (64, 128):
-            raise ValueError(f"data_width {w}: the 7-series hard IP is 64 or 128 bits wide")
-        if not 1 <= self.np_queue_depth <= 32:
-            raise ValueError("np_queue_depth: 1 to 32 (the hard IP counts at most 32 credits)")
-        if self.max_payload_supported not in (128, 256, 512, 1024, 2048, 4096):
-            raise ValueError("max_payload_supported: 128 to 4096, a power of two")
-        return self
-
-    @property
-    def lanes(self):
-        return self.data_width // 32
-
-    @property
-    def ingress_depth(self):
-        # Two largest write packets and some slack, so that CQ never waits on writes.
-        beats = -(-(4 + self.max_payload_supported // 4) // self.lanes)
-        depth = 1
-        while depth < 2 * beats + 4:
-            depth *= 2
-        return depth
 
 
 def endpoint_signature(p):
@@ -854,38 +801,3 @@ class BarEndpoint(wiring.Component):
                 m.d.sync += counters[name].eq(counters[name] + 1)
 
         return m
-
-
-def generate_verilog(params=EndpointParams(), name="p2p_dax_endpoint"):
-    """Verilog text of the endpoint as a standalone top module: with
-    hard_ip="s7", behind the 7-series shim (ports: pcie_7x's user side)."""
-    from amaranth.back import verilog
-    if params.hard_ip == "s7":
-        from .s7 import S7Endpoint
-        top = S7Endpoint(params)
-    else:
-        top = BarEndpoint(params)
-    return verilog.convert(top, name=name, emit_src=False)
-
-
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(description="Write the endpoint as a Verilog top module.")
-    ap.add_argument("-o", "--output", required=True, help="Verilog file to write")
-    ap.add_argument("--data-width", type=int, default=EndpointParams.data_width,
-                    choices=(64, 128, 256, 512))
-    ap.add_argument("--bar2-size", type=lambda s: int(s, 0), default=EndpointParams.bar2_size)
-    ap.add_argument("--mem-size", type=lambda s: int(s, 0), default=EndpointParams.mem_size)
-    ap.add_argument("--name", default="p2p_dax_endpoint")
-    args = ap.parse_args(argv)
-    try:
-        params = EndpointParams(data_width=args.data_width, bar2_size=args.bar2_size,
-                                mem_size=args.mem_size).validate()
-    except ValueError as e:
-        ap.error(str(e))
-    with open(args.output, "w") as f:
-        f.write(generate_verilog(params, args.name))
-
-
-if __name__ == "__main__":
-    main()

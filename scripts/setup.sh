@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up this repository on a Debian 12 machine: .venv with the project installed
 # editable with extras [sim,test] (hdl comes with sim), Icarus Verilog on PATH,
-# and the tools of the VM harness (tests/vm/).
+# and the tools of the VM harness (vm/).
 # Idempotent; a re-run skips pip while .venv/.setup-stamp is newer than pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +77,7 @@ else
     echo "setup: $(iverilog -V 2>/dev/null | head -1 || echo iverilog) found"
 fi
 
-# 4. The VM harness (tests/vm/): QEMU, Debian's static busybox for the guest,
+# 4. The VM harness (vm/): QEMU, Debian's static busybox for the guest,
 #    depmod (kmod) and zstd for the fetched kernels, pahole (dwarves) for 6.12
 #    module builds, debootstrap for 7.3's build root, dkms and openssl for
 #    tests/test_dkms.py, daxctl and fio for the
@@ -96,12 +96,12 @@ need daxctl daxctl
 need fio fio
 need gcc-12 gcc-12
 need make make
-need debootstrap debootstrap    # the Debian 13 root that builds modules for 7.3 (tests/vm/newer.py)
+need debootstrap debootstrap    # the Debian 13 root that builds modules for 7.3 (vm/newer.py)
 need /usr/sbin/dkms dkms        # tests/test_dkms.py: Debian's dkms on the kernels' headers
 need openssl openssl            # ... and its throwaway module signing key
-# What the virtual board's QEMU build needs (tests/vm/qemu_build.py says, in BUILD_PACKAGES).
+# What the virtual board's QEMU build needs (vm/qemu_build.py says, in BUILD_PACKAGES).
 for pkg in $("$VENV/bin/python" -c '
-from tests.vm import qemu_build
+from vm import qemu_build
 print(*sorted(qemu_build.BUILD_PACKAGES))'); do
     dpkg -s "$pkg" >/dev/null 2>&1 || vm_missing+=("$pkg")
 done

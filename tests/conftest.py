@@ -1,10 +1,10 @@
 """Session-wide reporting: which kernels and IOMMU setting the VM tests used
-(tests/vm/kernels.py under_test, tests/vm/qemu.py iommu_default), said at the
+(vm/kernels.py under_test, vm/qemu.py iommu_default), said at the
 end of a run that chose them (make vm-test KERNELS=... IOMMU=...)."""
 
 import os
 
-from tests.vm import kernels, qemu
+from vm import kernels, qemu
 
 
 def _matrix():

@@ -1,4 +1,4 @@
-"""make bitstream (hw/bitstream.py): each board's build tree, read back as Vivado would.
+"""make bitstream (hw/flow/bitstream.py): each board's build tree, read back as Vivado would.
 
 No Vivado here: the tree is written and its Tcl, constraints and top-level
 Verilog are parsed and compared with the register map and the board.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hw import bitstream, boards, flash, hard_ip, regmap
+from hw.flow import bitstream, boards, flash, hard_ip
+from hw.spec import regmap
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = {"Kilobytes": 1 << 10, "Megabytes": 1 << 20, "Gigabytes": 1 << 30}
@@ -47,7 +48,7 @@ class Tree:
 
 @pytest.fixture(scope="module", params=list(boards.BOARDS))
 def tree(request, tmp_path_factory):
-    """`python -m hw.bitstream --board NAME --build-dir DIR`, in-process, without Vivado."""
+    """`python -m hw.flow.bitstream --board NAME --build-dir DIR`, in-process, without Vivado."""
     board = boards.get(request.param)
     root = tmp_path_factory.mktemp(board.name)
     out = io.StringIO()
@@ -93,7 +94,7 @@ def instances(verilog, module):
 
 def tcl_view(ip, p):
     """What the Tcl configures, decoded here from the IP's own property names
-    (not through hw.hard_ip), as HardIpConfig fields."""
+    (not through hw.flow.hard_ip), as HardIpConfig fields."""
     usp = ip == hard_ip.USP
     bar = (lambda n, f: p[f"pf0_bar{n}_{f.lower()}"]) if usp else (lambda n, f: p[f"Bar{n}_{f}"])
     size = lambda n: SCALE[bar(n, "Scale")] * int(bar(n, "Size"))
@@ -173,7 +174,7 @@ def usp_model_options_from_tcl(p):
 
 
 def s7_model_options_from_tcl(p):
-    """The pcie_7x model's options (hw/sim/s7_model.py), from the Tcl."""
+    """The pcie_7x model's options (hw/sim/tb/s7_model.py), from the Tcl."""
     return dict(
         width=int(p["Interface_Width"].removesuffix("_bit")),
         user_clk_frequency=float(p["User_Clk_Freq"]) * 1e6,
@@ -240,7 +241,7 @@ def test_models_are_configured_as_the_tcl(tree):
 
 
 # What the designs proven on each board set (shared/notes/boards-proven.md),
-# typed here from those designs, not from hw/boards.py.
+# typed here from those designs, not from hw/flow/boards.py.
 PROVEN_TCL = {
     "vcu118": {  # verilog-pcie and corundum example/VCU118 ... pcie4_uscale_plus_0.tcl
         "axisten_if_enable_client_tag": "true", "extended_tag_field": "true",
@@ -415,7 +416,7 @@ def test_top_level_has_hard_ip_and_endpoint(tree):
                   .replace("msix_sent", "msi_sent").replace("msix_fail", "msi_fail")
                  for n in endpoint_signature(b.params).members}
     else:
-        from hw.s7 import s7_signature
+        from hw.phy.s7 import s7_signature
         names = set(s7_signature(b.hip.data_width).members)
         assert not [port for port in hip if port.startswith(("cfg_err_", "fc_", "pipe_"))]
     assert names <= set(hip), names - set(hip)
@@ -440,7 +441,7 @@ def test_prints_the_command_that_finishes_it(tree):
 
 
 def test_unknown_board_is_one_line():
-    r = subprocess.run([sys.executable, "-m", "hw.bitstream", "--board", "zcu106"],
+    r = subprocess.run([sys.executable, "-m", "hw.flow.bitstream", "--board", "zcu106"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.splitlines() == [
@@ -463,5 +464,5 @@ def test_make_bitstream():
                     "(make boards lists them)"]
     r = make("-n", "bitstream", "BOARD=litefury")
     assert r.returncode == 0
-    assert r.stdout.strip().endswith("-m hw.bitstream --board litefury"), r.stdout
+    assert r.stdout.strip().endswith("-m hw.flow.bitstream --board litefury"), r.stdout
     assert "make bitstream" in make("help").stdout

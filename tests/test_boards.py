@@ -1,4 +1,4 @@
-"""Board definitions (hw/boards.py) and open-source synthesis for each board."""
+"""Board definitions (hw/flow/boards.py) and open-source synthesis for each board."""
 
 import dataclasses
 import subprocess
@@ -6,15 +6,28 @@ import sys
 
 import pytest
 
-from hw import boards
-from hw.synth import synthesize
+from hw.flow import boards, hard_ip
+from hw.flow.synth import synthesize
 
 
 def test_list_is_one_name_a_line():
-    out = subprocess.run([sys.executable, "-m", "hw.boards"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "hw.flow.boards"], capture_output=True, text=True,
                          check=True).stdout
     assert out.splitlines() == list(boards.BOARDS) and len(boards.BOARDS) >= 2
     assert {b.part.family for b in boards.BOARDS.values()} == {"xcup", "xc7"}
+
+
+def test_tcl_of_one_board():
+    """`--tcl BOARD` prints the hard IP's Tcl from the board's definition; an
+    unknown board gets one line of help and exit code 2."""
+    run = lambda *a: subprocess.run([sys.executable, "-m", "hw.flow.boards", *a],
+                                    capture_output=True, text=True)
+    b = boards.get("litefury")
+    out = run("--tcl", "litefury")
+    assert out.returncode == 0 and out.stdout == hard_ip.tcl(b.hip, b.title)
+    assert "create_ip -name pcie_7x" in out.stdout
+    bad = run("--tcl", "nope")
+    assert bad.returncode == 2 and "unknown board 'nope'" in bad.stderr
 
 
 def test_fury_pins_are_amaranth_boards_pcie_resource():
@@ -44,7 +57,7 @@ def test_docs_boards_md_is_current():
     from pathlib import Path
     committed = (Path(__file__).resolve().parents[1] / "docs" / "boards.md").read_text()
     assert committed == boards.markdown(), \
-        "docs/boards.md is stale: run `python -m hw.boards --markdown > docs/boards.md`"
+        "docs/boards.md is stale: run `python -m hw.flow.boards --markdown > docs/boards.md`"
 
 
 @pytest.mark.parametrize("family, width, board, differs", [
@@ -56,8 +69,8 @@ def test_docs_boards_md_is_current():
 def test_simulations_run_with_a_boards_configuration(family, width, board, differs):
     """Every simulated interface has a board's hard-IP settings, changed only
     where no board has that interface; the RTL's requirements hold for each."""
-    from hw import hard_ip
-    from hw.bar_endpoint import EndpointParams
+    from hw.flow import hard_ip
+    from hw.params import EndpointParams
     params = EndpointParams(data_width=width, hard_ip=family)
     config, name, got = boards.sim_config(params)
     assert (name, got) == (board, differs)
@@ -88,7 +101,7 @@ def test_board_synthesizes_and_fits(name):
 
 
 def run_flash(*args):
-    return subprocess.run([sys.executable, "-m", "hw.flash", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hw.flow.flash", *args], capture_output=True,
                           text=True)
 
 

@@ -1,5 +1,5 @@
 """DKMS as a user runs it: Debian's dkms adds, builds, checks and installs the
-driver for each kernel of the VM matrix (tests/vm/kernels.py STOCK), and
+driver for each kernel of the VM matrix (vm/kernels.py STOCK), and
 skips kernels that dkms.conf's BUILD_EXCLUSIVE_* rule out.
 
 Nothing of the system is touched: the DKMS, source and install trees are
@@ -9,7 +9,7 @@ modules are signed with a throwaway key (dkms's sign_file, mok_signing_key
 and mok_certificate settings, from the environment) instead of
 /var/lib/dkms/mok.key. 6.1 and 6.12 use the host's dkms (Debian 12, 3.0.x);
 7.3, whose modules need gcc 14, uses the dkms of its Debian 13 root (3.2.x)
-under chroot (tests/vm/newer.py)."""
+under chroot (vm/newer.py)."""
 
 import os
 import re
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm import kernels, newer
+from vm import kernels, newer
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "driver"

@@ -46,8 +46,8 @@ def _ioctl_header():
 
 
 def test_ioctl_status_codes_are_the_engines():
-    """WAIT's status values below 16 are hw/regmap.py's DmaStatus, by name."""
-    from hw import regmap
+    """WAIT's status values below 16 are hw/spec/regmap.py's DmaStatus, by name."""
+    from hw.spec import regmap
     defines, _ = _ioctl_header()
     status = {name[len("P2P_DAX_DMA_STATUS_"):]: value for name, value in defines.items()
               if name.startswith("P2P_DAX_DMA_STATUS_") and value < 16}

@@ -8,7 +8,7 @@ import platform
 import pytest
 
 from host import bench, cli, client, native, transfer
-from tests.test_host import fake_device
+from tests.fakes import fake_device
 
 MiB = 1 << 20
 

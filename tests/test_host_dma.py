@@ -16,7 +16,7 @@ import pytest
 from host import bench, cli, client, dma, native, transfer
 from host._native_build import IOCTL_HEADER
 from host.native import ffi, lib
-from tests.test_host import fake_device
+from tests.fakes import fake_device
 
 KiB, MiB = 1 << 10, 1 << 20
 ROOT = Path(__file__).resolve().parent.parent

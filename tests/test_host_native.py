@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from hw import regmap
+from hw.spec import regmap
 from host import native
 
 

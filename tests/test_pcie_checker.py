@@ -1,4 +1,4 @@
-"""Unit tests of hw/sim/pcie_checker.py, without a simulator.
+"""Unit tests of hw/sim/tb/checker/, without a simulator.
 
 The legal completions are computed here independently of the checker: from
 the list of enabled byte addresses of a request rather than from the
@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:            # so that a bare `pytest` finds hw/
     sys.path.insert(0, str(ROOT))
 
-from hw.sim.pcie_checker import (  # noqa: E402
-    IDLE, Beat, CompleterMonitor, Completion, CompletionRules, Outcome, ProtocolError,
-    Request, RequesterCompletion, RequesterMonitor, RequesterRequest, RequestRules,
-    expected_outcome, first_byte_offset, request_byte_count)
-from hw.usp import (  # noqa: E402
+from hw.sim.tb.checker.monitors import (  # noqa: E402
+    IDLE, Beat, CompleterMonitor, RequesterMonitor)
+from hw.sim.tb.checker.rules import (  # noqa: E402
+    Completion, CompletionRules, Outcome, ProtocolError, Request, RequesterCompletion,
+    RequesterRequest, RequestRules, expected_outcome, first_byte_offset, request_byte_count)
+from hw.spec.usp import (  # noqa: E402
     ATOMIC_TYPES, POSTED_TYPES, RC_DESCRIPTOR, RQ_DESCRIPTOR, CplStatus, RcErrorCode, ReqType,
     pack_descriptor, sideband, unpack_descriptor)
 
@@ -947,7 +948,7 @@ def test_assert_clean_shows_ten_errors_and_the_count():
 def test_stream_port_reads_cocotb_values_with_x():
     from cocotb.types import Logic, LogicArray
 
-    from hw.sim.pcie_checker import _StreamPort
+    from hw.sim.tb.checker.adapters import _StreamPort
 
     class Handle:
         def __init__(self, value):
@@ -2004,7 +2005,7 @@ def test_requester_checker_for_function_reads_the_model():
     from cocotb.types import LogicArray
     from cocotbext.pcie.core.function import Function
 
-    from hw.sim.pcie_checker import RequesterChecker
+    from hw.sim.tb.checker.adapters import RequesterChecker
 
     made = {}
 

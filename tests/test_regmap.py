@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hw import regmap
+from hw.spec import regmap
 
 
 def test_map_is_consistent():
@@ -35,7 +35,7 @@ def test_regmap_imports_without_amaranth():
     """The host library imports the map on machines without the HDL toolchain."""
     import subprocess
     import sys
-    code = ("import sys; sys.modules['amaranth'] = None; import hw.regmap as r; "
+    code = ("import sys; sys.modules['amaranth'] = None; import hw.spec.regmap as r; "
             "print(r.offset('SCRATCH'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -53,7 +53,7 @@ amaranth = pytest.importorskip("amaranth", reason="HDL extra not installed")
     (dict(np_queue_depth=40), "np_queue_depth"),
 ])
 def test_bad_params_are_refused(change, message):
-    from hw.bar_endpoint import EndpointParams
+    from hw.params import EndpointParams
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(EndpointParams(), **change).validate()
 
@@ -61,21 +61,13 @@ def test_bad_params_are_refused(change, message):
 def test_every_register_has_a_source_in_the_gateware():
     """Elaboration fails if a register of the map has no signal behind it."""
     from amaranth.back import rtlil
-    from hw.bar_endpoint import BarEndpoint, EndpointParams
+    from hw.params import EndpointParams
+    from hw.bar_endpoint import BarEndpoint
     rtlil.convert(BarEndpoint(EndpointParams(data_width=64, mem_size=4096)))
 
 
-def test_sim_params_mirror_build_params():
-    """The testbench's copy of the parameters (no Amaranth import) matches."""
-    from hw.bar_endpoint import EndpointParams
-    topology = pytest.importorskip("hw.sim.topology")
-    assert [f.name for f in dataclasses.fields(topology.Params)] == \
-        [f.name for f in dataclasses.fields(EndpointParams)]
-    assert dataclasses.asdict(topology.Params()) == dataclasses.asdict(EndpointParams())
-
-
 def test_verilog_cli_refuses_bad_arguments(capsys):
-    from hw.bar_endpoint import main
+    from hw.top import main
     with pytest.raises(SystemExit) as e:
         main(["-o", "/dev/null", "--bar2-size", "0x300000"])
     assert e.value.code == 2
@@ -87,7 +79,7 @@ def test_c_header_is_current():
     """driver/p2p_dax_regs.h is generated from the map; a stale copy fails here."""
     committed = (Path(__file__).resolve().parent.parent / regmap.C_HEADER).read_text()
     assert committed == regmap.c_header(), (
-        f"{regmap.C_HEADER} is stale: run `python -m hw.regmap --c-header > {regmap.C_HEADER}`")
+        f"{regmap.C_HEADER} is stale: run `python -m hw.spec.regmap --c-header > {regmap.C_HEADER}`")
 
 
 def test_c_header_compiles_and_matches_map(tmp_path):

@@ -1,4 +1,4 @@
-"""The pcie_7x bus model (hw/sim/s7_model.py) in one short simulation:
+"""The pcie_7x bus model (hw/sim/tb/s7_model.py) in one short simulation:
 hw/sim/test_s7_model.py, on a toplevel of bare ports (written here)."""
 
 import logging
@@ -38,12 +38,12 @@ def verilog(widths):
 
 
 def test_s7_model():
-    from hw.sim.test_s7_model import WIDTHS
+    from hw.sim.tb.s7_model import BENCH_WIDTHS
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     BUILD.mkdir(parents=True, exist_ok=True)
     src = BUILD / f"{TOPLEVEL}.v"
-    src.write_text(verilog(WIDTHS))
+    src.write_text(verilog(BENCH_WIDTHS))
     runner = Icarus()
     runner.log.setLevel(logging.CRITICAL)
     runner.build(sources=[src], hdl_toplevel=TOPLEVEL, build_dir=BUILD,

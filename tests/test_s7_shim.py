@@ -1,4 +1,4 @@
-"""The 7-series shim's repacker (hw.s7.Repack), in Amaranth's simulator:
+"""The 7-series shim's repacker (hw.phy.s7.Repack), in Amaranth's simulator:
 random packets with every header size change (3 <-> 4 DWs), starting at
 DW 0 or mid-beat, with random gaps on both sides, must come out whole,
 in order, payload byte-swapped, with their headers captured."""
@@ -11,7 +11,7 @@ pytest.importorskip("amaranth")
 
 from amaranth.sim import Simulator  # noqa: E402
 
-from hw.s7 import Repack  # noqa: E402
+from hw.phy.s7 import Repack  # noqa: E402
 
 
 def swap(dw):

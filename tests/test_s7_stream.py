@@ -1,10 +1,10 @@
-"""hw/s7_stream.py: TLPs on the 7-series hard IP's AXI4-Stream, checked
+"""hw/spec/s7_stream.py: TLPs on the 7-series hard IP's AXI4-Stream, checked
 against cocotbext-pcie's own TLP encoding."""
 
 import pytest
 from cocotbext.pcie.core.tlp import Tlp, TlpType
 
-from hw import s7_stream
+from hw.spec import s7_stream
 
 
 def mem_write(addr, data):

@@ -9,14 +9,18 @@ RANDOM_FIRST: see hw/sim/test_random.py), e.g.
     P2P_DAX_RANDOM_OPS=10000 .venv/bin/python -m pytest tests/test_sim.py -k 'random and w256'
 """
 
+import ast
+import os
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("cocotb", reason="simulation extra not installed (pip install .[sim])")
 
-from hw.bar_endpoint import EndpointParams  # noqa: E402
-from hw.sim import test_dma as dma_tests  # noqa: E402
-from hw.sim.runner import run  # noqa: E402
+from hw.params import EndpointParams  # noqa: E402
+from hw.sim.tb.runner import DMA_DATA_PATH, applicable, run  # noqa: E402
 
+FULL = os.environ.get("P2P_DAX_FULL") == "1"
 VARIANTS = {
     "w64": EndpointParams(data_width=64),
     "w128": EndpointParams(data_width=128),
@@ -25,7 +29,7 @@ VARIANTS = {
     # A larger BAR over a small memory, and a short non-posted queue.
     "w128-bar4m-mem64k-npq4": EndpointParams(data_width=128, bar2_size=4 << 20,
                                               mem_size=64 << 10, np_queue_depth=4),
-    # Behind the 7-series shim (hw/s7.py), with the pcie_7x model (hw/sim/s7_model.py).
+    # Behind the 7-series shim (hw/phy/s7.py), with the pcie_7x model (hw/sim/tb/s7_model.py).
     "s7-w64": EndpointParams(data_width=64, hard_ip="s7"),
     "s7-w128": EndpointParams(data_width=128, hard_ip="s7"),
 }
@@ -46,13 +50,15 @@ def test_dma(variant):
 def test_dma_data_path(variant):
     """The DMA tests whose logic changes with the width, at the other widths
     (all of them with P2P_DAX_FULL=1)."""
-    cases = None if dma_tests.FULL else dma_tests.applicable(VARIANTS[variant], dma_tests.DATA_PATH)
+    cases = None if FULL else applicable(VARIANTS[variant], DMA_DATA_PATH)
     run("test_dma", VARIANTS[variant], testcase=cases)
 
 
 def test_dma_data_path_names():
-    names = {n for n in dir(dma_tests) if n.startswith("test_")}
-    assert set(dma_tests.DATA_PATH) <= names, set(dma_tests.DATA_PATH) - names
+    """The names test_dma_data_path picks are tests of hw/sim/test_dma.py."""
+    tree = ast.parse((Path(__file__).parents[1] / "hw" / "sim" / "test_dma.py").read_text())
+    names = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
+    assert set(DMA_DATA_PATH) <= names, set(DMA_DATA_PATH) - names
 
 
 def test_demo_512():
@@ -62,7 +68,7 @@ def test_demo_512():
 
 @pytest.mark.parametrize("variant", ["w128", "w512", "s7-w128"])
 def test_peers(variant):
-    """The DMA test peers (hw.sim.peers): latency, splitting, reordering, faults;
+    """The DMA test peers (hw.sim.tb.peers): latency, splitting, reordering, faults;
     at 512 and 128 bits (7-series) with the boards' own hard-IP settings."""
     run("test_peers", VARIANTS[variant])
 

@@ -1,6 +1,6 @@
 """Open-source synthesis of the default (256-bit) endpoint for UltraScale+."""
 
-from hw.synth import synthesize
+from hw.flow.synth import synthesize
 
 
 def test_default_build_synthesizes_with_bram():

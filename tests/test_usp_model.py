@@ -1,4 +1,4 @@
-"""The UltraScale+ hard-IP model (hw/sim/usp_model.py).
+"""The UltraScale+ hard-IP model (hw/sim/tb/usp_model.py).
 
 Without a simulator: the CQ and RC sources' beats, built by cocotbext's own
 packing code, carry discontinue in the beat that ends a discontinued packet
@@ -16,7 +16,7 @@ pytest.importorskip("cocotb", reason="simulation extra not installed (pip instal
 
 from cocotbext.pcie.xilinx.us.interface import CqSource, RcSource, UsPcieFrame  # noqa: E402
 
-from hw.sim import usp_model  # noqa: E402
+from hw.sim.tb import usp_model  # noqa: E402
 
 
 class _Sig:
@@ -163,6 +163,6 @@ def test_np_credit_encoding():
 @pytest.mark.parametrize("width", [256, 512])
 def test_usp_model_sim(width):
     """The model on the RTL: credit under load, atomics, discontinue."""
-    from hw.bar_endpoint import EndpointParams
-    from hw.sim.runner import run
+    from hw.params import EndpointParams
+    from hw.sim.tb.runner import run
     run("test_usp_model", EndpointParams(data_width=width))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hw import regmap
+from hw.spec import regmap
 from hw.virtual.protocol import HEADER, MAX_DATA, VERSION, Msg, Status, pack
 
 ROOT = Path(__file__).resolve().parents[1]

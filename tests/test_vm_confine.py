@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from vm import guest, kernels
+from vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
@@ -156,7 +156,7 @@ def test_shutdown_stops_the_engine(kernel):
     driver's shutdown writes DMA_ABORT and clears bus mastering, so nothing
     the old kernel queued moves afterwards. The transfer is held (bus
     mastering off) until it is queued, then let go just before power-off.
-    The guest powers off after every command (tests/vm/qemu.py); the
+    The guest powers off after every command (vm/qemu.py); the
     virtual board counts the aborts and reports the bus-master bit it was
     left with."""
     r = run(kernel, guest.SHELL_PRELUDE + f"""

@@ -1,7 +1,7 @@
 """The driver's DMA engine interface (/dev/p2p-daxN, driver/p2p_dax_ioctl.h)
 end to end: the unmodified driver in Debian kernels under QEMU, on the virtual
 board (QEMU's p2p-dax-board device in front of the RTL's simulation,
-tests/vm/qemu.py board="virtual"), with the NVMe's CMB (p2pmem) as the
+vm/qemu.py board="virtual"), with the NVMe's CMB (p2pmem) as the
 peer where the kernel has P2PDMA, and ivshmem's dax device as a peer that
 must be refused. (The node on a device
 without an engine: tests/test_vm_driver.py.)"""
@@ -10,9 +10,9 @@ import re
 
 import pytest
 
-from tests.test_vm_driver import images, read
-from tests.vm import guest, kernels, qemu
-from tests.vm.qemu import run
+from vm import guest, kernels, qemu
+from vm.guest import images, read_at
+from vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
@@ -73,7 +73,7 @@ fi
 # A peer across the host bridge: the other NVMe's CMB, on the root bus. The
 # P2P rules forbid it where the host bridge is not on the kernel's list
 # (without the IOMMU: QEMU's "max" CPU), and allow it through the IOMMU on an
-# AMD Zen model (with the IOMMU on, tests/vm/qemu.py).
+# AMD Zen model (with the IOMMU on, vm/qemu.py).
 if FAR=$(p2pmem n1); then
     {TOOL} dma-from-bar /dev/p2p-dax0 3 5000 9 $FAR:0 | sed 's/^/far peer /'
 fi
@@ -147,4 +147,4 @@ echo clean
     assert "close: ok" in out and "rebound=p2p-dax0 ready" in out
     assert out.rstrip().endswith("clean")
     # Nothing reached the peer's plain mapping.
-    assert read(iv, 0, 4 * MiB) == bytes(4 * MiB), "the engine wrote into ivshmem's dax part"
+    assert read_at(iv, 0, 4 * MiB) == bytes(4 * MiB), "the engine wrote into ivshmem's dax part"

@@ -9,40 +9,15 @@ import re
 
 import pytest
 
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from vm import guest, kernels
+from vm.guest import images, read_at
 
 pytestmark = pytest.mark.vm
 
 KERNELS = kernels.under_test(*kernels.STOCK)
 MiB = 1 << 20
-IVSHMEM_SIZE = 64 * MiB
+IVSHMEM_SIZE = guest.IVSHMEM_SIZE
 TOOL = guest.TOOL_GUEST_PATH
-
-
-def vm(kernel, script, **kw):
-    """Run a shell script in the guest with the tool and the prelude; return its output."""
-    kw.setdefault("extra_files", {TOOL: guest.tool()})
-    result = run(kernel, guest.SHELL_PRELUDE + script, **kw)
-    return result
-
-
-def images(tmp_path, nvme0=b""):
-    iv = tmp_path / "ivshmem.bin"
-    iv.write_bytes(b"")
-    os.truncate(iv, IVSHMEM_SIZE)
-    n0, n1 = tmp_path / "nvme0.img", tmp_path / "nvme1.img"
-    n0.write_bytes(nvme0)
-    os.truncate(n0, 64 * MiB)
-    n1.write_bytes(b"")
-    os.truncate(n1, 64 * MiB)
-    return iv, [n0, n1]
-
-
-def read(path, offset, length):
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -51,7 +26,7 @@ def test_dax_device_mmap_and_o_direct(kernel, tmp_path):
     NVMe -> BAR and BAR -> NVMe."""
     source = os.urandom(8 * MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 set -e
 IV=$(ivshmem); N0=$(nvme n0); N1=$(nvme n1)
 echo size=$(cat /sys/bus/dax/devices/dax0.0/size)
@@ -72,9 +47,9 @@ echo region_driver=$(ls /sys/bus/auxiliary/drivers/p2p_dax.dax/ | grep -v -e mod
     # Memory-only devices have no gateware and nothing registered as p2pmem.
     assert "gateware_version" not in r.output and "p2pmem_size" not in r.output
     written = guest.pattern(1234, 4 * MiB)
-    assert read(iv, 32 * MiB, 4 * MiB) == written, "mmap writes did not reach the BAR"
-    assert read(iv, 0, 8 * MiB) == source, "NVMe -> BAR data differs in ivshmem's file"
-    assert read(nvme[1], MiB, 4 * MiB) == written, "BAR -> NVMe data differs in the image"
+    assert read_at(iv, 32 * MiB, 4 * MiB) == written, "mmap writes did not reach the BAR"
+    assert read_at(iv, 0, 8 * MiB) == source, "NVMe -> BAR data differs in ivshmem's file"
+    assert read_at(nvme[1], MiB, 4 * MiB) == written, "BAR -> NVMe data differs in the image"
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -83,7 +58,7 @@ def test_bind_unbind_and_removal_while_mapped(kernel, tmp_path):
     process has the dax device mapped: the process gets SIGBUS, the kernel
     no warning."""
     iv, nvme = images(tmp_path)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 IV=$(ivshmem) || exit 2
 D=/sys/bus/pci/drivers/p2p_dax
 i=0
@@ -118,7 +93,7 @@ echo clean
     assert "left behind" not in r.output and "still loaded" not in r.output
     assert r.output.rstrip().endswith("clean")
     # The writes made before the device went away are in the BAR.
-    assert read(iv, IVSHMEM_SIZE - 2 * MiB, 1) == b"\x5a"
+    assert read_at(iv, IVSHMEM_SIZE - 2 * MiB, 1) == b"\x5a"
 
 
 BAD_PARAMS = [
@@ -144,7 +119,7 @@ def test_bad_input(kernel, tmp_path):
     bad_loads = "\n".join(
         f"insmod /lib/modules/p2p_dax.ko {p} 2>/dev/null && echo 'LOADED with {p}' && rmmod p2p_dax"
         for p, _ in bad)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 IV=$(ivshmem) || exit 2
 D=/sys/bus/pci/drivers/p2p_dax
 {bad_loads}
@@ -191,13 +166,13 @@ echo clean
                     "beyond-end": "mmap ok, access SIGBUS"}, out
     assert "checked 2097152 bytes at 0: ok" in out
     assert out.rstrip().endswith("clean")
-    assert read(iv, 0, 2 * MiB) == guest.pattern(5, 2 * MiB)
+    assert read_at(iv, 0, 2 * MiB) == guest.pattern(5, 2 * MiB)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_bar_too_small(kernel, tmp_path):
     """A 1 MiB memory BAR is refused with the sizes in the message."""
-    r = vm(kernel, """
+    r = guest.run_script(kernel, """
 IV=$(ivshmem) || exit 2
 [ -e /dev/dax0.0 ] && echo "dax0.0 exists"
 dmesg | grep p2p_dax
@@ -252,7 +227,7 @@ def test_dma_node_in_memory_only_mode(kernel, tmp_path):
     hot-remove make every ioctl ENODEV, rmmod is refused, and closing it
     later is clean."""
     iv, nvme = images(tmp_path)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 IV=$(ivshmem) || exit 2
 D=/sys/bus/pci/drivers/p2p_dax
 P=/sys/bus/pci/devices/$IV/p2p_dax
@@ -299,7 +274,7 @@ def test_dax_names_beside_pmem(kernel):
     kernel's memregion allocator): the driver's dax region takes its id
     from the same allocator, so the BAR becomes dax1.0 and both work. (With
     ids of its own the driver asked for dax0.0 too and its probe failed.)"""
-    r = vm(kernel, """
+    r = guest.run_script(kernel, """
 set -e
 D=/sys/bus/nd/devices
 NS=$(cd $D && ls -d namespace*.0 | head -1); R=${NS#namespace}; R=region${R%.0}

@@ -1,4 +1,4 @@
-"""The VM harness itself (tests/vm/): Debian's 6.1 and 6.12 boot under QEMU
+"""The VM harness itself (vm/): Debian's 6.1 and 6.12 boot under QEMU
 with the PCIe topology the driver tests rely on, a command's output and exit
 code come back, the caller's ivshmem file and NVMe images are the ones the
 guest sees, and the host-root mode runs the host's tools. No driver here."""
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm import kernels, qemu
-from tests.vm.qemu import VMError, run
+from vm import kernels, qemu
+from vm.qemu import VMError, run
 
 pytestmark = pytest.mark.vm
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_vm_driver import IVSHMEM_SIZE, images, read
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from vm import guest, kernels
+from vm.guest import images, read_at
+from vm.qemu import run
 
+IVSHMEM_SIZE = guest.IVSHMEM_SIZE
 pytestmark = pytest.mark.vm
 
 PY = ".venv/bin/python"
@@ -65,7 +66,7 @@ with client.open_bar("dax0.0") as bar:
         "that driver/60-p2p-dax.rules gives the device to, or run as root" in rest
     assert "nobody: 1" in rest and "/dev/dax0.0 random  65536 bytes" in rest
     assert f"is outside /dev/dax0.0: offsets 0 to {IVSHMEM_SIZE:#x}" in rest
-    assert read(iv, 8192, 4096) == data
+    assert read_at(iv, 8192, 4096) == data
 
 
 @pytest.mark.parametrize("kernel", kernels.under_test(*kernels.STOCK))
@@ -100,10 +101,10 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     else:
         assert "to tmpfs: 0" in r.output
     assert r.output.count("bytes dax0.0:0 -> /tmp/out") == (1 if kernel == "6.1" else 2)
-    assert read(iv, 4 << 20, 8 << 20) == source
-    assert read(nvme[1], 1 << 20, 8 << 20) == source
+    assert read_at(iv, 4 << 20, 8 << 20) == source
+    assert read_at(nvme[1], 1 << 20, 8 << 20) == source
     # The relay: four slots of 256 KiB, one chunk each, left in the BAR.
-    assert read(nvme[1], 0, 1 << 20) == read(iv, 16 << 20, 1 << 20) == source[:1 << 20]
+    assert read_at(nvme[1], 0, 1 << 20) == read_at(iv, 16 << 20, 1 << 20) == source[:1 << 20]
 
 
 @pytest.mark.parametrize("kernel", kernels.under_test("6.12"))
@@ -202,8 +203,8 @@ head -c 8192 /dev/zero > /tmp/small
                                           "library") for s in (64 << 10, 1 << 20)}
     assert all(row["mb_per_s"] > 0 and row["reference_mb_per_s"] > 0 for row in rows.values())
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
-    assert read(iv, 0, 4 << 20) == source            # the library path read it in last
-    assert read(nvme[1], 0, 4 << 20) == source       # bar->nvme wrote what nvme->bar read
+    assert read_at(iv, 0, 4 << 20) == source            # the library path read it in last
+    assert read_at(nvme[1], 0, 4 << 20) == source       # bar->nvme wrote what nvme->bar read
     assert "p2pdax: /tmp/small holds 8192 bytes, less than the 65536 bytes a pass reads; " \
         "give a smaller --total" in r.output
     assert "small source: 1" in r.output

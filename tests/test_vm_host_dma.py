@@ -1,6 +1,6 @@
 """The host library's DMA path (host/dma.py, `p2pdax copy --via dma`, the
 bench's DMA paths) against the real driver on the virtual board (QEMU's
-p2p-dax-board device in front of the RTL's simulation, tests/vm/qemu.py
+p2p-dax-board device in front of the RTL's simulation, vm/qemu.py
 board="virtual"), with ivshmem (/dev/dax1.0, no engine) as a peer mapped
 without P2PDMA, which the driver refuses. What the guest wrote is checked
 here: the copied file in a shared directory, ivshmem's backing file
@@ -16,8 +16,8 @@ import zlib
 
 import pytest
 
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from vm import guest, kernels
+from vm.qemu import run
 
 pytestmark = pytest.mark.vm
 

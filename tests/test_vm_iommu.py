@@ -4,7 +4,7 @@ cloud VM run, on each kernel: the virtual board's DMA engine, O_DIRECT
 between NVMe and a BAR, peers through the kernel's P2P rules, and the
 device held to what the driver mapped.
 
-The guest's CPU is an AMD Zen model (tests/vm/qemu.py, iommu=True), whose
+The guest's CPU is an AMD Zen model (vm/qemu.py, iommu=True), whose
 host bridges the kernel trusts for P2P: the peer is the second NVMe's CMB on
 the root bus, reached through the host bridge and the IOMMU. (QEMU sends
 all DMA through its IOMMU, even between devices under one switch, where
@@ -16,9 +16,9 @@ import re
 
 import pytest
 
-from tests.test_vm_driver import images, read
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from vm import guest, kernels
+from vm.guest import images, read_at
+from vm.qemu import run
 
 pytestmark = pytest.mark.vm
 
@@ -82,14 +82,14 @@ echo clean
     assert out.rstrip().endswith("clean")
     domains = re.findall(r"^domain (\S+) (\S+)$", out, re.M)
     assert len(domains) == 3 and {t for _, t in domains} == {"DMA"}, out
-    assert read(iv, 0, 4 * MiB) == source, "NVMe -> BAR: the BAR's bytes differ"
-    assert read(nvme[1], 0, 4 * MiB) == source, "BAR -> NVMe: the image differs"
+    assert read_at(iv, 0, 4 * MiB) == source, "NVMe -> BAR: the BAR's bytes differ"
+    assert read_at(nvme[1], 0, 4 * MiB) == source, "BAR -> NVMe: the image differs"
     checked = re.findall(r"^checked \d+ bytes: ok$", out, re.M)
     assert len(checked) == (4 if kernel == kernels.WITH_P2PDMA else 2), out
     assert out.count("mismatch at") == 1, out              # the faulted write's, below
     if kernel == kernels.WITH_P2PDMA:
         assert "p2pmem done" in out
-        assert read(nvme[0], 8 * MiB, 4 * MiB) == source, "NVMe -> p2pmem -> NVMe differs"
+        assert read_at(nvme[0], 8 * MiB, 4 * MiB) == source, "NVMe -> p2pmem -> NVMe differs"
     board = domains[0][0]
     assert re.search(r"^fault read: dma to-bar 4096 bytes: wait EIO, status COMPLETER_ABORT, "
                      r"done 1, bytes 0,", out, re.M), out

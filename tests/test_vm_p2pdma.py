@@ -7,9 +7,12 @@ import os
 
 import pytest
 
-from tests.test_vm_driver import IVSHMEM_SIZE, MiB, TOOL, images, read, vm
-from tests.vm import guest, kernels
+from vm import guest, kernels
+from vm.guest import images, read_at
 
+IVSHMEM_SIZE = guest.IVSHMEM_SIZE
+MiB = 1 << 20
+TOOL = guest.TOOL_GUEST_PATH
 pytestmark = [pytest.mark.vm, pytest.mark.p2pdma]
 
 KERNELS = kernels.under_test(kernels.WITH_P2PDMA, p2pdma=True)
@@ -20,7 +23,7 @@ def test_p2pdma_mode(kernel, tmp_path):
     """mode=p2pdma: all of BAR2 is published p2pmem; O_DIRECT NVMe -> p2pmem -> NVMe."""
     source = os.urandom(8 * MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 set -e
 IV=$(ivshmem); N0=$(nvme n0); N1=$(nvme n1)
 P=/sys/bus/pci/devices/$IV/p2pmem
@@ -41,7 +44,7 @@ echo clean
     assert source[:4096] in bar, "NVMe -> p2pmem data is not in ivshmem's file"
     at = bar.index(source[:4096])
     assert bar[at:at + 8 * MiB] == source
-    assert read(nvme[1], 0, 8 * MiB) == source, "p2pmem -> NVMe data differs in the image"
+    assert read_at(nvme[1], 0, 8 * MiB) == source, "p2pmem -> NVMe data differs in the image"
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -50,7 +53,7 @@ def test_both_modes_on_disjoint_parts(kernel, tmp_path):
     bind and unbind stay clean with both registered."""
     source = os.urandom(4 * MiB)
     iv, nvme = images(tmp_path, nvme0=source)
-    r = vm(kernel, f"""
+    r = guest.run_script(kernel, f"""
 set -e
 IV=$(ivshmem); N0=$(nvme n0)
 A=/sys/bus/pci/devices/$IV/p2p_dax
@@ -73,8 +76,8 @@ echo clean
     assert f"attrs=both {dax_size} {16 * MiB}" in r.output
     assert f"rebound=dax0.0 {16 * MiB}" in r.output
     assert r.output.rstrip().endswith("clean")
-    assert read(iv, 0, MiB) == guest.pattern(77, MiB)
-    p2p_part = read(iv, dax_size, 16 * MiB)
+    assert read_at(iv, 0, MiB) == guest.pattern(77, MiB)
+    p2p_part = read_at(iv, dax_size, 16 * MiB)
     assert source[:4096] in p2p_part, "p2pmem data is outside the top 16 MiB of the BAR"
     at = p2p_part.index(source[:4096])
     assert p2p_part[at:at + 4 * MiB] == source

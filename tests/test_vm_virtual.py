@@ -14,13 +14,13 @@ import shutil
 
 import pytest
 
-from hw import regmap
-from tests.test_vm_driver import images, read
-from tests.vm import guest, kernels
-from tests.vm.qemu import run
+from hw.spec import regmap
+from vm import guest, kernels
+from vm.guest import images, read_at
+from vm.qemu import run
 
 # The slowest VM tests (the RTL in simulation): one kernel unless
-# P2PDAX_VM_KERNELS asks for more (tests/vm/kernels.py under_test).
+# P2PDAX_VM_KERNELS asks for more (vm/kernels.py under_test).
 pytestmark = [pytest.mark.vm,
               pytest.mark.parametrize("kernel", kernels.under_test("6.1"))]
 KiB, MiB = 1 << 10, 1 << 20
@@ -82,7 +82,7 @@ N0=$(nvme n0); N1=$(nvme n1)
 if bad_dmesg; then echo "kernel warnings above"; exit 1; fi
 """, ivshmem_file=iv, nvme_images=nvme)
     assert r.returncode == 0, r.output
-    assert read(nvme[1], 256 * KiB, n) == source[128 * KiB:128 * KiB + n], \
+    assert read_at(nvme[1], 256 * KiB, n) == source[128 * KiB:128 * KiB + n], \
         "NVMe -> BAR2 -> NVMe through the RTL changed the data"
     # Combined writes and block reads: far fewer TLPs than guest accesses.
     assert r.board["write_tlps"] < r.board["mmio_writes"] // 4, r.board
@@ -113,9 +113,9 @@ N0=$(nvme n0) && N1=$(nvme n1) || exit 2
     assert selftest.count(", ok") == 2 and "PASSED" in selftest, selftest
     assert re.search(r"copied 131072 bytes /dev/nvme\dn1 -> /dev/nvme\dn1 through "
                      r"dax0.0:64K in .*, verified", selftest), selftest
-    assert read(nvme[1], 0, 128 * KiB) == source[:128 * KiB]
+    assert read_at(nvme[1], 0, 128 * KiB) == source[:128 * KiB]
     # Two slots of 32 KiB: the last two chunks stay in the RTL's memory.
-    assert read(nvme[1], MiB, 64 * KiB) == source[64 * KiB:128 * KiB]
+    assert read_at(nvme[1], MiB, 64 * KiB) == source[64 * KiB:128 * KiB]
 
 
 @pytest.mark.parametrize("fault", ["crash", "hang"])
@@ -189,5 +189,5 @@ p2pmem-test $N0 $N1 /dev/dax0.0 -c 4 -s 32k -t 2 --check || exit 1
     assert "MATCH on data check" in r.output and "MISMATCH" not in r.output, r.output
     assert "Transfer:" in r.output
     # --check wrote random data to the first NVMe: the second holds the same.
-    written = read(nvme[0], 0, 128 * KiB)
-    assert written != bytes(128 * KiB) and read(nvme[1], 0, 128 * KiB) == written
+    written = read_at(nvme[0], 0, 128 * KiB)
+    assert written != bytes(128 * KiB) and read_at(nvme[1], 0, 128 * KiB) == written

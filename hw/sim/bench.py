@@ -16,8 +16,8 @@ import os
 import sys
 import tempfile
 
-from hw.bar_endpoint import EndpointParams
-from hw.sim.runner import run
+from hw.params import EndpointParams
+from hw.sim.tb.runner import run
 
 
 def bench(width):

@@ -9,8 +9,8 @@ import sys
 import tempfile
 import time
 
-from hw.bar_endpoint import EndpointParams
-from hw.sim.runner import run
+from hw.params import EndpointParams
+from hw.sim.tb.runner import run
 
 
 def main(argv=None):

@@ -11,12 +11,12 @@ import cocotb
 from cocotb.triggers import ClockCycles
 from cocotb.utils import get_sim_time
 
-from hw import regmap
-from hw.sim.requests import nonposted
-from hw.sim.test_perf import BusProbe, measure_read_latency, measure_read_throughput, \
+from hw.spec import regmap
+from hw.sim.tb.requests import nonposted
+from hw.sim.tb.perf import BusProbe, measure_read_latency, measure_read_throughput, \
     measure_writes
-from hw.sim.topology import Topology
-from hw.usp import ReqType
+from hw.sim.tb.topology import Topology
+from hw.spec.usp import ReqType
 
 
 def kib(n):

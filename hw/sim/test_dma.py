@@ -10,30 +10,12 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from hw import regmap
-from hw.sim.topology import Topology, params_from_env
+from hw.spec import regmap
+from hw.sim.tb.runner import applicable
+from hw.sim.tb.topology import Topology, params_from_env
 
 FULL = os.environ.get("P2P_DAX_FULL") == "1"
 OK = regmap.DmaStatus.OK
-# The tests of the engine's data path, whose logic changes with the interface
-# width (packing, splitting, lane shifts); the others test its control (the
-# queue, timeouts, tags, MSI-X, abort), the same logic at every width.
-# tests/test_sim.py runs these at every width, all of them at the boards' widths.
-DATA_PATH = ("test_dma_write_to_peer_endpoint", "test_dma_write_alignments",
-             "test_dma_read_from_peer_endpoint", "test_dma_read_alignments",
-             "test_dma_backpressure", "test_dma_read_discontinued")
-
-
-# The 7-series core has no discontinue on completions (it poisons them).
-NOT_ON_S7 = ("test_dma_read_discontinued",)
-
-
-def applicable(params, names):
-    """Of `names`, the tests that apply to a build. A test named to cocotb
-    runs even if marked skip, so callers filter here."""
-    return [n for n in names if not (params.hard_ip == "s7" and n in NOT_ON_S7)]
-
-
 async def fill_bar2(ep, tb, offset, length):
     data = tb.rng.randbytes(length)
     await ep.bar2.write(offset, data)
@@ -209,7 +191,7 @@ async def test_dma_read_alignments(dut):
 async def test_dma_read_latency_and_faults(dut):
     """A peer with completion latency, random splits and shuffled completions;
     UR and CA answers end a descriptor with that status and the next one works."""
-    from hw.sim.peers import LatencyMemoryEndpoint
+    from hw.sim.tb.peers import LatencyMemoryEndpoint
     peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=1000, split="random",
                                  reorder=True, cpl_gap_ns=8, seed=3)
     tb = await Topology.create(dut, peer=peer)
@@ -295,7 +277,7 @@ async def test_dma_read_unclaimed_address(dut):
 async def test_dma_read_timeout(dut):
     """A peer that never completes: the descriptor ends with TIMEOUT, the tags
     come back, and later transfers (needing every tag several times) work."""
-    from hw.sim.peers import LatencyMemoryEndpoint
+    from hw.sim.tb.peers import LatencyMemoryEndpoint
     peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=200)
     tb = await Topology.create(dut, peer=peer)
     await tb.start()
@@ -339,7 +321,7 @@ async def test_dma_read_discontinued(dut):
     """A completion the hard IP discontinues (corrupt data in its buffer)
     ends its descriptor POISONED; the request's later completions are
     ignored, its tag comes back after resting, and later reads work."""
-    from hw.sim.peers import LatencyMemoryEndpoint
+    from hw.sim.tb.peers import LatencyMemoryEndpoint
     peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=200, split="random", seed=5)
     tb = await Topology.create(dut, peer=peer)
     await tb.start()
@@ -366,7 +348,7 @@ async def test_dma_read_tags(dut):
     """Up to 256 reads outstanding with Extended Tag Field Enable set, 32 (tags
     0-31, checked on every request) once the host clears it."""
     from cocotbext.pcie.core.caps import PciCapId
-    from hw.sim.peers import LatencyMemoryEndpoint
+    from hw.sim.tb.peers import LatencyMemoryEndpoint
     peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=4000, seed=5)
     tb = await Topology.create(dut, peer=peer)
     await tb.start()
@@ -509,7 +491,7 @@ async def test_dma_abort_queued(dut):
     DMA_DONE catches up with DMA_SUBMITTED; a completion that comes after
     the abort is ignored, even with a newer read outstanding; later
     descriptors move their data."""
-    from hw.sim.peers import LatencyMemoryEndpoint
+    from hw.sim.tb.peers import LatencyMemoryEndpoint
     peer = LatencyMemoryEndpoint(size=1 << 20, latency_ns=200)
     tb = await Topology.create(dut, peer=peer)
     await tb.start()

@@ -1,6 +1,6 @@
 """Endpoint tests: enumeration, BAR0 registers, BAR2 memory, error handling.
 
-Every test runs in the shared topology (hw.sim.topology) and ends with the
+Every test runs in the shared topology (hw.sim.tb.topology) and ends with the
 interface checker's verdict on every completion the endpoints sent.
 Set P2P_DAX_FULL=1 for the exhaustive sweeps (every length 1..4096 at
 every alignment); the default sweep is a quick subset.
@@ -12,12 +12,11 @@ import cocotb
 from cocotb.triggers import ClockCycles
 from cocotbext.pcie.core.tlp import CplStatus, TlpType
 
-from hw import regmap
-# (cq_request and request_tlp are here for the modules that still import them from here.)
-from hw.sim.requests import (MESSAGES, clear_counters, counters, cq_request,  # noqa: F401
-                             inject, nonposted, random_pauses, request_tlp)
-from hw.sim.topology import Topology
-from hw.usp import ReqType
+from hw.spec import regmap
+from hw.sim.tb.requests import (MESSAGES, clear_counters, counters, inject, nonposted,
+                                random_pauses)
+from hw.sim.tb.topology import Topology
+from hw.spec.usp import ReqType
 
 FULL = os.environ.get("P2P_DAX_FULL") == "1"
 

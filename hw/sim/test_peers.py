@@ -1,4 +1,4 @@
-"""Tests of the DMA test peers (hw.sim.peers), with the root complex as requester.
+"""Tests of the DMA test peers (hw.sim.tb.peers), with the root complex as requester.
 
 The shared topology, with a LatencyMemoryEndpoint in place of the stock
 memory peer. Completions are checked against the PCIe splitting rules by
@@ -14,9 +14,9 @@ from cocotb.simtime import get_sim_time
 from cocotbext.pcie.core.caps import PciCapId
 from cocotbext.pcie.core.tlp import CplStatus, Tlp, TlpType
 
-from hw.sim import topology
-from hw.sim.peers import LatencyMemoryEndpoint, plan_completions, request_violations
-from hw.sim.topology import Topology
+from hw.sim.tb import topology
+from hw.sim.tb.peers import LatencyMemoryEndpoint, plan_completions, request_violations
+from hw.sim.tb.topology import Topology
 
 BAR32_SIZE = 64 << 10
 

@@ -37,7 +37,7 @@ Environment:
 For example, to replay operation 1234 of seed 7 at 128 bits:
 
     RANDOM_SEED=7 RANDOM_FIRST=1234 RANDOM_OPS=1 .venv/bin/python -c \\
-      'from hw.bar_endpoint import EndpointParams as P; from hw.sim.runner import run; \\
+      'from hw.params import EndpointParams as P; from hw.sim.tb.runner import run; \\
        run("test_random", P(data_width=128))'
 
 The counts per kind of operation are logged at the end (at WARNING, so they
@@ -53,10 +53,10 @@ import cocotb
 from cocotb.triggers import ClockCycles, Event, RisingEdge, Timer
 from cocotbext.pcie.core.tlp import CplStatus, TlpType
 
-from hw import regmap
-from hw.sim.requests import MESSAGES, completions, counters_at_once, inject
-from hw.sim.topology import Topology
-from hw.usp import ReqType
+from hw.spec import regmap
+from hw.sim.tb.requests import MESSAGES, completions, counters_at_once, inject
+from hw.sim.tb.topology import Topology
+from hw.spec.usp import ReqType
 
 QUICK_OPS = 300
 FULL_OPS = 10_000

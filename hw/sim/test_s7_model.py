@@ -1,10 +1,10 @@
-"""cocotb tests of the pcie_7x bus model (hw/sim/s7_model.py), with Python
+"""cocotb tests of the pcie_7x bus model (hw/sim/tb/s7_model.py), with Python
 in place of the user logic.
 
 The toplevel (tests/test_s7_model.py writes it) is only ports: endpoint A
 with a 64-bit interface (a_*), endpoint B with a 128-bit one (b_*), every
 port an input the model or the Python "user logic" (class User) drives.
-Both sit behind one switch under the root complex, as in hw/sim/topology.py.
+Both sit behind one switch under the root complex, as in hw/sim/tb/topology.py.
 
 User plays the application: it keeps BAR0 and BAR2 in bytearrays, answers
 memory reads with completions split on the Read Completion Boundary, takes
@@ -24,15 +24,14 @@ from cocotbext.pcie.core import RootComplex, Switch
 from cocotbext.pcie.core.tlp import CplStatus, Tlp, TlpType
 from cocotbext.pcie.core.utils import PcieId
 
-from hw import s7_stream
-from hw.sim.s7_model import S7PcieDevice
+from hw.spec import s7_stream
+from hw.sim.tb.s7_model import BENCH_WIDTHS, S7PcieDevice
 
 BAR0_SIZE = 64 << 10
 BAR2_SIZE = 1 << 20
 MSIX_VECTORS = 4
 MSIX_TABLE_OFFSET = 0x8000
 MSIX_PBA_OFFSET = 0x9000
-WIDTHS = {"a_": 64, "b_": 128}
 
 
 def first_byte_offset(first_be):
@@ -235,7 +234,7 @@ class Bench:
         self.switch = Switch()
         self.rc.make_port().connect(self.switch)
         self.devs, self.users = {}, {}
-        for prefix, width in WIDTHS.items():
+        for prefix, width in BENCH_WIDTHS.items():
             rng = random.Random(self.rng.random())
             kwargs = {}
             if width == 128:        # timing variety on B, from the model's hooks
@@ -272,7 +271,7 @@ async def test_model(dut):
     await tb.start()
     for prefix, dev in tb.devs.items():
         user, pci, f = tb.users[prefix], tb.pci[prefix], dev.functions[0]
-        width = WIDTHS[prefix]
+        width = BENCH_WIDTHS[prefix]
         what = f"{width}-bit"
 
         # cfg_* outputs follow the configuration space.

@@ -1,4 +1,4 @@
-"""The UltraScale+ hard-IP model (hw.sim.usp_model) against the endpoint RTL.
+"""The UltraScale+ hard-IP model (hw.sim.tb.usp_model) against the endpoint RTL.
 
 What the stock cocotbext-pcie model got wrong, shown on the real RTL:
 non-posted credit lost under load (a burst of reads stalled for good),
@@ -14,10 +14,10 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.pcie.core.tlp import CplStatus, Tlp, TlpType
 from cocotbext.pcie.core.utils import PcieId
 
-from hw.sim.test_endpoint import cq_request, random_pauses
-from hw.sim.topology import Topology
-from hw.sim.usp_model import NP_CREDIT_LIMIT, np_credits
-from hw.usp import POSTED_TYPES, ReqType, sideband
+from hw.sim.tb.requests import cq_request, random_pauses
+from hw.sim.tb.topology import Topology
+from hw.sim.tb.usp_model import NP_CREDIT_LIMIT, np_credits
+from hw.spec.usp import POSTED_TYPES, ReqType, sideband
 
 READS = 64                 # in one burst: four times the endpoint's NP queue
 WRITES = 32                # of 512 bytes, streaming past each burst

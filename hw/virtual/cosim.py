@@ -2,7 +2,7 @@
 
     python -m hw.virtual.cosim --socket PATH [--params JSON]
 
-builds the simulation (hw.sim.runner, cached like every other testbench) and
+builds the simulation (hw.sim.tb.runner, cached like every other testbench) and
 runs it until QEMU disconnects. The RTL is endpoint A of the simulation
 toplevel, behind the same UltraScale+ hard-IP model (cocotbext-pcie) as in
 every other test, with the same PCIe-rule checkers on its interfaces; the
@@ -48,8 +48,8 @@ import cocotb
 from cocotb.triggers import ClockCycles, Event, First, RisingEdge, Timer
 from cocotbext.pcie.core import RootComplex
 
-from hw import regmap
-from hw.sim.topology import Endpoint, Topology, params_from_env
+from hw.spec import regmap
+from hw.sim.tb.topology import Endpoint, Topology, params_from_env
 from hw.virtual import protocol
 from hw.virtual.protocol import HEADER, Msg, Status
 
@@ -480,8 +480,8 @@ async def virtual_board(dut):
 
 
 def main(argv=None):
-    from hw.bar_endpoint import EndpointParams
-    from hw.sim.runner import run
+    from hw.params import EndpointParams
+    from hw.sim.tb.runner import run
 
     ap = argparse.ArgumentParser(
         prog="python -m hw.virtual.cosim",

@@ -4,7 +4,7 @@
  * UNIX socket (hw/virtual/cosim.py; the protocol is hw/virtual/protocol.py).
  *
  * To the guest it has the board's identity, all from the register map
- * (p2p_dax_regs.h, made by hw/regmap.py): vendor/device ID, class code,
+ * (p2p_dax_regs.h, made by hw/spec/regmap.py): vendor/device ID, class code,
  * BAR0 (32-bit, registers, MSI-X table and PBA), BAR2 (64-bit prefetchable,
  * its size announced by the simulation), and PCIe and MSI-X capabilities at
  * the offsets the simulation's hard-IP model has them
@@ -367,7 +367,7 @@ static bool board_connect(P2PDaxBoard *s, Error **errp)
     }
     if (hello.arg != P2PDAX_BRIDGE_VERSION) {
         error_setg(errp, "p2p-dax-board: the simulation speaks protocol version %u, this "
-                   "QEMU %u: rebuild QEMU (python -m tests.vm.qemu_build)", hello.arg,
+                   "QEMU %u: rebuild QEMU (python -m vm.qemu_build)", hello.arg,
                    P2PDAX_BRIDGE_VERSION);
         return false;
     }
@@ -455,7 +455,7 @@ static void board_class_init(ObjectClass *klass, void *data)
     k->vendor_id = P2PDAX_PCI_VENDOR_ID;
     k->device_id = P2PDAX_PCI_DEVICE_ID;
     k->class_id = P2PDAX_PCI_CLASS_CODE >> 8;
-    k->subsystem_vendor_id = P2PDAX_PCI_SUBSYSTEM_VENDOR_ID;  /* as hw/hard_ip.py sets the IPs */
+    k->subsystem_vendor_id = P2PDAX_PCI_SUBSYSTEM_VENDOR_ID;  /* as hw/flow/hard_ip.py sets the IPs */
     k->subsystem_id = P2PDAX_PCI_SUBSYSTEM_ID;
     k->revision = P2PDAX_PCI_REVISION_ID;
     dc->desc = "p2p-dax board, its RTL in a cocotb simulation";

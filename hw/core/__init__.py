@@ -1,0 +1,2 @@
+"""Gateware blocks of the endpoint, composed by hw.bar_endpoint.
+"""

@@ -1,0 +1,75 @@
+"""The simulation toplevel: two endpoints, each in its own clock domain.
+
+Every port of endpoint A is exposed as ``a_<port>`` (``a_s_axis_cq_tdata``
+...), endpoint B's as ``b_<port>``, with clocks and resets ``a_clk``,
+``a_rst``, ``b_clk``, ``b_rst``: each hard-IP model drives the clock and
+reset of its own endpoint, as two boards in one machine would have.
+
+With ``hard_ip="s7"`` the ports are pcie_7x's (``a_m_axis_rx_tdata`` ...,
+hw/phy/s7.py), and the endpoint's own UltraScale+ interface behind the shim is
+exposed too, as outputs under the same names as above, so the interface
+checkers watch the same signals on both families.
+"""
+
+from amaranth.hdl import ClockDomain, DomainRenamer, Module
+from amaranth.lib import wiring
+
+from hw.params import EndpointParams
+from hw.bar_endpoint import BarEndpoint, endpoint_signature
+
+TOPLEVEL = "p2p_dax_tb"
+INSTANCES = ("a", "b")
+
+
+class DualEndpoint(wiring.Component):
+    def __init__(self, params=EndpointParams()):
+        from hw.phy.s7 import s7_signature
+        self.params = params.validate()
+        inner = endpoint_signature(params).members
+        members = {}
+        for inst in INSTANCES:
+            members[f"{inst}_clk"] = wiring.In(1)
+            members[f"{inst}_rst"] = wiring.In(1)
+            if params.hard_ip == "s7":
+                for name, member in s7_signature(params.data_width).members.items():
+                    members[f"{inst}_{name}"] = member
+                for name, member in inner.items():        # taps, for the checkers
+                    members[f"{inst}_{name}"] = wiring.Out(member.shape)
+            else:
+                for name, member in inner.items():
+                    members[f"{inst}_{name}"] = member
+        super().__init__(wiring.Signature(members))
+
+    def _outer(self, m, inst, sub, signature):
+        for name, member in signature.members.items():
+            outer, inner = getattr(self, f"{inst}_{name}"), getattr(sub, name)
+            if member.flow == wiring.In:
+                m.d.comb += inner.eq(outer)
+            else:
+                m.d.comb += outer.eq(inner)
+
+    def elaborate(self, platform):
+        from hw.phy.s7 import S7Shim
+        m = Module()
+        for inst in INSTANCES:
+            cd = ClockDomain(inst)
+            m.domains += cd
+            m.d.comb += [cd.clk.eq(getattr(self, f"{inst}_clk")),
+                         cd.rst.eq(getattr(self, f"{inst}_rst"))]
+            ep = BarEndpoint(self.params)
+            m.submodules[f"ep_{inst}"] = DomainRenamer(inst)(ep)
+            if self.params.hard_ip != "s7":
+                self._outer(m, inst, ep, ep.signature)
+                continue
+            shim = S7Shim(self.params)
+            m.submodules[f"shim_{inst}"] = DomainRenamer(inst)(shim)
+            wiring.connect(m, ep, shim.usp)
+            self._outer(m, inst, shim.s7, shim.s7.signature)
+            for name in ep.signature.members:
+                m.d.comb += getattr(self, f"{inst}_{name}").eq(getattr(ep, name))
+        return m
+
+
+def generate_verilog(params=EndpointParams()):
+    from amaranth.back import verilog
+    return verilog.convert(DualEndpoint(params), name=TOPLEVEL, emit_src=False)
