@@ -90,7 +90,7 @@ vm-bench: setup
 # The release matrix: make vm-test KERNELS=all, then again with IOMMU=1.
 vm-test: setup
 	$(if $(filter-out 0 1,$(IOMMU)),@echo "make vm-test: IOMMU=$(IOMMU): give IOMMU=1 (on) or leave it out" >&2; exit 2)
-	@$(if $(KERNELS),export P2PDAX_VM_KERNELS=$(KERNELS);) $(if $(IOMMU),export P2PDAX_VM_IOMMU=$(IOMMU);) \
+	@$(if $(KERNELS),export P2P_DAX_VM_KERNELS=$(KERNELS);) $(if $(IOMMU),export P2P_DAX_VM_IOMMU=$(IOMMU);) \
 		$(call run_pytest,tests/test_vm_*.py)
 
 clean:

@@ -126,8 +126,8 @@ struct p2p_dax_region {
 static const struct pci_device_id p2p_dax_ids[] = {
 	/* All four IDs (hw/spec/regmap.py): other designs on Xilinx's vendor ID may
 	 * share a device ID, not the subsystem. */
-	{ PCI_DEVICE_SUB(P2PDAX_PCI_VENDOR_ID, P2PDAX_PCI_DEVICE_ID,
-			 P2PDAX_PCI_SUBSYSTEM_VENDOR_ID, P2PDAX_PCI_SUBSYSTEM_ID) },
+	{ PCI_DEVICE_SUB(P2P_DAX_PCI_VENDOR_ID, P2P_DAX_PCI_DEVICE_ID,
+			 P2P_DAX_PCI_SUBSYSTEM_VENDOR_ID, P2P_DAX_PCI_SUBSYSTEM_ID) },
 	{ }
 };
 MODULE_DEVICE_TABLE(pci, p2p_dax_ids);
@@ -318,34 +318,34 @@ static int p2p_dax_check_board(struct p2p_dax *p2p)
 	u32 id, major;
 	u64 bar2_size;
 
-	if (pci_resource_len(pdev, P2P_DAX_REG_BAR) < P2PDAX_BAR0_SIZE) {
+	if (pci_resource_len(pdev, P2P_DAX_REG_BAR) < P2P_DAX_BAR0_SIZE) {
 		dev_err(&pdev->dev, "BAR0 is %llu bytes; the p2p-dax registers need %u\n",
-			(u64)pci_resource_len(pdev, P2P_DAX_REG_BAR), P2PDAX_BAR0_SIZE);
+			(u64)pci_resource_len(pdev, P2P_DAX_REG_BAR), P2P_DAX_BAR0_SIZE);
 		return -ENODEV;
 	}
-	id = ioread32(p2p->regs + P2PDAX_REG_ID);
+	id = ioread32(p2p->regs + P2P_DAX_REG_ID);
 	if (id == 0xffffffff) {
 		dev_err(&pdev->dev, "BAR0 reads all ones: the device does not answer "
 			"(link down, or no bitstream loaded?)\n");
 		return -EIO;
 	}
-	if (id != P2PDAX_MAGIC) {
+	if (id != P2P_DAX_MAGIC) {
 		dev_err(&pdev->dev, "ID register reads %#010x, not %#010x: not a p2p-dax "
-			"bitstream\n", id, P2PDAX_MAGIC);
+			"bitstream\n", id, P2P_DAX_MAGIC);
 		return -ENODEV;
 	}
-	p2p->version = ioread32(p2p->regs + P2PDAX_REG_VERSION);
-	major = (p2p->version & P2PDAX_VERSION_MAJOR_MASK) >> P2PDAX_VERSION_MAJOR_SHIFT;
-	if (major != P2PDAX_MAP_VERSION_MAJOR) {
+	p2p->version = ioread32(p2p->regs + P2P_DAX_REG_VERSION);
+	major = (p2p->version & P2P_DAX_VERSION_MAJOR_MASK) >> P2P_DAX_VERSION_MAJOR_SHIFT;
+	if (major != P2P_DAX_MAP_VERSION_MAJOR) {
 		dev_err(&pdev->dev, "gateware register map version %u.x; this driver "
 			"knows %u.x: update the driver or the bitstream\n",
-			major, P2PDAX_MAP_VERSION_MAJOR);
+			major, P2P_DAX_MAP_VERSION_MAJOR);
 		return -ENODEV;
 	}
-	bar2_size = ioread32(p2p->regs + P2PDAX_REG_BAR2_SIZE_LO) |
-		    (u64)ioread32(p2p->regs + P2PDAX_REG_BAR2_SIZE_HI) << 32;
-	p2p->mem_size = ioread32(p2p->regs + P2PDAX_REG_MEM_SIZE_LO) |
-			(u64)ioread32(p2p->regs + P2PDAX_REG_MEM_SIZE_HI) << 32;
+	bar2_size = ioread32(p2p->regs + P2P_DAX_REG_BAR2_SIZE_LO) |
+		    (u64)ioread32(p2p->regs + P2P_DAX_REG_BAR2_SIZE_HI) << 32;
+	p2p->mem_size = ioread32(p2p->regs + P2P_DAX_REG_MEM_SIZE_LO) |
+			(u64)ioread32(p2p->regs + P2P_DAX_REG_MEM_SIZE_HI) << 32;
 	if (!p2p->mem_size || p2p->mem_size > bar2_size) {
 		dev_err(&pdev->dev, "MEM_SIZE register reads %llu, not 1 to BAR2's %llu "
 			"bytes: a broken bitstream\n", p2p->mem_size, bar2_size);
@@ -446,22 +446,14 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
  * bus mastering off, then unmaps and unpins everything; the open files then
  * get ENODEV from every ioctl.
  */
-#define P2P_DAX_DMA_SLOTS		P2PDAX_DMA_RESULTS
+#define P2P_DAX_DMA_SLOTS		P2P_DAX_DMA_RESULTS
 #define P2P_DAX_DMA_VECTOR		0
 #define P2P_DAX_DMA_MAX_TRANSFER	SZ_256M
 #define P2P_DAX_DMA_MAX_TRANSFERS	32	/* per open file */
 #define P2P_DAX_DMA_STOP_MS		1000	/* an abort: wait for DMA_DONE to catch up */
 
-static_assert(P2P_DAX_DMA_SLOTS <= P2PDAX_DMA_QUEUE_DEPTH);
-static_assert(P2PDAX_DMA_MAX_LENGTH % PAGE_SIZE == 0);
-static_assert(P2P_DAX_DMA_STATUS_OK == P2PDAX_DMA_STATUS_OK);
-static_assert(P2P_DAX_DMA_STATUS_UNSUPPORTED_REQUEST == P2PDAX_DMA_STATUS_UNSUPPORTED_REQUEST);
-static_assert(P2P_DAX_DMA_STATUS_COMPLETER_ABORT == P2PDAX_DMA_STATUS_COMPLETER_ABORT);
-static_assert(P2P_DAX_DMA_STATUS_TIMEOUT == P2PDAX_DMA_STATUS_TIMEOUT);
-static_assert(P2P_DAX_DMA_STATUS_POISONED == P2PDAX_DMA_STATUS_POISONED);
-static_assert(P2P_DAX_DMA_STATUS_BAD_COMPLETION == P2PDAX_DMA_STATUS_BAD_COMPLETION);
-static_assert(P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR == P2PDAX_DMA_STATUS_BAD_DESCRIPTOR);
-static_assert(P2P_DAX_DMA_STATUS_ABORTED == P2PDAX_DMA_STATUS_ABORTED);
+static_assert(P2P_DAX_DMA_SLOTS <= P2P_DAX_DMA_QUEUE_DEPTH);
+static_assert(P2P_DAX_DMA_MAX_LENGTH % PAGE_SIZE == 0);
 static_assert(sizeof(struct p2p_dax_info) == P2P_DAX_INFO_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_submit) == P2P_DAX_DMA_SUBMIT_SIZE_VER1);
 static_assert(sizeof(struct p2p_dax_dma_wait) == P2P_DAX_DMA_WAIT_SIZE_VER1);
@@ -636,13 +628,13 @@ static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
 
 	if (dma->gone || !room || list_empty(&dma->queue))
 		return;
-	room = min(room, ioread32(dma->regs + P2PDAX_REG_DMA_SUBMIT));
+	room = min(room, ioread32(dma->regs + P2P_DAX_REG_DMA_SUBMIT));
 	while (room && !list_empty(&dma->queue)) {
 		struct p2p_dax_xfer *t = list_first_entry(&dma->queue, struct p2p_dax_xfer,
 							  queue_node);
 		struct p2p_dax_dma_slot *slot = &dma->slots[dma->hw_next % P2P_DAX_DMA_SLOTS];
 		dma_addr_t bus = sg_dma_address(t->sg) + t->sg_off;
-		u32 len = min_t(u32, sg_dma_len(t->sg) - t->sg_off, P2PDAX_DMA_MAX_LENGTH);
+		u32 len = min_t(u32, sg_dma_len(t->sg) - t->sg_off, P2P_DAX_DMA_MAX_LENGTH);
 		u64 xoff = t->queued;
 		bool last, irq;
 		u32 ctl;
@@ -664,20 +656,20 @@ static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
 		 */
 		irq = last || !room || dma->hw_next % (P2P_DAX_DMA_SLOTS / 2) ==
 				      P2P_DAX_DMA_SLOTS / 2 - 1;
-		ctl = (t->direction == P2P_DAX_DMA_TO_BAR ? P2PDAX_DMA_CONTROL_FROM_BUS_MASK : 0) |
-		      (irq ? P2PDAX_DMA_CONTROL_IRQ_MASK : 0) |
-		      P2P_DAX_DMA_VECTOR << P2PDAX_DMA_CONTROL_VECTOR_SHIFT |
-		      (dma->hw_next & 0xffff) << P2PDAX_DMA_CONTROL_ID_SHIFT;
+		ctl = (t->direction == P2P_DAX_DMA_TO_BAR ? P2P_DAX_DMA_CONTROL_FROM_BUS_MASK : 0) |
+		      (irq ? P2P_DAX_DMA_CONTROL_IRQ_MASK : 0) |
+		      P2P_DAX_DMA_VECTOR << P2P_DAX_DMA_CONTROL_VECTOR_SHIFT |
+		      (dma->hw_next & 0xffff) << P2P_DAX_DMA_CONTROL_ID_SHIFT;
 		if (dma->fault_bus) {
 			bus = dma->fault_bus;	/* injected: see p2p_dax_fault_bus_set() */
 			dma->fault_bus = 0;
 		}
-		iowrite32(lower_32_bits(t->offset + xoff), dma->regs + P2PDAX_REG_DMA_LOCAL);
-		iowrite32(lower_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_LO);
-		iowrite32(upper_32_bits(bus), dma->regs + P2PDAX_REG_DMA_BUS_HI);
-		iowrite32(len, dma->regs + P2PDAX_REG_DMA_LENGTH);
-		iowrite32(ctl, dma->regs + P2PDAX_REG_DMA_CONTROL);
-		iowrite32(1, dma->regs + P2PDAX_REG_DMA_SUBMIT);
+		iowrite32(lower_32_bits(t->offset + xoff), dma->regs + P2P_DAX_REG_DMA_LOCAL);
+		iowrite32(lower_32_bits(bus), dma->regs + P2P_DAX_REG_DMA_BUS_LO);
+		iowrite32(upper_32_bits(bus), dma->regs + P2P_DAX_REG_DMA_BUS_HI);
+		iowrite32(len, dma->regs + P2P_DAX_REG_DMA_LENGTH);
+		iowrite32(ctl, dma->regs + P2P_DAX_REG_DMA_CONTROL);
+		iowrite32(1, dma->regs + P2P_DAX_REG_DMA_SUBMIT);
 		slot->xfer = t;
 		slot->length = len;
 		slot->xoff = xoff;
@@ -698,7 +690,7 @@ static void p2p_dax_dma_pump(struct p2p_dax_dma *dma)
  */
 static bool p2p_dax_dma_reap(struct p2p_dax_dma *dma)
 {
-	u32 done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+	u32 done = ioread32(dma->regs + P2P_DAX_REG_DMA_DONE);
 	u32 inflight = dma->hw_next - dma->hw_done;
 
 	if (done - dma->hw_done > inflight) {
@@ -711,11 +703,11 @@ static bool p2p_dax_dma_reap(struct p2p_dax_dma *dma)
 		u32 k = dma->hw_done;
 		struct p2p_dax_dma_slot *slot = &dma->slots[k % P2P_DAX_DMA_SLOTS];
 		struct p2p_dax_xfer *t = slot->xfer;
-		u32 res = ioread32(dma->regs + P2PDAX_REG_DMA_RESULT0 + 4 * (k % P2P_DAX_DMA_SLOTS));
-		u32 status = (res & P2PDAX_DMA_RESULT0_STATUS_MASK) >> P2PDAX_DMA_RESULT0_STATUS_SHIFT;
+		u32 res = ioread32(dma->regs + P2P_DAX_REG_DMA_RESULT0 + 4 * (k % P2P_DAX_DMA_SLOTS));
+		u32 status = (res & P2P_DAX_DMA_RESULT0_STATUS_MASK) >> P2P_DAX_DMA_RESULT0_STATUS_SHIFT;
 
-		if ((res & P2PDAX_DMA_RESULT0_SEQ_MASK) >> P2PDAX_DMA_RESULT0_SEQ_SHIFT != (k & 0xff) ||
-		    (res & P2PDAX_DMA_RESULT0_ID_MASK) >> P2PDAX_DMA_RESULT0_ID_SHIFT != (k & 0xffff)) {
+		if ((res & P2P_DAX_DMA_RESULT0_SEQ_MASK) >> P2P_DAX_DMA_RESULT0_SEQ_SHIFT != (k & 0xff) ||
+		    (res & P2P_DAX_DMA_RESULT0_ID_MASK) >> P2P_DAX_DMA_RESULT0_ID_SHIFT != (k & 0xffff)) {
 			dev_err_ratelimited(&dma->pdev->dev, "DMA_RESULT%u reads %#010x, not the "
 					    "result of descriptor %#x\n",
 					    k % P2P_DAX_DMA_SLOTS, res, k);
@@ -760,7 +752,7 @@ static bool p2p_dax_dma_abort(struct p2p_dax_dma *dma)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(P2P_DAX_DMA_STOP_MS);
 
-	iowrite32(1, dma->regs + P2PDAX_REG_DMA_ABORT);
+	iowrite32(1, dma->regs + P2P_DAX_REG_DMA_ABORT);
 	for (;;) {
 		if (!p2p_dax_dma_reap(dma))
 			return false;
@@ -787,8 +779,8 @@ static void p2p_dax_dma_watchdog(struct work_struct *work)
 		dev_warn(&dma->pdev->dev, "DMA engine: no descriptor ended for %u ms, %u in "
 			 "flight (bus mastering %s): aborted, their transfers end ABORTED\n",
 			 dma_deadline_ms, inflight,
-			 ioread32(dma->regs + P2PDAX_REG_DMA_STATE) &
-			 P2PDAX_DMA_STATE_BUS_MASTER_MASK ? "on" : "off");
+			 ioread32(dma->regs + P2P_DAX_REG_DMA_STATE) &
+			 P2P_DAX_DMA_STATE_BUS_MASTER_MASK ? "on" : "off");
 		if (!p2p_dax_dma_abort(dma))
 			dev_err(&dma->pdev->dev, "DMA engine: the abort did not end its "
 				"descriptors; reset the device (sysfs reset)\n");
@@ -832,13 +824,13 @@ static long p2p_dax_ioc_info(struct p2p_dax_file *f, void __user *arg, size_t us
 	if (dma->engine == P2P_DAX_ENGINE_READY) {
 		info.dma_window = dma->dma_window;
 		info.max_transfer = P2P_DAX_DMA_MAX_TRANSFER;
-		info.max_segment = P2PDAX_DMA_MAX_LENGTH;
+		info.max_segment = P2P_DAX_DMA_MAX_LENGTH;
 		info.queue_depth = P2P_DAX_DMA_SLOTS;
 		info.max_transfers = P2P_DAX_DMA_MAX_TRANSFERS;
 	}
 	if (dma->engine >= P2P_DAX_ENGINE_UNUSABLE) {
-		info.hw_state = ioread32(dma->regs + P2PDAX_REG_DMA_STATE);
-		info.hw_overflow = ioread32(dma->regs + P2PDAX_REG_DMA_ERR_OVERFLOW);
+		info.hw_state = ioread32(dma->regs + P2P_DAX_REG_DMA_STATE);
+		info.hw_overflow = ioread32(dma->regs + P2P_DAX_REG_DMA_ERR_OVERFLOW);
 	}
 	info.transfers = f->count;
 	info.device_max_transfers = dma->max_xfers;
@@ -944,7 +936,7 @@ static int p2p_dax_xfer_pin(struct p2p_dax_dma *dma, struct p2p_dax_xfer *t, u64
 		goto unpin;
 	rc = sg_alloc_table_from_pages_segment(&t->sgt, t->pages, t->npages,
 					       offset_in_page(addr), t->length,
-					       P2PDAX_DMA_MAX_LENGTH, GFP_KERNEL);
+					       P2P_DAX_DMA_MAX_LENGTH, GFP_KERNEL);
 	if (!rc)
 		return 0;
 unpin:
@@ -1315,24 +1307,24 @@ static void p2p_dax_dma_unbind(void *data)
 static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
 {
 	struct pci_dev *pdev = dma->pdev;
-	u32 caps = ioread32(dma->regs + P2PDAX_REG_CAPS);
+	u32 caps = ioread32(dma->regs + P2P_DAX_REG_CAPS);
 	u32 base, submitted, done;
 	int rc;
 
-	if (!(caps & P2PDAX_CAPS_DMA_MASK))
+	if (!(caps & P2P_DAX_CAPS_DMA_MASK))
 		return P2P_DAX_ENGINE_ABSENT;
-	base = ioread32(dma->regs + P2PDAX_REG_DMA_BASE);
-	if (base != P2PDAX_REG_DMA_LOCAL) {
+	base = ioread32(dma->regs + P2P_DAX_REG_DMA_BASE);
+	if (base != P2P_DAX_REG_DMA_LOCAL) {
 		dev_warn(&pdev->dev, "DMA engine at BAR0 %#x, where this driver expects %#x: "
-			 "not used\n", base, P2PDAX_REG_DMA_LOCAL);
+			 "not used\n", base, P2P_DAX_REG_DMA_LOCAL);
 		return P2P_DAX_ENGINE_UNUSABLE;
 	}
-	if (!(caps & P2PDAX_CAPS_MSIX_MASK)) {
+	if (!(caps & P2P_DAX_CAPS_MSIX_MASK)) {
 		dev_warn(&pdev->dev, "the gateware has a DMA engine but no MSI-X: not used\n");
 		return P2P_DAX_ENGINE_UNUSABLE;
 	}
-	submitted = ioread32(dma->regs + P2PDAX_REG_DMA_SUBMITTED);
-	done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+	submitted = ioread32(dma->regs + P2P_DAX_REG_DMA_SUBMITTED);
+	done = ioread32(dma->regs + P2P_DAX_REG_DMA_DONE);
 	if (submitted != done) {
 		/*
 		 * Descriptors of an earlier binding (or of a kernel before a kexec)
@@ -1340,9 +1332,9 @@ static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
 		 */
 		dev_warn(&pdev->dev, "the DMA engine holds %u descriptors from before: "
 			 "aborting them\n", submitted - done);
-		iowrite32(1, dma->regs + P2PDAX_REG_DMA_ABORT);
+		iowrite32(1, dma->regs + P2P_DAX_REG_DMA_ABORT);
 		msleep(10);
-		done = ioread32(dma->regs + P2PDAX_REG_DMA_DONE);
+		done = ioread32(dma->regs + P2P_DAX_REG_DMA_DONE);
 		if (submitted != done) {
 			dev_warn(&pdev->dev, "DMA engine not used (DMA_SUBMITTED %#x, DMA_DONE "
 				 "%#x); reset the device (sysfs reset) and bind again\n",
@@ -1355,7 +1347,7 @@ static u32 p2p_dax_dma_setup_engine(struct p2p_dax_dma *dma)
 		dev_warn(&pdev->dev, "no 64-bit DMA mask (%d): DMA engine not used\n", rc);
 		return P2P_DAX_ENGINE_UNUSABLE;
 	}
-	dma_set_max_seg_size(&pdev->dev, P2PDAX_DMA_MAX_LENGTH);
+	dma_set_max_seg_size(&pdev->dev, P2P_DAX_DMA_MAX_LENGTH);
 	rc = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSIX);
 	if (rc < 0) {
 		dev_warn(&pdev->dev, "no MSI-X vector (%d): DMA engine not used\n", rc);
@@ -1613,9 +1605,9 @@ static ssize_t gateware_version_show(struct device *dev, struct device_attribute
 	u32 v = p2p_dax_from_dev(dev)->version;
 
 	return sysfs_emit(buf, "%u.%u.%u\n",
-			  (v & P2PDAX_VERSION_MAJOR_MASK) >> P2PDAX_VERSION_MAJOR_SHIFT,
-			  (v & P2PDAX_VERSION_MINOR_MASK) >> P2PDAX_VERSION_MINOR_SHIFT,
-			  (v & P2PDAX_VERSION_PATCH_MASK) >> P2PDAX_VERSION_PATCH_SHIFT);
+			  (v & P2P_DAX_VERSION_MAJOR_MASK) >> P2P_DAX_VERSION_MAJOR_SHIFT,
+			  (v & P2P_DAX_VERSION_MINOR_MASK) >> P2P_DAX_VERSION_MINOR_SHIFT,
+			  (v & P2P_DAX_VERSION_PATCH_MASK) >> P2P_DAX_VERSION_PATCH_SHIFT);
 }
 static DEVICE_ATTR_RO(gateware_version);
 
@@ -1689,7 +1681,7 @@ static void p2p_dax_shutdown(struct pci_dev *pdev)
 
 	/* Nothing of this kernel's moves after a kexec or a reboot. */
 	if (p2p && p2p->dma && p2p->dma->engine == P2P_DAX_ENGINE_READY) {
-		iowrite32(1, p2p->regs + P2PDAX_REG_DMA_ABORT);
+		iowrite32(1, p2p->regs + P2P_DAX_REG_DMA_ABORT);
 		pci_clear_master(pdev);
 	}
 }
@@ -1775,4 +1767,4 @@ module_exit(p2p_dax_exit);
 
 MODULE_DESCRIPTION("PCIe memory BAR as device-dax and P2PDMA memory (p2p-dax boards)");
 MODULE_LICENSE("GPL");
-MODULE_VERSION(P2PDAX_PROJECT_VERSION);
+MODULE_VERSION(P2P_DAX_PROJECT_VERSION);

@@ -9,18 +9,18 @@ as written and compiled against it, so cffi checks every member's offset and
 size against the C compiler's layout when it builds, and its constants
 (ioctl numbers, engine states, statuses) are computed by the compiler. Adds:
 
-- p2pdax_copy(dst, src, n, &crc): memcpy plus CRC-32 of the bytes moved, in
+- p2p_dax_copy(dst, src, n, &crc): memcpy plus CRC-32 of the bytes moved, in
   one pass over the data. A SIGBUS during the copy (the device behind a BAR
   mapping went away: the kernel unmapped it) ends the copy and returns -1
   instead of killing the process.
-- p2pdax_crc32(p, n, crc): CRC-32 (zlib's polynomial, same values as
+- p2p_dax_crc32(p, n, crc): CRC-32 (zlib's polynomial, same values as
   zlib.crc32) of memory that may be a BAR mapping, with the same SIGBUS
   guard.
-- p2pdax_memcpy(dst, src, n, chunk): plain memcpy in calls of `chunk` bytes,
+- p2p_dax_memcpy(dst, src, n, chunk): plain memcpy in calls of `chunk` bytes,
   no checksum, the same SIGBUS guard: what `p2pdax bench` times for CPU
   access to the mapping and for its reference, memcpy in RAM.
-- p2pdax_ioctl(fd, request, arg): ioctl(), 0 or the errno, for host/dma.py.
-- p2pdax_dio_read(fd, buf, n, chunk): the plainest O_DIRECT loop, pread()
+- p2p_dax_ioctl(fd, request, arg): ioctl(), 0 or the errno, for host/dma.py.
+- p2p_dax_dio_read(fd, buf, n, chunk): the plainest O_DIRECT loop, pread()
   of `chunk` bytes at a time from offset 0, one in flight: the reference
   `p2pdax bench` holds the library's own loop against.
 """
@@ -37,7 +37,7 @@ IOCTL_HEADER = ROOT / "driver" / "p2p_dax_ioctl.h"
 
 def _header_constants():
     """`#define NAME ...` for each integer constant of the register header."""
-    names = re.findall(r"^#define\s+(P2PDAX_\w+)\s+(?:0x[0-9a-fA-F]+|\d+)u?\s*$",
+    names = re.findall(r"^#define\s+(P2P_DAX_\w+)\s+(?:0x[0-9a-fA-F]+|\d+)u?\s*$",
                        HEADER.read_text(), re.M)
     return "\n".join(f"#define {name} ..." for name in names)
 
@@ -57,11 +57,11 @@ def ioctl_cdef(text=None):
 
 
 CDEF = """
-int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc);
-int p2pdax_crc32(const void *p, size_t n, uint32_t *crc);
-int p2pdax_memcpy(void *dst, const void *src, size_t n, size_t chunk);
-long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk);
-int p2pdax_ioctl(int fd, unsigned long request, void *arg);
+int p2p_dax_copy(void *dst, const void *src, size_t n, uint32_t *crc);
+int p2p_dax_crc32(const void *p, size_t n, uint32_t *crc);
+int p2p_dax_memcpy(void *dst, const void *src, size_t n, size_t chunk);
+long long p2p_dax_dio_read(int fd, void *buf, size_t n, size_t chunk);
+int p2p_dax_ioctl(int fd, unsigned long request, void *arg);
 """
 
 SOURCE = r"""
@@ -124,23 +124,23 @@ static int guarded(void *dst, const void *src, size_t n, uint32_t *crc, size_t c
     return rc;
 }
 
-int p2pdax_copy(void *dst, const void *src, size_t n, uint32_t *crc)
+int p2p_dax_copy(void *dst, const void *src, size_t n, uint32_t *crc)
 {
     return guarded(dst, src, n, crc, CHUNK);
 }
 
-int p2pdax_crc32(const void *p, size_t n, uint32_t *crc)
+int p2p_dax_crc32(const void *p, size_t n, uint32_t *crc)
 {
     return guarded(NULL, p, n, crc, CHUNK);
 }
 
-int p2pdax_memcpy(void *dst, const void *src, size_t n, size_t chunk)
+int p2p_dax_memcpy(void *dst, const void *src, size_t n, size_t chunk)
 {
     return guarded(dst, src, n, NULL, chunk ? chunk : CHUNK);
 }
 
 /* Bytes read, or -errno; a short read ends the loop. */
-long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk)
+long long p2p_dax_dio_read(int fd, void *buf, size_t n, size_t chunk)
 {
     size_t done = 0;
 
@@ -157,7 +157,7 @@ long long p2pdax_dio_read(int fd, void *buf, size_t n, size_t chunk)
 }
 
 /* 0, or the errno (the struct at arg is written back as the ioctl says). */
-int p2pdax_ioctl(int fd, unsigned long request, void *arg)
+int p2p_dax_ioctl(int fd, unsigned long request, void *arg)
 {
     return ioctl(fd, request, arg) ? errno : 0;
 }

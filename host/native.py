@@ -14,7 +14,7 @@ try:
 except ImportError as e:       # a source tree that was never built
     raise ImportError("host._native is not built: run `pip install -e .` in the repository "
                       "(it needs gcc and zlib1g-dev)") from e
-if not hasattr(lib, "p2pdax_ioctl"):
+if not hasattr(lib, "p2p_dax_ioctl"):
     raise ImportError("host._native is older than host/_native_build.py: run `pip install -e .` "
                       "in the repository (or `make setup`) to build it again")
 
@@ -33,7 +33,7 @@ def copy(dst, src, what="BAR"):
     if len(dst) != len(src):
         raise ValueError(f"copy: {len(dst)} and {len(src)} bytes")
     crc = ffi.new("uint32_t *")
-    if lib.p2pdax_copy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
+    if lib.p2p_dax_copy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
                        len(src), crc):
         raise DeviceGoneError(what)
     return crc[0]
@@ -42,7 +42,7 @@ def copy(dst, src, what="BAR"):
 def crc32(view, what="BAR"):
     """CRC-32 of memoryview view (the values zlib.crc32 gives)."""
     crc = ffi.new("uint32_t *")
-    if lib.p2pdax_crc32(ffi.from_buffer(view), len(view), crc):
+    if lib.p2p_dax_crc32(ffi.from_buffer(view), len(view), crc):
         raise DeviceGoneError(what)
     return crc[0]
 
@@ -51,7 +51,7 @@ def memcpy(dst, src, chunk=1 << 20, what="BAR"):
     """Plain memcpy of memoryview src into dst (same length), `chunk` bytes a call."""
     if len(dst) != len(src):
         raise ValueError(f"memcpy: {len(dst)} and {len(src)} bytes")
-    if lib.p2pdax_memcpy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
+    if lib.p2p_dax_memcpy(ffi.from_buffer(dst, require_writable=True), ffi.from_buffer(src),
                          len(src), chunk):
         raise DeviceGoneError(what)
 
@@ -60,7 +60,7 @@ def dio_read(fd, dst, chunk):
     """Read len(dst) bytes from offset 0 of fd into memoryview dst, pread() by
     pread() of `chunk` bytes, in C. Returns the bytes read (fewer at the end of
     the file); OSError on failure."""
-    n = lib.p2pdax_dio_read(fd, ffi.from_buffer(dst, require_writable=True), len(dst), chunk)
+    n = lib.p2p_dax_dio_read(fd, ffi.from_buffer(dst, require_writable=True), len(dst), chunk)
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n
@@ -69,4 +69,4 @@ def dio_read(fd, dst, chunk):
 def ioctl(fd, request, arg):
     """ioctl(fd, request, arg) with arg a cffi pointer (a struct of
     driver/p2p_dax_ioctl.h): 0, or the errno. The GIL is released meanwhile."""
-    return lib.p2pdax_ioctl(fd, request, arg)
+    return lib.p2p_dax_ioctl(fd, request, arg)

@@ -6,6 +6,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "driver"
 
@@ -46,12 +48,23 @@ def _ioctl_header():
 
 
 def test_ioctl_status_codes_are_the_engines():
-    """WAIT's status values below 16 are hw/spec/regmap.py's DmaStatus, by name."""
+    """WAIT's status values below 16 are hw/spec/regmap.py's DmaStatus, by
+    name: the header's block is generated from it and must be current."""
     from hw.spec import regmap
+    text = IOCTL_HEADER.read_text()
+    assert text == regmap.with_uapi_status(text), (
+        f"{regmap.UAPI_HEADER}'s DmaStatus block is stale: run "
+        "`python -m hw.spec.regmap --update-uapi`")
     defines, _ = _ioctl_header()
     status = {name[len("P2P_DAX_DMA_STATUS_"):]: value for name, value in defines.items()
               if name.startswith("P2P_DAX_DMA_STATUS_") and value < 16}
     assert status == {s.name: s.value for s in regmap.DmaStatus}
+
+
+def test_uapi_status_block_needs_its_markers():
+    from hw.spec import regmap
+    with pytest.raises(ValueError, match="has no DmaStatus block: put the lines"):
+        regmap.with_uapi_status("#define X 1\n")
 
 
 def test_ioctl_structs_parse_in_cffi_and_have_one_layout():

@@ -12,9 +12,9 @@ from host import native
 
 
 def test_constants_come_from_the_driver_header():
-    assert native.lib.P2PDAX_MAGIC == regmap.MAGIC
-    assert native.lib.P2PDAX_REG_DMA_CONTROL == regmap.offset("DMA_CONTROL")
-    assert native.lib.P2PDAX_MSIX_VECTORS == regmap.MSIX_VECTORS
+    assert native.lib.P2P_DAX_MAGIC == regmap.MAGIC
+    assert native.lib.P2P_DAX_REG_DMA_CONTROL == regmap.offset("DMA_CONTROL")
+    assert native.lib.P2P_DAX_MSIX_VECTORS == regmap.MSIX_VECTORS
 
 
 def test_copy_and_crc_match_zlib():

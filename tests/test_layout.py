@@ -1,4 +1,4 @@
-"""The layout's rules, checked on the source: no import circles among the
+"""The layout's rules (docs/conventions.md), checked on the source: no import circles among the
 project's modules, no module imports a test module, and the plain-Python
 parts (interface facts, parameters, the host library) never reach Amaranth
 or cocotb, so the host library installs without the HDL toolchain."""
@@ -101,3 +101,22 @@ def test_plain_python_never_reaches_the_hdl_toolchain(plain):
             todo += graph[m]
     reached = {m: _external(modules[m]) & {"amaranth", "cocotb", "cocotbext"} for m in seen}
     assert not any(reached.values()), {m: t for m, t in reached.items() if t}
+
+
+def test_project_name_follows_the_rule():
+    """docs/conventions.md: P2P_DAX_ for macros and variables, p2p_dax for
+    identifiers, p2pdax only as the command and the group."""
+    import re
+    import subprocess
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    bad = re.compile(r"P2P(?=DAX)|p2pdax(?=[_-])(?!-bench-)")
+    found = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix in (".png", ".pdf") or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if bad.search(line):
+                found.append(f"{name}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

@@ -91,11 +91,11 @@ def test_c_header_compiles_and_matches_map(tmp_path):
     src = tmp_path / "check.c"
     asserts = []
     for r in regmap.REGISTERS:
-        asserts.append(f"_Static_assert(P2PDAX_REG_{r.name} == {r.offset}, \"{r.name}\");")
+        asserts.append(f"_Static_assert(P2P_DAX_REG_{r.name} == {r.offset}, \"{r.name}\");")
         for f in r.fields:
-            asserts.append(f"_Static_assert(P2PDAX_{r.name}_{f.name.upper()}_MASK == {f.mask}u "
-                           f"&& P2PDAX_{r.name}_{f.name.upper()}_SHIFT == {f.lsb}, \"{r.name}.{f.name}\");")
-    asserts.append(f"_Static_assert(P2PDAX_MAGIC == {regmap.MAGIC}u, \"magic\");")
+            asserts.append(f"_Static_assert(P2P_DAX_{r.name}_{f.name.upper()}_MASK == {f.mask}u "
+                           f"&& P2P_DAX_{r.name}_{f.name.upper()}_SHIFT == {f.lsb}, \"{r.name}.{f.name}\");")
+    asserts.append(f"_Static_assert(P2P_DAX_MAGIC == {regmap.MAGIC}u, \"magic\");")
     src.write_text("#include \"p2p_dax_regs.h\"\n" + "\n".join(asserts) + "\n")
     header_dir = Path(__file__).resolve().parent.parent / "driver"
     out = subprocess.run(["gcc", "-std=c11", "-Wall", "-Werror", "-fsyntax-only",

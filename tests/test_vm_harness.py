@@ -115,7 +115,7 @@ def test_timeout(kernel):
     with pytest.raises(VMError, match=r"did not finish within 30 s(.|\n)*sysrq") as e:
         run(kernel, "echo before the timeout; sleep 600", driver=False, timeout=30)
     log = re.search(r"console log: (\S+)", str(e.value))[1]
-    before, _, dump = Path(log).read_text().partition("p2pdax-vm: the command still runs after")
+    before, _, dump = Path(log).read_text().partition("p2p-dax-vm: the command still runs after")
     assert "before the timeout" in before, before
     assert re.search(r"^\d+ S hrtimer_nanosleep: sleep 600 $", dump, re.M), dump
     assert "sysrq: Show Blocked State" in dump, dump
@@ -127,7 +127,7 @@ def test_unknown_kernel():
 
 
 def test_kernel_and_iommu_choice(monkeypatch):
-    """P2PDAX_VM_KERNELS and P2PDAX_VM_IOMMU (make vm-test KERNELS=... IOMMU=1):
+    """P2P_DAX_VM_KERNELS and P2P_DAX_VM_IOMMU (make vm-test KERNELS=... IOMMU=1):
     each test's default, all, a list, P2PDMA-only tests, and bad values."""
     monkeypatch.delenv(kernels.KERNELS_ENV, raising=False)
     assert kernels.under_test("6.1") == ("6.1",)
@@ -146,5 +146,5 @@ def test_kernel_and_iommu_choice(monkeypatch):
     monkeypatch.setenv(qemu.IOMMU_ENV, "1")
     assert qemu.iommu_default() is True
     monkeypatch.setenv(qemu.IOMMU_ENV, "yes")
-    with pytest.raises(VMError, match="P2PDAX_VM_IOMMU=yes: give 1"):
+    with pytest.raises(VMError, match="P2P_DAX_VM_IOMMU=yes: give 1"):
         qemu.iommu_default()

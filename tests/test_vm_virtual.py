@@ -20,7 +20,7 @@ from vm.guest import images, read_at
 from vm.qemu import run
 
 # The slowest VM tests (the RTL in simulation): one kernel unless
-# P2PDAX_VM_KERNELS asks for more (vm/kernels.py under_test).
+# P2P_DAX_VM_KERNELS asks for more (vm/kernels.py under_test).
 pytestmark = [pytest.mark.vm,
               pytest.mark.parametrize("kernel", kernels.under_test("6.1"))]
 KiB, MiB = 1 << 10, 1 << 20

@@ -1,6 +1,6 @@
 """What the driver's VM tests put in the guest, and how the host checks the result.
 
-- `tool()`: p2pdax-vmtool (guest_tool.c), built statically with the host's gcc
+- `tool()`: p2p-dax-vmtool (guest_tool.c), built statically with the host's gcc
   and cached in build/vm/, so the initramfs needs no C library.
 - `pattern()`: the tool's data pattern (splitmix64), to check on the host
   what the guest wrote into ivshmem's backing file or an NVMe image.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_SOURCE = Path(__file__).with_name("guest_tool.c")
 TOOL_HEADERS = [ROOT / "driver" / "p2p_dax_ioctl.h"]     # what guest_tool.c includes
-TOOL_GUEST_PATH = "/bin/p2pdax-vmtool"
+TOOL_GUEST_PATH = "/bin/p2p-dax-vmtool"
 
 _MASK = (1 << 64) - 1
 MiB = 1 << 20
@@ -33,7 +33,7 @@ def tool():
     """Path of the static guest tool, rebuilt when its source changes."""
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in [TOOL_SOURCE, *TOOL_HEADERS])
                             ).hexdigest()[:16]
-    out = ROOT / "build" / "vm" / f"p2pdax-vmtool-{digest}"
+    out = ROOT / "build" / "vm" / f"p2p-dax-vmtool-{digest}"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".{os.getpid()}.tmp")     # pytest -n: one build per worker
@@ -54,7 +54,7 @@ def _splitmix64(x):
 
 
 def pattern(seed, length):
-    """The bytes `p2pdax-vmtool fill ... LENGTH SEED` writes."""
+    """The bytes `p2p-dax-vmtool fill ... LENGTH SEED` writes."""
     assert length % 8 == 0
     return struct.pack(f"<{length // 8}Q", *(_splitmix64(seed + i) for i in range(length // 8)))
 

@@ -1,5 +1,5 @@
 /*
- * p2pdax-vmtool: what the VM tests run in the guest to exercise the driver
+ * p2p-dax-vmtool: what the VM tests run in the guest to exercise the driver
  * through the interfaces user space has: mmap of /dev/daxN.M (or of a
  * p2pmem/allocate file), O_DIRECT between a block device and that mapping,
  * sysfs unbind, and the DMA engine's ioctls on /dev/p2p-daxN. Built statically on the host (vm/guest.py) and put
@@ -41,7 +41,7 @@ static uint64_t splitmix64(uint64_t x)
 
 static void die(const char *what)
 {
-	fprintf(stderr, "p2pdax-vmtool: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "p2p-dax-vmtool: %s: %s\n", what, strerror(errno));
 	exit(2);
 }
 
@@ -51,7 +51,7 @@ static unsigned long num(const char *s)
 	unsigned long v = strtoul(s, &end, 0);
 
 	if (*s == '\0' || *end != '\0') {
-		fprintf(stderr, "p2pdax-vmtool: not a number: %s\n", s);
+		fprintf(stderr, "p2p-dax-vmtool: not a number: %s\n", s);
 		exit(2);
 	}
 	return v;
@@ -83,7 +83,7 @@ static int cmd_fill_check(int check, char **a)
 	unsigned long i;
 
 	if (off % 8 || len % 8) {
-		fprintf(stderr, "p2pdax-vmtool: offset and length must be multiples of 8\n");
+		fprintf(stderr, "p2p-dax-vmtool: offset and length must be multiples of 8\n");
 		return 2;
 	}
 	for (i = 0; i < len / 8; i++) {
@@ -119,7 +119,7 @@ static int cmd_dio(int to_map, char **a)
 				   : pwrite(fd, m + moff + done, n, boff + done);
 
 		if (r != (ssize_t)n) {
-			fprintf(stderr, "p2pdax-vmtool: O_DIRECT %s at %#lx: %s\n",
+			fprintf(stderr, "p2p-dax-vmtool: O_DIRECT %s at %#lx: %s\n",
 				to_map ? "read" : "write", boff + done,
 				r < 0 ? strerror(errno) : "short transfer");
 			return 2;
@@ -299,14 +299,14 @@ static int cmd_bench(char **a)
 	if (ram == MAP_FAILED)
 		die("mmap RAM");
 	if (!huge && strcmp(a[5], "4k")) {
-		fprintf(stderr, "p2pdax-vmtool: PAGES must be 4k or 2m\n");
+		fprintf(stderr, "p2p-dax-vmtool: PAGES must be 4k or 2m\n");
 		return 2;
 	}
 	if (madvise(ram, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		die("madvise");
 	memset(ram, 0, len);		/* fault it in before the clock starts */
 	if (!chunk || len % chunk) {
-		fprintf(stderr, "p2pdax-vmtool: length must be a multiple of chunk\n");
+		fprintf(stderr, "p2p-dax-vmtool: length must be a multiple of chunk\n");
 		return 2;
 	}
 	for (r = 0; r < rounds; r++) {
@@ -400,7 +400,7 @@ static unsigned char *dma_buffer(const char *spec, unsigned long len)
 		return p;
 	}
 	if (!colon) {
-		fprintf(stderr, "p2pdax-vmtool: buffer: ram or PATH:OFFSET, not %s\n", spec);
+		fprintf(stderr, "p2p-dax-vmtool: buffer: ram or PATH:OFFSET, not %s\n", spec);
 		exit(2);
 	}
 	{
@@ -701,7 +701,7 @@ static int cmd_dma_limits(char **a)
 	printf("limits: device_max_transfers %u, max_pinned %llu, queue_depth %u\n",
 	       i.device_max_transfers, (unsigned long long)i.max_pinned, i.queue_depth);
 	if (i.device_max_transfers > 64 || i.device_max_transfers <= i.queue_depth + 4) {
-		fprintf(stderr, "p2pdax-vmtool: load p2p_dax with max_transfers from %u to 64\n",
+		fprintf(stderr, "p2p-dax-vmtool: load p2p_dax with max_transfers from %u to 64\n",
 			i.queue_depth + 5);
 		return 2;
 	}
@@ -810,7 +810,7 @@ static int cmd_dma_confined(char **a)
 static int cmd_bus_master(char **a)
 {
 	if (strcmp(a[1], "on") && strcmp(a[1], "off")) {
-		fprintf(stderr, "p2pdax-vmtool: bus-master: on or off, not %s\n", a[1]);
+		fprintf(stderr, "p2p-dax-vmtool: bus-master: on or off, not %s\n", a[1]);
 		return 2;
 	}
 	bus_master(a[0], !strcmp(a[1], "on"));
@@ -863,8 +863,8 @@ int main(int argc, char **argv)
 		case 14: return cmd_bus_master(argv + 2);
 		}
 	}
-	fprintf(stderr, "usage: p2pdax-vmtool");
+	fprintf(stderr, "usage: p2p-dax-vmtool");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(stderr, "%s %s\n", i ? "       p2pdax-vmtool" : "", cmds[i].usage);
+		fprintf(stderr, "%s %s\n", i ? "       p2p-dax-vmtool" : "", cmds[i].usage);
 	return 2;
 }

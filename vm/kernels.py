@@ -62,7 +62,7 @@ WITH_P2PDMA = "7.3"
 NAMES = tuple(METAPACKAGES)
 # Which kernels the VM tests boot: unset, each test's own choice; "all", every
 # stock kernel; or a list such as "6.1,7.3" (make vm-test KERNELS=...).
-KERNELS_ENV = "P2PDAX_VM_KERNELS"
+KERNELS_ENV = "P2P_DAX_VM_KERNELS"
 
 
 class KernelError(RuntimeError):
@@ -71,7 +71,7 @@ class KernelError(RuntimeError):
 
 def under_test(*default, p2pdma=False):
     """The kernels a VM test runs on: its `default` ones, or those that
-    P2PDAX_VM_KERNELS names ("all": STOCK), narrowed to kernels with P2PDMA
+    P2P_DAX_VM_KERNELS names ("all": STOCK), narrowed to kernels with P2PDMA
     when the test needs it. `make test` runs the slow tests (the virtual
     board's) on one kernel each; the release matrix runs all of them on all."""
     chosen = os.environ.get(KERNELS_ENV, "").strip()
@@ -284,7 +284,7 @@ def build_driver(kernel, source=None) -> Path:
     out = ROOT / "build" / "driver" / (kernel.name if source == DRIVER_SOURCE
                                        else f"{kernel.name}-{source.name}")
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".p2pdax-lock", "w") as lock:
+    with open(out / ".p2p-dax-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)        # one build at a time in out (pytest -n)
         return _build(kernel, source, out)
 
@@ -306,7 +306,7 @@ def _build(kernel, source, out):
         raise KernelError(f"{kbuild}: no obj-m line")
     ko = out / f"{names[0]}.ko"
     # Up to date: the module is newer than every source and built for this kernel and make line.
-    stamp = out / ".p2pdax-build"
+    stamp = out / ".p2p-dax-build"
     what = json.dumps([str(kernel.kdir), kernel.release, list(kernel.make_args)])
     if ko.is_file() and stamp.is_file() and stamp.read_text() == what and \
             all((out / f).stat().st_mtime_ns <= ko.stat().st_mtime_ns for f in files):

@@ -116,7 +116,7 @@ def _upgrade_root(root, packages):
 def install_headers(root, debs, release):
     """Unpack the header packages `debs` into the build root as they lie
     (their Makefiles name /usr/src paths); once per kernel release."""
-    stamp = root / "usr" / "src" / f".p2pdax-{release}"
+    stamp = root / "usr" / "src" / f".p2p-dax-{release}"
     if stamp.is_file():
         return
     for deb in debs:

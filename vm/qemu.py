@@ -12,7 +12,7 @@ The guest (q35, TCG unless KVM is shown to work, 1 GiB):
                                                         (nvme1_on_root=True: on pcie.0, 16 MiB CMB)
     pcie.0 - virtio-9p-pci: the host's / (host_root=True), and one per directory in shares
 
-With the IOMMU on (iommu=True, or P2PDAX_VM_IOMMU=1) there is no switch:
+With the IOMMU on (iommu=True, or P2P_DAX_VM_IOMMU=1) there is no switch:
 dn0.. are root ports on pcie.0, each device on its own (see run()).
 
 With board="virtual" the board itself is on dn0: QEMU's p2p-dax-board device
@@ -38,11 +38,11 @@ for the top directory of the working directory when that is under /tmp (a
 clone there), which is shared read-only; give a directory the guest writes
 to in `shares`.
 Problems of the set-up (a module that did not load, no /dev/dax0.0) are
-printed as "p2pdax-vm: ..." lines ahead of the command's output. Results are
+printed as "p2p-dax-vm: ..." lines ahead of the command's output. Results are
 read from the serial console between two marker lines; the console log of a
 run that failed goes to build/vm-logs/.
 
-Environment: P2PDAX_VM_ACCEL=tcg|kvm skips the KVM probe (cached in .cache/vm/).
+Environment: P2P_DAX_VM_ACCEL=tcg|kvm skips the KVM probe (cached in .cache/vm/).
 """
 
 import fcntl
@@ -104,15 +104,15 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
-. /etc/p2pdax/run.conf
-say() { echo "p2pdax-vm: $*" >> /tmp/p2pdax-say; }      # shown before the command's output
+. /etc/p2p-dax/run.conf
+say() { echo "p2p-dax-vm: $*" >> /tmp/p2p-dax-say; }      # shown before the command's output
 # Parameters given on the kernel command line as module.param=value, as
 # modprobe passes them (busybox insmod does not).
 params() { n=${1%.ko}; n=$(echo $n | tr - _)
     for w in $(cat /proc/cmdline); do case $w in $n.*=*) echo ${w#$n.};; esac; done; }
-for m in $(cat /etc/p2pdax/modules); do
+for m in $(cat /etc/p2p-dax/modules); do
     insmod /lib/modules/$m $(params $m) 2>/tmp/err ||
-        say "insmod $m failed: $(cat /tmp/err) (load order: $(echo $(cat /etc/p2pdax/modules)))"
+        say "insmod $m failed: $(cat /tmp/err) (load order: $(echo $(cat /etc/p2p-dax/modules)))"
 done
 if [ "$LOAD_DRIVER" = 1 ]; then
     insmod /lib/modules/p2p_dax.ko $DRIVER_PARAMS || say "insmod p2p_dax.ko $DRIVER_PARAMS failed"
@@ -153,28 +153,28 @@ for share in $SHARES; do        # PATH:rw or PATH:ro
         say "cannot mount share$i at $path"
     i=$((i + 1))
 done
-echo "P2PDAX-VM-START-$TOKEN"
+echo "P2P-DAX-VM-START-$TOKEN"
 # Shortly before the host gives up on the command, the guest's view of the
 # hang goes to the console (and so into the saved log): user processes with
 # their state and wait channel, blocked tasks, what each CPU runs, the last
 # kernel messages.
 (sleep $HANG_DUMP
- echo "p2pdax-vm: the command still runs after $HANG_DUMP s: blocked tasks, CPUs and kernel log"
+ echo "p2p-dax-vm: the command still runs after $HANG_DUMP s: blocked tasks, CPUs and kernel log"
  for p in /proc/[0-9]*; do c=$(tr '\0' ' ' < $p/cmdline)
      [ -n "$c" ] && echo "$(cut -d' ' -f1,3 $p/stat) $(cat $p/wchan): $c"; done
  echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; dmesg | tail -60) > /dev/console 2>&1 &
-[ -f /tmp/p2pdax-say ] && cat /tmp/p2pdax-say >&2
+[ -f /tmp/p2p-dax-say ] && cat /tmp/p2p-dax-say >&2
 if [ -n "$R" ]; then
     env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp \
-        TERM=dumb LANG=C.UTF-8 P2PDAX_CMD="$(cat /etc/p2pdax/cmd)" chroot $R /bin/sh -c \
-        'cd "$0" || { echo "p2pdax-vm: running in / instead" >&2; cd /; }
-         c=$P2PDAX_CMD; unset P2PDAX_CMD; exec /bin/sh -c "$c"' \
+        TERM=dumb LANG=C.UTF-8 P2P_DAX_CMD="$(cat /etc/p2p-dax/cmd)" chroot $R /bin/sh -c \
+        'cd "$0" || { echo "p2p-dax-vm: running in / instead" >&2; cd /; }
+         c=$P2P_DAX_CMD; unset P2P_DAX_CMD; exec /bin/sh -c "$c"' \
         "$CWD" </dev/null
 else
-    sh -c "$(cat /etc/p2pdax/cmd)" </dev/null
+    sh -c "$(cat /etc/p2p-dax/cmd)" </dev/null
 fi
 rc=$?
-printf '\nP2PDAX-VM-EXIT-%s %s\n' "$TOKEN" $rc
+printf '\nP2P-DAX-VM-EXIT-%s %s\n' "$TOKEN" $rc
 [ $rc -ne 0 ] && dmesg
 # tcsetattr(TCSADRAIN): wait until the console has sent everything, then power off.
 stty -F /dev/console sane 2>/dev/null
@@ -307,7 +307,7 @@ def initramfs(kernel, driver_ko=None):
         return out
     a = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
-              "newroot", "etc/p2pdax", "lib/modules", "root"):
+              "newroot", "etc/p2p-dax", "lib/modules", "root"):
         a.dir(d)
     a.chardev("dev/console", 5, 1)
     busybox, applets = _busybox()
@@ -321,7 +321,7 @@ def initramfs(kernel, driver_ko=None):
         name = re.sub(r"\.ko\.\w+$", ".ko", os.path.basename(m))
         a.file(f"lib/modules/{name}", _decompress(kernel.modules_dir / m))
         names.append(name)
-    a.file("etc/p2pdax/modules", ("\n".join(names) + "\n").encode())
+    a.file("etc/p2p-dax/modules", ("\n".join(names) + "\n").encode())
     if driver:
         a.file(DRIVER_GUEST_PATH, driver)
     INITRAMFS.mkdir(parents=True, exist_ok=True)
@@ -345,11 +345,11 @@ IOMMU_APPEND = "intel_iommu=on iommu.passthrough=0 iommu.strict=1 mitigations=of
 IOMMU_CPU = "EPYC"
 # Set to 1, every run() that does not choose boots with the IOMMU on
 # (make vm-test IOMMU=1): the whole VM suite with translation.
-IOMMU_ENV = "P2PDAX_VM_IOMMU"
+IOMMU_ENV = "P2P_DAX_VM_IOMMU"
 
 
 def iommu_default():
-    """Whether run(iommu=None) boots with the IOMMU translating (P2PDAX_VM_IOMMU)."""
+    """Whether run(iommu=None) boots with the IOMMU translating (P2P_DAX_VM_IOMMU)."""
     value = os.environ.get(IOMMU_ENV, "0")
     if value not in ("0", "1"):
         raise VMError(f"{IOMMU_ENV}={value}: give 1 (IOMMU on) or 0 (off)")
@@ -397,12 +397,12 @@ def _qemu_version():
 
 
 def _pick_accel(kernel):
-    """tcg or kvm: P2PDAX_VM_ACCEL, else KVM if a short boot with it printed
+    """tcg or kvm: P2P_DAX_VM_ACCEL, else KVM if a short boot with it printed
     the marker within 20 s (the answer is cached in .cache/vm/accel.json)."""
-    forced = os.environ.get("P2PDAX_VM_ACCEL")
+    forced = os.environ.get("P2P_DAX_VM_ACCEL")
     if forced:
         if forced not in ("tcg", "kvm"):
-            raise VMError(f"P2PDAX_VM_ACCEL={forced}: use tcg or kvm")
+            raise VMError(f"P2P_DAX_VM_ACCEL={forced}: use tcg or kvm")
         return forced
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "tcg"
@@ -519,7 +519,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     host_root: run chrooted in the host's / (read-only 9p) in cwd (default:
     the current directory). shares: host directories to mount writable at the
     same paths in the guest. extra_files: {guest path: host file}.
-    accel: "tcg" or "kvm" (default: P2PDAX_VM_ACCEL, else a cached probe).
+    accel: "tcg" or "kvm" (default: P2P_DAX_VM_ACCEL, else a cached probe).
     board: None (ivshmem only) or "virtual" (the RTL behind QEMU's
     p2p-dax-board device; board_params: EndpointParams fields for it;
     board_env: more environment for its simulation, such as P2P_DAX_FAULT, in
@@ -537,7 +537,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
     hardware routes it past the root (the kernel maps such peers with bus
     addresses, which then fault): with the IOMMU on, each device sits on a
     root port of its own, where QEMU and the kernel's rules agree.
-    iommu=None: P2PDAX_VM_IOMMU decides (iommu_default). Raises VMError when
+    iommu=None: P2P_DAX_VM_IOMMU decides (iommu_default). Raises VMError when
     the guest does not finish in `timeout` seconds or dies before the
     command ends."""
     if not isinstance(kernel, Kernel):
@@ -569,9 +569,9 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
             "HOST_ROOT": int(bool(host_root)), "HANG_DUMP": max(1, int(timeout * 0.75) - 5), "CWD": cwd, "GUEST_TMPFS": " ".join(GUEST_TMPFS),
             "SHARES": " ".join(f"{path}:{mode}" for path, mode in mounts)}
     per_run = Cpio()
-    per_run.file("etc/p2pdax/run.conf",
+    per_run.file("etc/p2p-dax/run.conf",
                  "".join(f"{k}={shlex.quote(str(v))}\n" for k, v in conf.items()).encode())
-    per_run.file("etc/p2pdax/cmd", command.encode())
+    per_run.file("etc/p2p-dax/cmd", command.encode())
     for guest_path, host_path in (extra_files or {}).items():
         host_path = Path(host_path)
         per_run.file(guest_path, host_path.read_bytes(), host_path.stat().st_mode & 0o7777)
@@ -583,7 +583,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         from vm.qemu_build import build as build_qemu
         qemu = [str(build_qemu(quiet=True)), "-L", "/usr/share/seabios", "-L", "/usr/share/qemu"]
 
-    with tempfile.TemporaryDirectory(prefix="p2pdax-vm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="p2p-dax-vm-") as tmp:
         tmp = Path(tmp)
         sim = VirtualBoard(tmp, board_params, board_env) if board else None
         initrd = tmp / "initrd"
@@ -622,7 +622,7 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
         for i, (path, mode) in enumerate(mounts):
             cmdline += _virtfs(f"share{i}", path, readonly=mode == "ro")
 
-        exit_re = re.compile(rb"\nP2PDAX-VM-EXIT-" + token.encode() + rb" (\d+)\r?\n")
+        exit_re = re.compile(rb"\nP2P-DAX-VM-EXIT-" + token.encode() + rb" (\d+)\r?\n")
         if sim:
             sim.wait_ready()
         t0 = time.monotonic()
@@ -650,8 +650,8 @@ def run(kernel, command, *, driver=True, driver_params="memory_bar=2", bind_ivsh
             board_log = sim.log.read_text(errors="replace")
 
     console = raw.decode(errors="replace").replace("\r\n", "\n")
-    start = f"P2PDAX-VM-START-{token}\n"
-    m = re.search(f"\nP2PDAX-VM-EXIT-{token} (\\d+)\n", console)
+    start = f"P2P-DAX-VM-START-{token}\n"
+    m = re.search(f"\nP2P-DAX-VM-EXIT-{token} (\\d+)\n", console)
     if start not in console or not m:
         log = _save_log(kernel, token, console, cmdline, board_log)
         why = (f"did not finish within {timeout} s (QEMU killed)" if not ended else

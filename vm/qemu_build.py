@@ -42,7 +42,7 @@ BUILD_PACKAGES = ("dpkg-dev", "debian-archive-keyring", "meson", "ninja-build", 
 DEVICES = ["Q35", "PCIE_PORT", "XIO3130", "IVSHMEM_DEVICE", "NVME_PCI", "VIRTIO_PCI",
            "VIRTIO_9P", "VTD", KCONFIG_SYMBOL]
 CONFIGURE = ["--target-list=x86_64-softmmu", "--without-default-features",
-             "--without-default-devices", "--with-devices-x86_64=p2pdax", "--enable-tcg",
+             "--without-default-devices", "--with-devices-x86_64=p2p-dax", "--enable-tcg",
              "--enable-virtfs", "--enable-attr", "--enable-cap-ng", "--enable-fdt=system",
              "--disable-docs", "--disable-werror"]
 SOURCES = """\
@@ -124,7 +124,7 @@ def _add_device(tree):
     with open(misc / "meson.build", "a") as f:
         f.write(f"\nsoftmmu_ss.add(when: 'CONFIG_{KCONFIG_SYMBOL}', "
                 f"if_true: files('{DEVICE.name}'))\n")
-    mak = tree / "configs" / "devices" / "x86_64-softmmu" / "p2pdax.mak"
+    mak = tree / "configs" / "devices" / "x86_64-softmmu" / "p2p-dax.mak"
     mak.write_text("".join(f"CONFIG_{d}=y\n" for d in DEVICES))
 
 

@@ -168,7 +168,7 @@ def main(argv=None):
 
     from vm import guest
     from vm.qemu import VMError, run
-    with tempfile.TemporaryDirectory(prefix="p2pdax-vbench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="p2p-dax-vbench-") as tmp:
         try:
             r = run(args.kernel, f"{sys.executable} -m vm.virtual_bench --guest "
                     f"{guest.tool()} --size {args.size} --reads {args.reads}",

@@ -60,7 +60,7 @@ struct P2PDaxBoard {
     bool waiting;               /* a vCPU waits for a read reply */
     bool warned_nested;
     uint32_t next_id;
-    uint8_t data[P2PDAX_BRIDGE_MAX_DATA];
+    uint8_t data[P2P_DAX_BRIDGE_MAX_DATA];
 };
 
 static void board_disconnect(P2PDaxBoard *s, const char *why)
@@ -121,7 +121,7 @@ static bool board_recv(P2PDaxBoard *s, void *buf, size_t n, int64_t deadline)
 static bool board_send(P2PDaxBoard *s, uint32_t type, uint64_t addr, uint32_t arg,
                        uint32_t id, const void *data, uint32_t len)
 {
-    struct p2pdax_msg m = {
+    struct p2p_dax_msg m = {
         .type = cpu_to_le32(type), .length = cpu_to_le32(len),
         .addr = cpu_to_le64(addr), .arg = cpu_to_le32(arg), .id = cpu_to_le32(id),
     };
@@ -160,7 +160,7 @@ static bool board_send(P2PDaxBoard *s, uint32_t type, uint64_t addr, uint32_t ar
     return true;
 }
 
-static bool board_recv_header(P2PDaxBoard *s, struct p2pdax_msg *m, int64_t deadline)
+static bool board_recv_header(P2PDaxBoard *s, struct p2p_dax_msg *m, int64_t deadline)
 {
     if (!board_recv(s, m, sizeof(*m), deadline)) {
         return false;
@@ -170,7 +170,7 @@ static bool board_recv_header(P2PDaxBoard *s, struct p2pdax_msg *m, int64_t dead
     m->addr = le64_to_cpu(m->addr);
     m->arg = le32_to_cpu(m->arg);
     m->id = le32_to_cpu(m->id);
-    if (m->length > P2PDAX_BRIDGE_MAX_DATA) {
+    if (m->length > P2P_DAX_BRIDGE_MAX_DATA) {
         board_disconnect(s, "the simulation sent a message longer than the protocol allows");
         return false;
     }
@@ -179,32 +179,32 @@ static bool board_recv_header(P2PDaxBoard *s, struct p2pdax_msg *m, int64_t dead
 
 static uint32_t board_memtx_status(MemTxResult r)
 {
-    return r == MEMTX_OK ? P2PDAX_STATUS_OK :
-           r == MEMTX_DECODE_ERROR ? P2PDAX_STATUS_UNSUPPORTED : P2PDAX_STATUS_ABORT;
+    return r == MEMTX_OK ? P2P_DAX_STATUS_OK :
+           r == MEMTX_DECODE_ERROR ? P2P_DAX_STATUS_UNSUPPORTED : P2P_DAX_STATUS_ABORT;
 }
 
 /* A request of the RTL's (its header read already): carry it out. */
-static void board_serve(P2PDaxBoard *s, struct p2pdax_msg *m)
+static void board_serve(P2PDaxBoard *s, struct p2p_dax_msg *m)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     MemTxResult r;
 
     switch (m->type) {
-    case P2PDAX_MSG_DMA_READ:
-        if (m->length == 0 || m->length > P2PDAX_BRIDGE_MAX_DATA) {
+    case P2P_DAX_MSG_DMA_READ:
+        if (m->length == 0 || m->length > P2P_DAX_BRIDGE_MAX_DATA) {
             board_disconnect(s, "the simulation asked for a DMA read of a bad length");
             return;
         }
         r = pci_dma_read(pdev, m->addr, s->data, m->length);
         if (r == MEMTX_OK) {
-            board_send(s, P2PDAX_MSG_DMA_READ_REPLY, 0, P2PDAX_STATUS_OK, m->id,
+            board_send(s, P2P_DAX_MSG_DMA_READ_REPLY, 0, P2P_DAX_STATUS_OK, m->id,
                        s->data, m->length);
         } else {
-            board_send(s, P2PDAX_MSG_DMA_READ_REPLY, 0, board_memtx_status(r), m->id,
+            board_send(s, P2P_DAX_MSG_DMA_READ_REPLY, 0, board_memtx_status(r), m->id,
                        NULL, 0);       /* a failed read carries no data */
         }
         return;
-    case P2PDAX_MSG_DMA_WRITE:
+    case P2P_DAX_MSG_DMA_WRITE:
         if (!board_recv(s, s->data, m->length, board_deadline(s))) {
             return;
         }
@@ -220,7 +220,7 @@ static void board_serve(P2PDaxBoard *s, struct p2pdax_msg *m)
 static void board_readable(void *opaque)
 {
     P2PDaxBoard *s = opaque;
-    struct p2pdax_msg m;
+    struct p2p_dax_msg m;
     uint8_t byte;
 
     /* The main loop saw the socket readable before it took the BQL; a vCPU
@@ -253,27 +253,27 @@ static uint64_t board_read(P2PDaxBoard *s, int bar, hwaddr addr, unsigned size)
         return ones;
     }
     id = s->next_id++;
-    if (!board_send(s, P2PDAX_MSG_MMIO_READ, addr, bar, id, NULL, size)) {
+    if (!board_send(s, P2P_DAX_MSG_MMIO_READ, addr, bar, id, NULL, size)) {
         return ones;
     }
     s->waiting = true;
     deadline = board_deadline(s);
     for (;;) {
-        struct p2pdax_msg m;
+        struct p2p_dax_msg m;
 
         if (!board_recv_header(s, &m, deadline)) {
             break;
         }
-        if (m.type != P2PDAX_MSG_MMIO_READ_REPLY) {
+        if (m.type != P2P_DAX_MSG_MMIO_READ_REPLY) {
             board_serve(s, &m);
             continue;
         }
-        if (m.id != id || (m.arg == P2PDAX_STATUS_OK && m.length != size) ||
-            (m.arg != P2PDAX_STATUS_OK && m.length)) {
+        if (m.id != id || (m.arg == P2P_DAX_STATUS_OK && m.length != size) ||
+            (m.arg != P2P_DAX_STATUS_OK && m.length)) {
             board_disconnect(s, "the simulation answered a read it was not asked");
             break;
         }
-        if (m.arg == P2PDAX_STATUS_OK && board_recv(s, s->data, size, deadline)) {
+        if (m.arg == P2P_DAX_STATUS_OK && board_recv(s, s->data, size, deadline)) {
             memcpy(&value, s->data, size);
             s->waiting = false;
             return le64_to_cpu(value);
@@ -288,7 +288,7 @@ static void board_write(P2PDaxBoard *s, int bar, hwaddr addr, uint64_t value, un
 {
     uint64_t le = cpu_to_le64(value);
 
-    board_send(s, P2PDAX_MSG_MMIO_WRITE, addr, bar, 0, &le, size);
+    board_send(s, P2P_DAX_MSG_MMIO_WRITE, addr, bar, 0, &le, size);
 }
 
 static uint64_t bar0_read(void *opaque, hwaddr addr, unsigned size)
@@ -331,13 +331,13 @@ static void board_config_write(PCIDevice *pdev, uint32_t addr, uint32_t value, i
         ranges_overlap(addr, len, PCI_ROM_ADDRESS, 4)) {
         return;         /* BAR addresses are the guest's; the RTL sees offsets */
     }
-    board_send(s, P2PDAX_MSG_CFG_WRITE, addr, 0, 0, &le, len);
+    board_send(s, P2P_DAX_MSG_CFG_WRITE, addr, 0, 0, &le, len);
 }
 
 static bool board_connect(P2PDaxBoard *s, Error **errp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    struct p2pdax_msg hello;
+    struct p2p_dax_msg hello;
 
     if (!s->socket_path) {
         error_setg(errp, "p2p-dax-board: give socket=PATH, the simulation's socket "
@@ -360,15 +360,15 @@ static bool board_connect(P2PDaxBoard *s, Error **errp)
         s->fd = -1;
         return false;
     }
-    if (!board_recv_header(s, &hello, board_deadline(s)) || hello.type != P2PDAX_MSG_HELLO) {
+    if (!board_recv_header(s, &hello, board_deadline(s)) || hello.type != P2P_DAX_MSG_HELLO) {
         error_setg(errp, "p2p-dax-board: the simulation at %s did not say hello",
                    s->socket_path);
         return false;
     }
-    if (hello.arg != P2PDAX_BRIDGE_VERSION) {
+    if (hello.arg != P2P_DAX_BRIDGE_VERSION) {
         error_setg(errp, "p2p-dax-board: the simulation speaks protocol version %u, this "
                    "QEMU %u: rebuild QEMU (python -m vm.qemu_build)", hello.arg,
-                   P2PDAX_BRIDGE_VERSION);
+                   P2P_DAX_BRIDGE_VERSION);
         return false;
     }
     if (s->bar2_size && s->bar2_size != hello.addr) {
@@ -377,9 +377,9 @@ static bool board_connect(P2PDaxBoard *s, Error **errp)
         return false;
     }
     s->bar2_size = hello.addr;
-    if (s->bar2_size < P2PDAX_BAR2_MIN_SIZE || (s->bar2_size & (s->bar2_size - 1))) {
+    if (s->bar2_size < P2P_DAX_BAR2_MIN_SIZE || (s->bar2_size & (s->bar2_size - 1))) {
         error_setg(errp, "p2p-dax-board: the simulation's BAR2 size 0x%" PRIx64 " is not a "
-                   "power of two of at least 0x%x", s->bar2_size, P2PDAX_BAR2_MIN_SIZE);
+                   "power of two of at least 0x%x", s->bar2_size, P2P_DAX_BAR2_MIN_SIZE);
         return false;
     }
     qemu_set_fd_handler(s->fd, board_readable, NULL, s);
@@ -400,29 +400,29 @@ static void board_realize(PCIDevice *pdev, Error **errp)
         return;
     }
     memory_region_init_io(&s->bar0, OBJECT(s), &bar0_ops, s, "p2p-dax-bar0",
-                          P2PDAX_BAR0_SIZE);
+                          P2P_DAX_BAR0_SIZE);
     memory_region_init_io(&s->bar2, OBJECT(s), &bar2_ops, s, "p2p-dax-bar2",
                           s->bar2_size);
     pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->bar0);
     pci_register_bar(pdev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY | PCI_BASE_ADDRESS_MEM_TYPE_64 |
                      PCI_BASE_ADDRESS_MEM_PREFETCH, &s->bar2);
 
-    if (pcie_endpoint_cap_init(pdev, P2PDAX_PCIE_CAP_OFFSET) < 0) {
+    if (pcie_endpoint_cap_init(pdev, P2P_DAX_PCIE_CAP_OFFSET) < 0) {
         error_setg(errp, "p2p-dax-board: no room for the PCIe capability");
         return;
     }
     /* MSI-X: the table and PBA are the RTL's BAR0 registers, so QEMU's own
      * MSI-X emulation (msix_init) is not used; the capability only tells the
      * guest where they are, and the RTL sends its messages as memory writes. */
-    if (pci_add_capability(pdev, PCI_CAP_ID_MSIX, P2PDAX_MSIX_CAP_OFFSET,
+    if (pci_add_capability(pdev, PCI_CAP_ID_MSIX, P2P_DAX_MSIX_CAP_OFFSET,
                            PCI_CAP_MSIX_SIZEOF, errp) < 0) {
         return;
     }
-    msix = pdev->config + P2PDAX_MSIX_CAP_OFFSET;
-    pci_set_word(msix + PCI_MSIX_FLAGS, P2PDAX_MSIX_VECTORS - 1);
-    pci_set_long(msix + PCI_MSIX_TABLE, P2PDAX_REG_MSIX_VEC0_ADDR_LO);  /* BIR 0 */
-    pci_set_long(msix + PCI_MSIX_PBA, P2PDAX_REG_MSIX_PBA);            /* BIR 0 */
-    pci_set_word(pdev->wmask + P2PDAX_MSIX_CAP_OFFSET + PCI_MSIX_FLAGS,
+    msix = pdev->config + P2P_DAX_MSIX_CAP_OFFSET;
+    pci_set_word(msix + PCI_MSIX_FLAGS, P2P_DAX_MSIX_VECTORS - 1);
+    pci_set_long(msix + PCI_MSIX_TABLE, P2P_DAX_REG_MSIX_VEC0_ADDR_LO);  /* BIR 0 */
+    pci_set_long(msix + PCI_MSIX_PBA, P2P_DAX_REG_MSIX_PBA);            /* BIR 0 */
+    pci_set_word(pdev->wmask + P2P_DAX_MSIX_CAP_OFFSET + PCI_MSIX_FLAGS,
                  PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
 }
 
@@ -452,12 +452,12 @@ static void board_class_init(ObjectClass *klass, void *data)
     k->realize = board_realize;
     k->exit = board_exit;
     k->config_write = board_config_write;
-    k->vendor_id = P2PDAX_PCI_VENDOR_ID;
-    k->device_id = P2PDAX_PCI_DEVICE_ID;
-    k->class_id = P2PDAX_PCI_CLASS_CODE >> 8;
-    k->subsystem_vendor_id = P2PDAX_PCI_SUBSYSTEM_VENDOR_ID;  /* as hw/flow/hard_ip.py sets the IPs */
-    k->subsystem_id = P2PDAX_PCI_SUBSYSTEM_ID;
-    k->revision = P2PDAX_PCI_REVISION_ID;
+    k->vendor_id = P2P_DAX_PCI_VENDOR_ID;
+    k->device_id = P2P_DAX_PCI_DEVICE_ID;
+    k->class_id = P2P_DAX_PCI_CLASS_CODE >> 8;
+    k->subsystem_vendor_id = P2P_DAX_PCI_SUBSYSTEM_VENDOR_ID;  /* as hw/flow/hard_ip.py sets the IPs */
+    k->subsystem_id = P2P_DAX_PCI_SUBSYSTEM_ID;
+    k->revision = P2P_DAX_PCI_REVISION_ID;
     dc->desc = "p2p-dax board, its RTL in a cocotb simulation";
     device_class_set_props(dc, board_properties);
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
