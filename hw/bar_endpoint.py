@@ -22,16 +22,16 @@ Data flow:
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.params import EndpointParams
-from hw.spec import regmap
+from hw.core import layouts
 from hw.core.dma import DmaEngine
 from hw.core.msix import MsixSender
-from hw.spec import usp
+from hw.params import EndpointParams
+from hw.spec import regmap, usp
 from hw.spec.usp import ATOMIC_TYPES, CplStatus, ReqType, sideband
 
 
@@ -257,16 +257,17 @@ class BarEndpoint(wiring.Component):
             m.d.comb += desc.eq(Cat(d_lo, in_data[:64]))
         desc_beat = 0 if N >= 4 else 1
 
-        f_dw_addr = desc[2:2 + addr_bits]
+        cq = data.View(layouts.CQ_DESCRIPTOR, desc)
+        f_dw_addr = cq.address[:addr_bits]
         f_dw_count = Signal(11)
-        m.d.comb += f_dw_count.eq(Mux(desc[64:75] == 0, 1024, desc[64:75]))
-        f_type = desc[75:79]
-        f_req_id = desc[80:96]
-        f_tag = desc[96:104]
-        f_func = desc[104:112]
-        f_bar = desc[112:115]
-        f_tc = desc[121:124]
-        f_attr = desc[124:127]
+        m.d.comb += f_dw_count.eq(Mux(cq.dw_count == 0, 1024, cq.dw_count))
+        f_type = cq.req_type
+        f_req_id = cq.requester_id
+        f_tag = cq.tag
+        f_func = cq.target_function
+        f_bar = cq.bar_id
+        f_tc = cq.tc
+        f_attr = cq.attr
 
         fbe = Mux(d_beat == 0, in_fbe, d_fbe)
         lbe = Mux(d_beat == 0, in_lbe, d_lbe)
@@ -655,15 +656,13 @@ class BarEndpoint(wiring.Component):
             m.d.comb += c_lower.eq(Cat(c_lead[:2], r_dw[:5]))
         c_bc = Mux((r["kind"] == _NP_UR) & r["bc_fixed"], r["bc"], r_rem_bytes)
         c_status = Mux(r["kind"] == _NP_UR, Const(CplStatus.UR, 3), Const(CplStatus.SC, 3))
-        dw0 = Signal(32)
-        dw1 = Signal(32)
-        dw2 = Signal(32)
+        cc = Signal(layouts.CC_DESCRIPTOR)  # the fields not named here stay 0
         m.d.comb += [
-            dw0.eq(Cat(c_lower, Const(0, 9), c_bc, r["locked"] & (r["kind"] == _NP_UR),
-                       Const(0, 2))),
-            dw1.eq(Cat(c_dw, c_status, Const(0, 2), r["req_id"])),
-            dw2.eq(Cat(r["tag"], r["func"], Const(0, 8), Const(0, 1), r["tc"], r["attr"],
-                       Const(0, 1))),
+            cc.lower_address.eq(c_lower), cc.byte_count.eq(c_bc),
+            cc.locked.eq(r["locked"] & (r["kind"] == _NP_UR)),
+            cc.dw_count.eq(c_dw), cc.status.eq(c_status), cc.requester_id.eq(r["req_id"]),
+            cc.tag.eq(r["tag"]), cc.completer_function.eq(r["func"]),
+            cc.tc.eq(r["tc"]), cc.attr.eq(r["attr"]),
         ]
 
         # Completion stage S1: issues one beat of bank reads per cycle.
@@ -722,7 +721,7 @@ class BarEndpoint(wiring.Component):
                 s1_row.eq(tlp_t[LOGN:]),
                 s1_rot.eq(tlp_t[:LOGN] if LOGN else 0),
                 s1_bar0.eq(r["bar0"]),
-                s1_hdr.eq(Cat(dw0, dw1, dw2)),
+                s1_hdr.eq(cc),
                 s1_last_keep.eq(((total_dw - 1) & (N - 1)) + 1),
             ]
             m.d.comb += inc["STAT_CPLS"].eq(1)

@@ -25,8 +25,8 @@ from hw.sim.tb.checker.rules import (  # noqa: E402
     Completion, CompletionRules, Outcome, ProtocolError, Request, RequesterCompletion,
     RequesterRequest, RequestRules, expected_outcome, first_byte_offset, request_byte_count)
 from hw.spec.usp import (  # noqa: E402
-    ATOMIC_TYPES, POSTED_TYPES, RC_DESCRIPTOR, RQ_DESCRIPTOR, CplStatus, RcErrorCode, ReqType,
-    pack_descriptor, sideband, unpack_descriptor)
+    ATOMIC_TYPES, CQ_DESCRIPTOR, POSTED_TYPES, RC_DESCRIPTOR, RQ_DESCRIPTOR, CplStatus,
+    RcErrorCode, ReqType, pack_descriptor, replace_field, sideband, unpack_descriptor)
 
 RULES = CompletionRules(bar_ids=(0, 2))
 MPS_VALUES = (128, 256, 512, 1024)
@@ -645,6 +645,16 @@ def test_cq_decoder_agrees_with_cocotbext():
     assert (req.tag, req.target_function, req.bar_id, req.bar_aperture) == (0x77, 5, 2, 21)
     assert (req.tc, req.attr) == (5, 6)
     assert req.payload == frame.data[4:] and len(req.payload) == tlp.length
+
+
+def test_replace_field_keeps_every_other_bit():
+    dwords = [0xFFFF_FFFF] * 4
+    out = replace_field(CQ_DESCRIPTOR, dwords, "req_type", ReqType.MSG)
+    assert unpack_descriptor(CQ_DESCRIPTOR, out)["req_type"] == ReqType.MSG
+    assert out[:2] == dwords[:2] and out[3] == dwords[3]
+    assert out[2] == 0xFFFF_FFFF & ~(0xF << 11) | ReqType.MSG << 11
+    with pytest.raises(ValueError, match="does not fit in 4 bits"):
+        replace_field(CQ_DESCRIPTOR, dwords, "req_type", 16)
 
 
 def test_cc_decoder_agrees_with_cocotbext():

@@ -65,13 +65,14 @@ offered with `desc_abort`, ends ABORTED, in order. While `aborting`:
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.core import layouts
 from hw.spec import regmap
-from hw.spec.usp import CplStatus, ReqType, sideband
+from hw.spec.usp import CplStatus, RcErrorCode, ReqType, sideband
 
 DmaStatus = regmap.DmaStatus
 # RQ sequence numbers: a write packet carries SEQ_WRITE | slot, plus SEQ_LAST
@@ -754,13 +755,8 @@ class DmaEngine(wiring.Component):
             desc = Cat(d01, self.rc_tdata[:32])
         with m.If(rc_fire & (rc_beat == 0)):
             m.d.sync += d01.eq(self.rc_tdata[:64])
-        lower = desc[0:12]
-        err = desc[12:16]
-        bc = desc[16:29]
-        dwc = desc[32:43]
-        status = desc[43:46]
-        poisoned = desc[46]
-        tag_now = desc[64:64 + TB]
+        rc = data.View(layouts.RC_DESCRIPTOR, desc)
+        tag_now = rc.tag[:TB]
 
         # Per completion, from its descriptor beat on.
         c_lo = Signal(range(4 * N + 8))    # first valid byte, from the start of window 0
@@ -777,13 +773,15 @@ class DmaEngine(wiring.Component):
         cpl_info = fields(info_cpl)
         lbase = cpl_info["lbase"]
         lp = Signal(LB)                    # BAR2 byte of payload byte 0
-        m.d.comb += lp.eq(lbase + Cat(Const(0, 2), lower[2:12]))
+        m.d.comb += lp.eq(lbase + Cat(Const(0, 2), rc.lower_address[2:12]))
         carried = Signal(13)
-        m.d.comb += carried.eq((dwc << 2) - lower[:2])
-        good = (status == CplStatus.SC) & (err == 0) & ~poisoned
-        # The hard IP's error codes (PG213): 4, mismatched fields; 6, invalid
-        # tag: not a completion of ours. 9: its completion timeout fired.
-        not_ours = (err == 4) | (err == 6) | ~tag_out.bit_select(tag_now, 1)
+        m.d.comb += carried.eq((rc.dw_count << 2) - rc.lower_address[:2])
+        # The hard IP's error codes (PG213): MISMATCH and INVALID_TAG are not
+        # completions of ours; TIMEOUT, its completion timeout fired.
+        err = rc.error_code
+        good = (rc.status == CplStatus.SC) & (err == RcErrorCode.NORMAL_TERMINATION) & ~rc.poisoned
+        not_ours = ((err == RcErrorCode.MISMATCH) | (err == RcErrorCode.INVALID_TAG)
+                    | ~tag_out.bit_select(tag_now, 1))
         # Discontinue, in a completion's last beat: the hard IP found its
         # data corrupt (PG213). The beats before it are already in BAR2, so
         # the request ends POISONED and its tag rests, as after a timeout,
@@ -793,20 +791,22 @@ class DmaEngine(wiring.Component):
         now_shift = Signal(range(WB))
         m.d.comb += now_shift.eq((12 - lp[:2] - WB) if WB <= 12 else (12 - lp[:2]))
         now = {
-            "lo": lower[:2] + lp[:2],
-            "bytes": Mux(bc < carried, bc, carried),
+            "lo": rc.lower_address[:2] + lp[:2],
+            "bytes": Mux(rc.byte_count < carried, rc.byte_count, carried),
             "d0": lp[2:],
             "shift": now_shift,
             "write": good & ~not_ours & ~aborting,
             "ours": ~not_ours,
-            "last": ~not_ours & ((status != CplStatus.SC) | (err == 9) | (bc <= carried)),
+            "last": ~not_ours & ((rc.status != CplStatus.SC) | (err == RcErrorCode.TIMEOUT)
+                                 | (rc.byte_count <= carried)),
             "slot": cpl_info["slot"], "tag": tag_now, "credits": cpl_info["credits"],
-            "error": Mux(status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
-                     Mux(status == CplStatus.CA, DmaStatus.COMPLETER_ABORT,
-                     Mux(status != CplStatus.SC, DmaStatus.BAD_COMPLETION,
-                     Mux(err == 9, DmaStatus.TIMEOUT,
-                     Mux(poisoned | (err == 1), DmaStatus.POISONED,
-                     Mux(err != 0, DmaStatus.BAD_COMPLETION, DmaStatus.OK)))))),
+            "error": Mux(rc.status == CplStatus.UR, DmaStatus.UNSUPPORTED_REQUEST,
+                     Mux(rc.status == CplStatus.CA, DmaStatus.COMPLETER_ABORT,
+                     Mux(rc.status != CplStatus.SC, DmaStatus.BAD_COMPLETION,
+                     Mux(err == RcErrorCode.TIMEOUT, DmaStatus.TIMEOUT,
+                     Mux(rc.poisoned | (err == RcErrorCode.POISONED), DmaStatus.POISONED,
+                     Mux(err != RcErrorCode.NORMAL_TERMINATION, DmaStatus.BAD_COMPLETION,
+                         DmaStatus.OK)))))),
         }
         reg = {"lo": c_lo, "bytes": c_bytes, "d0": c_d0, "shift": c_shift, "write": c_write,
                "ours": Signal(), "last": c_last, "slot": c_slot, "tag": c_tag,

@@ -9,11 +9,12 @@ code on both families (hw.top.S7Endpoint puts the two together).
 """
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.bar_endpoint import endpoint_signature
+from hw.core import layouts
 from hw.spec import usp
 from hw.spec.usp import CplStatus, ReqType, RcErrorCode, sideband
 
@@ -456,14 +457,14 @@ class S7Shim(wiring.Component):
                     m.d.comb += c.eq(q + 1)
             return c
 
-        data = Array([u.m_axis_cc_tdata, u.m_axis_rq_tdata, msi_tdata])[cur]
+        tdata = Array([u.m_axis_cc_tdata, u.m_axis_rq_tdata, msi_tdata])[cur]
         cnt = Array([keep_cnt(u.m_axis_cc_tkeep), keep_cnt(u.m_axis_rq_tkeep), msi_cnt])[cur]
         last = Array([u.m_axis_cc_tlast, u.m_axis_rq_tlast, msi_last])[cur]
         any_valid = Array(valid)[cur]
-        d1 = data[32:64]                  # RQ descriptor DW 1: address[63:32]
+        d1 = tdata[32:64]                  # RQ descriptor DW 1: address[63:32]
         m.d.comb += [
             rp.i_valid.eq(any_valid),
-            rp.i_data.eq(data), rp.i_lo.eq(0), rp.i_cnt.eq(cnt),
+            rp.i_data.eq(tdata), rp.i_lo.eq(0), rp.i_cnt.eq(cnt),
             rp.i_sop.eq(~busy), rp.i_eop.eq(last),
             rp.i_hin.eq(Mux(cur == CC, 3, 4)),
             rp.i_hout.eq(Mux(cur == CC, 3, Mux(d1 == 0, 3, 4))),
@@ -506,28 +507,31 @@ class S7Shim(wiring.Component):
         h = rp.hdr
         out_cc = sel == CC
         # Completion (CC descriptor, PG213).
-        cc_dwc, cc_status = h[1][0:11], h[1][11:14]
-        cc_attr = h[2][28:31]
-        cc_id = Mux(h[2][24], h[2][8:24], ids)
+        cc = data.View(layouts.CC_DESCRIPTOR, Cat(*h[:usp.CC_DESCRIPTOR_DWORDS]))
+        cc_dwc, cc_attr = cc.dw_count, cc.attr
+        cc_id = Mux(cc.completer_id_enable, Cat(cc.completer_function, cc.completer_bus), ids)
         cc_hdr = [
-            Cat(cc_dwc[0:10], Const(0, 2), cc_attr[0:2], h[1][14], Const(0, 3), cc_attr[2],
-                Const(0, 1), h[2][25:28], Const(0, 1),
-                Mux(h[0][29], Const(_CPL | 1, 5), Const(_CPL, 5)),
+            Cat(cc_dwc[0:10], Const(0, 2), cc_attr[0:2], cc.poisoned, Const(0, 3), cc_attr[2],
+                Const(0, 1), cc.tc, Const(0, 1),
+                Mux(cc.locked, Const(_CPL | 1, 5), Const(_CPL, 5)),
                 Mux(cc_dwc != 0, Const(0b010, 3), Const(0b000, 3))),
-            Cat(h[0][16:28], Const(0, 1), cc_status, cc_id),
-            Cat(h[0][0:7], Const(0, 1), h[2][0:8], h[1][16:32]),
+            Cat(cc.byte_count[:12], Const(0, 1), cc.status, cc_id),
+            Cat(cc.lower_address, Const(0, 1), cc.tag, cc.requester_id),
         ]
-        # Memory request (RQ descriptor).
-        rq_type, rq_attr = h[2][11:15], h[3][28:31]
-        wide = h[1] != 0
+        # Memory request (RQ descriptor): a 4-DW header when the address
+        # needs more than 32 bits.
+        rq = data.View(layouts.RQ_DESCRIPTOR, Cat(*h[:usp.RQ_DESCRIPTOR_DWORDS]))
+        rq_type, rq_attr = rq.req_type, rq.attr
+        addr_lo, addr_hi = rq.address[:30], rq.address[30:]
+        wide = addr_hi != 0
         rq_write = rq_type == ReqType.MEM_WRITE
-        rq_id = Mux(h[3][24], h[2][16:32], ids)
+        rq_id = Mux(rq.requester_id_enable, rq.requester_id, ids)
         rq_hdr = [
-            Cat(h[2][0:10], h[0][0:2], rq_attr[0:2], h[2][15], Const(0, 3), rq_attr[2],
-                Const(0, 1), h[3][25:28], Const(0, 1), Const(0, 5), Cat(wide, rq_write, Const(0, 1))),
-            Cat(fbe, lbe, h[3][0:8], rq_id),
-            Mux(wide, h[1], Cat(Const(0, 2), h[0][2:32])),
-            Cat(Const(0, 2), h[0][2:32]),
+            Cat(rq.dw_count[:10], rq.at, rq_attr[0:2], rq.poisoned, Const(0, 3), rq_attr[2],
+                Const(0, 1), rq.tc, Const(0, 1), Const(0, 5), Cat(wide, rq_write, Const(0, 1))),
+            Cat(fbe, lbe, rq.tag, rq_id),
+            Mux(wide, addr_hi, Cat(Const(0, 2), addr_lo)),
+            Cat(Const(0, 2), addr_lo),
         ]
         hdr = [Mux(out_cc, cc_hdr[i], rq_hdr[i]) if i < 3 else rq_hdr[i] for i in range(4)]
         tx_data = Signal(p.data_width)
@@ -542,12 +546,12 @@ class S7Shim(wiring.Component):
         ]
 
         # A read request records where it ends, for its completions' Lower Address.
-        dwc = Mux(h[2][0:11] == 0, 1024, h[2][0:11])
-        first = Cat(Const(0, 2), h[0][2:12])
+        dwc = Mux(rq.dw_count == 0, 1024, rq.dw_count)
+        first = Cat(Const(0, 2), addr_lo[:10])
         end = Mux(dwc == 1, first + _msb_index(fbe) + 1,
                   first + ((dwc - 1) << 2) + _msb_index(lbe) + 1)
         m.d.comb += [
-            end_w.addr.eq(h[3][0:8]),
+            end_w.addr.eq(rq.tag),
             end_w.data.eq(end[0:12]),
             end_w.en.eq(rp.o_fire & (rp.o_beat == 0) & (sel == RQ)
                         & (rq_type == ReqType.MEM_READ)),

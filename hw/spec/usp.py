@@ -106,10 +106,44 @@ def sideband(width):
 
 
 # ---------------------------------------------------------------------------
-# RQ and RC descriptors: field -> (lsb, width) over the descriptor, dword 0
+# The four descriptors: field -> (lsb, width) over the descriptor, dword 0
 # in bits 31:0 (PG213 dword-aligned mode; checked against cocotbext-pcie's
-# Tlp_us.pack_us_rq / unpack_us_rq / pack_us_rc / unpack_us_rc).
+# Tlp_us pack_us_* / unpack_us_* by tests/test_pcie_checker.py).
 # ---------------------------------------------------------------------------
+
+CQ_DESCRIPTOR_DWORDS = 4            # the payload starts at dword 4
+CQ_DESCRIPTOR = {
+    "at": (0, 2),                   # address type
+    "address": (2, 62),             # address[63:2]: dword address >> 2
+    "dw_count": (64, 11),           # 0 means 1024 for a memory request
+    "req_type": (75, 4),            # ReqType
+    "requester_id": (80, 16),
+    "tag": (96, 8),
+    "target_function": (104, 8),
+    "bar_id": (112, 3),
+    "bar_aperture": (115, 6),       # log2 of the BAR's size
+    "tc": (121, 3),
+    "attr": (124, 3),
+}
+
+CC_DESCRIPTOR_DWORDS = 3            # the payload starts at dword 3
+CC_DESCRIPTOR = {
+    "lower_address": (0, 7),
+    "at": (8, 2),
+    "byte_count": (16, 13),         # bytes left in the request, 4096 as 4096
+    "locked": (29, 1),              # a completion to a locked read
+    "dw_count": (32, 11),
+    "status": (43, 3),              # CplStatus
+    "poisoned": (46, 1),
+    "requester_id": (48, 16),
+    "tag": (64, 8),
+    "completer_function": (72, 8),
+    "completer_bus": (80, 8),
+    "completer_id_enable": (88, 1),
+    "tc": (89, 3),
+    "attr": (92, 3),
+    "force_ecrc": (95, 1),
+}
 
 RQ_DESCRIPTOR_DWORDS = 4
 RQ_DESCRIPTOR = {
@@ -167,6 +201,16 @@ def pack_descriptor(layout, ndwords, **fields):
             raise ValueError(f"{name} {field_value:#x} does not fit in {width} bits")
         value |= int(field_value) << lsb
     return [(value >> 32 * i) & 0xFFFF_FFFF for i in range(ndwords)]
+
+
+def replace_field(layout, dwords, name, value):
+    """The dwords with one field set to `value` and every other bit kept."""
+    lsb, width = layout[name]
+    if not 0 <= int(value) < 1 << width:
+        raise ValueError(f"{name} {value:#x} does not fit in {width} bits")
+    whole = sum(dw << 32 * i for i, dw in enumerate(dwords))
+    whole = whole & ~(((1 << width) - 1) << lsb) | int(value) << lsb
+    return [(whole >> 32 * i) & 0xFFFF_FFFF for i in range(len(dwords))]
 
 
 def unpack_descriptor(layout, dwords):

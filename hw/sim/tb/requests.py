@@ -18,7 +18,8 @@ from cocotbext.pcie.core.utils import PcieId
 from cocotbext.pcie.xilinx.us.tlp import Tlp_us
 
 from hw.spec import regmap
-from hw.spec.usp import POSTED_TYPES, ReqType
+from hw.spec.usp import (CQ_DESCRIPTOR, CQ_DESCRIPTOR_DWORDS, POSTED_TYPES, ReqType,
+                         replace_field)
 
 TIMEOUT_NS = 20_000
 MESSAGES = (ReqType.MSG, ReqType.MSG_VENDOR, ReqType.MSG_ATS)
@@ -60,7 +61,8 @@ def request_tlp(ep, req_type, *, address, dw_count=1, first_be=0xF, last_be=0, b
 def cq_request(ep, req_type, *, discontinue=False, **kw):
     """A CQ frame for any request type, as the UltraScale+ hard IP would deliver it."""
     frame = request_tlp(ep, req_type, **kw).pack_us_cq()
-    frame.data[2] = (frame.data[2] & ~(0xF << 11)) | (int(req_type) << 11)
+    n = CQ_DESCRIPTOR_DWORDS
+    frame.data[:n] = replace_field(CQ_DESCRIPTOR, frame.data[:n], "req_type", req_type)
     frame.discontinue = discontinue
     frame.update_parity()
     return frame

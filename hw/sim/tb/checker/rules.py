@@ -21,13 +21,12 @@ The requester side (the DMA engine):
 from dataclasses import dataclass, field
 from enum import Enum
 
-from hw.spec.usp import (ATOMIC_TYPES, POSTED_TYPES, RC_DESCRIPTOR, RC_DESCRIPTOR_DWORDS,
-                         RQ_DESCRIPTOR, RQ_DESCRIPTOR_DWORDS, CplStatus, RcErrorCode, ReqType,
-                         unpack_descriptor)
+from hw.spec.usp import (ATOMIC_TYPES, CC_DESCRIPTOR, CC_DESCRIPTOR_DWORDS, CQ_DESCRIPTOR,
+                         CQ_DESCRIPTOR_DWORDS, POSTED_TYPES, RC_DESCRIPTOR,
+                         RC_DESCRIPTOR_DWORDS, RQ_DESCRIPTOR, RQ_DESCRIPTOR_DWORDS, CplStatus,
+                         RcErrorCode, ReqType, unpack_descriptor)
 
 MEM_READ_TYPES = frozenset({ReqType.MEM_READ, ReqType.MEM_READ_LOCKED})
-CQ_DESCRIPTOR_DWORDS = 4
-CC_DESCRIPTOR_DWORDS = 3
 
 
 class ProtocolError(AssertionError):
@@ -71,23 +70,23 @@ class Request:
         if len(dwords) < CQ_DESCRIPTOR_DWORDS:
             raise ValueError(f"CQ packet of {len(dwords)} dwords is shorter than "
                              f"the {CQ_DESCRIPTOR_DWORDS}-dword descriptor")
-        dw0, dw1, dw2, dw3 = dwords[:CQ_DESCRIPTOR_DWORDS]
+        f = unpack_descriptor(CQ_DESCRIPTOR, dwords[:CQ_DESCRIPTOR_DWORDS])
         return cls(
-            req_type=ReqType(bits(dw2, 11, 4)),
-            address=((dw1 << 32) | dw0) & ~0x3,
-            dw_count=bits(dw2, 0, 11),
+            req_type=ReqType(f["req_type"]),
+            address=f["address"] << 2,
+            dw_count=f["dw_count"],
             first_be=first_be & 0xF,
             last_be=last_be & 0xF,
-            requester_id=bits(dw2, 16, 16),
-            tag=bits(dw3, 0, 8),
-            target_function=bits(dw3, 8, 8),
-            bar_id=bits(dw3, 16, 3),
-            tc=bits(dw3, 25, 3),
-            attr=bits(dw3, 28, 3),
+            requester_id=f["requester_id"],
+            tag=f["tag"],
+            target_function=f["target_function"],
+            bar_id=f["bar_id"],
+            tc=f["tc"],
+            attr=f["attr"],
             discontinue=bool(discontinue),
             payload=list(dwords[CQ_DESCRIPTOR_DWORDS:]),
-            at=bits(dw0, 0, 2),
-            bar_aperture=bits(dw3, 19, 6),
+            at=f["at"],
+            bar_aperture=f["bar_aperture"],
         )
 
     def summary(self):
@@ -126,25 +125,16 @@ class Completion:
         if len(dwords) < CC_DESCRIPTOR_DWORDS:
             raise ValueError(f"CC packet of {len(dwords)} dwords is shorter than "
                              f"the {CC_DESCRIPTOR_DWORDS}-dword descriptor")
-        dw0, dw1, dw2 = dwords[:CC_DESCRIPTOR_DWORDS]
-        status = bits(dw1, 11, 3)
+        f = unpack_descriptor(CC_DESCRIPTOR, dwords[:CC_DESCRIPTOR_DWORDS])
+        status = f["status"]
         return cls(
-            lower_address=bits(dw0, 0, 7),
-            at=bits(dw0, 8, 2),
-            byte_count=bits(dw0, 16, 13),
-            locked=bool(bits(dw0, 29, 1)),
-            dw_count=bits(dw1, 0, 11),
             status=CplStatus(status) if status in CplStatus._value2member_map_ else status,
-            poisoned=bool(bits(dw1, 14, 1)),
-            requester_id=bits(dw1, 16, 16),
-            tag=bits(dw2, 0, 8),
-            completer_function=bits(dw2, 8, 8),
-            completer_bus=bits(dw2, 16, 8),
-            completer_id_enable=bool(bits(dw2, 24, 1)),
-            tc=bits(dw2, 25, 3),
-            attr=bits(dw2, 28, 3),
-            force_ecrc=bool(bits(dw2, 31, 1)),
+            locked=bool(f["locked"]), poisoned=bool(f["poisoned"]),
+            completer_id_enable=bool(f["completer_id_enable"]), force_ecrc=bool(f["force_ecrc"]),
             payload=list(dwords[CC_DESCRIPTOR_DWORDS:]),
+            **{name: f[name] for name in ("lower_address", "at", "byte_count", "dw_count",
+                                          "requester_id", "tag", "completer_function",
+                                          "completer_bus", "tc", "attr")},
         )
 
     def summary(self):
