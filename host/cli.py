@@ -258,7 +258,7 @@ def cmd_rescan(args):
     else:
         print(f"{address} is back, " + (f"bound to {driver}, not to {client.DRIVER}"
                                          if driver else "bound to no driver")
-              + f": load p2p_dax, or bind it by hand (README: The driver)")
+              + f": load p2p_dax, or bind it by hand (docs/driver.md)")
     return 0
 
 

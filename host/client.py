@@ -35,7 +35,7 @@ UDEV_GROUP = "p2pdax"
 SYSFS = Path("/sys")
 NO_DEVICE = ("no device is bound to p2p_dax: load the driver (sudo modprobe p2p_dax, or "
              "insmod driver/p2p_dax.ko) and check `lspci -k` for the board; a device "
-             "without the board's ID needs memory_bar=N and driver_override (README)")
+             "without the board's ID needs memory_bar=N and driver_override (docs/driver.md)")
 
 
 class NoDeviceError(LookupError):
@@ -167,7 +167,7 @@ def rescan(name, timeout=10.0, sysfs=SYSFS):
                 f"{address} did not come back within {timeout:g} s of rescanning "
                 f"{bridge.name}: the link did not train. Check the link with "
                 f"`lspci -vv -s {bridge.name}` (LnkSta), dmesg, and that the bitstream "
-                "loaded (README: Bring-up)")
+                "loaded (docs/bring-up.md)")
         time.sleep(0.5)
 
 
