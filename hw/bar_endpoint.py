@@ -750,17 +750,7 @@ class BarEndpoint(wiring.Component):
         bank_rdata = Signal(p.data_width)
         m.d.comb += bank_rdata.eq(Mux(s2_bar0, Cat(*reg_rdata), Cat(*mem_rdata)))
         lanes_data = Cat(bank_rdata, bank_rdata).bit_select(s2_rot * 32, p.data_width)
-        out_lanes = []
-        for lane in range(N):
-            v = Signal(32, name=f"cc_lane{lane}")
-            m.d.comb += v.eq(lanes_data.word_select(lane, 32))
-            # Descriptor dwords: packet dword index beat*N + lane < 3.
-            for beat in range(3):
-                j = beat * N + lane
-                if j < 3:
-                    with m.If(s2_beat == beat):
-                        m.d.comb += v.eq(s2_hdr.word_select(j, 32))
-            out_lanes.append(v)
+        out_lanes = layouts.header_over_lanes(m, "cc_lane", lanes_data, s2_hdr, s2_beat, 3, N)
         m.d.comb += [
             ccq.w_data.eq(Cat(*out_lanes, s2_keep, s2_last)),
             ccq.w_en.eq(s2_valid),

@@ -479,16 +479,7 @@ class DmaEngine(wiring.Component):
         amount = Signal(range(2 * N + 5))
         m.d.comb += amount.eq(e + 4 - lane0)
         window_out = ext.bit_select(amount * 32, W)
-        lanes = []
-        for lane in range(N):
-            v = Signal(32, name=f"rq_lane{lane}")
-            m.d.comb += v.eq(window_out.word_select(lane, 32))
-            for beat in range(2):
-                j = beat * N + lane
-                if j < 4:
-                    with m.If(p_beat == beat):
-                        m.d.comb += v.eq(p_hdr.word_select(j, 32))
-            lanes.append(v)
+        lanes = layouts.header_over_lanes(m, "rq_lane", window_out, p_hdr, p_beat, 4, N)
         total_dw = p_dw + 4
         last_lanes = ((total_dw - 1) & (N - 1)) + 1
         keep = Signal(N)
