@@ -1,7 +1,8 @@
 """The layout's rules (docs/conventions.md), checked on the source: no import circles among the
-project's modules, no module imports a test module, and the plain-Python
+project's modules, no module imports a test module, the plain-Python
 parts (interface facts, parameters, the host library) never reach Amaranth
-or cocotb, so the host library installs without the HDL toolchain."""
+or cocotb, so the host library installs without the HDL toolchain, and
+no function in hw/ is longer than a screenful or two (MAX_FUNCTION_LINES)."""
 
 import ast
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("hw", "host", "vm", "tests")
+MAX_FUNCTION_LINES = 150
 
 
 def _module_name(path):
@@ -120,3 +122,37 @@ def test_project_name_follows_the_rule():
             if bad.search(line):
                 found.append(f"{name}:{n}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def _long_functions(root, limit):
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines >= limit:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} "
+                                 f"({lines} lines)")
+    return found
+
+
+def test_functions_in_hw_are_short():
+    """Gateware is composed of blocks, not written as one long elaborate()."""
+    long = _long_functions(ROOT / "hw", MAX_FUNCTION_LINES)
+    assert not long, "split these into blocks or helpers:\n" + "\n".join(long)
+
+
+def test_long_function_finder_finds_one(tmp_path):
+    (tmp_path / "x.py").write_text("def f():\n" + "    pass\n" * 200)
+    found = [line.split()[-3] for line in _long_functions(tmp_path, 150)]
+    assert found == ["f"]
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists every package of hw/ and host/ (an editable
+    install finds them anyway; a wheel would not)."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {_module_name(p) for top in ("hw", "host") for p in (ROOT / top).rglob("__init__.py")}
+    assert found - listed == set(), "add these to [tool.setuptools] packages"

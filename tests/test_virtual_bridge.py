@@ -148,15 +148,15 @@ def _dma(board, local, bus, length, from_bus):
     board.set_reg("DMA_BUS_LO", bus & 0xFFFFFFFF)
     board.set_reg("DMA_BUS_HI", bus >> 32)
     board.set_reg("DMA_LENGTH", length)
-    board.set_reg("DMA_CONTROL", int(from_bus))
+    board.set_reg("DMA_CONTROL", regmap.by_name()["DMA_CONTROL"].pack(from_bus=int(from_bus)))
     board.set_reg("DMA_SUBMIT", 1)
     for _ in range(2000):
         if (board.reg("DMA_DONE") - number - 1) & 0xFFFFFFFF < 0x80000000:
             break
     else:
         raise AssertionError("the DMA descriptor did not end")
-    result = board.reg(f"DMA_RESULT{number % regmap.DMA_RESULTS}")
-    return regmap.DmaStatus((result >> 16) & 0xF)
+    slot = f"DMA_RESULT{number % regmap.DMA_RESULTS}"
+    return regmap.DmaStatus(regmap.by_name()[slot].unpack(board.reg(slot))["status"])
 
 
 def test_dma_engine_through_the_bridge(board):

@@ -5,13 +5,18 @@ their bit positions, and the tables stay the one place that has them."""
 from amaranth.hdl import Signal, unsigned
 from amaranth.lib import data
 
-from hw.spec import usp
+from hw.spec import regmap, usp
+
+
+def fields(table, width):
+    """A FlexibleLayout of `width` bits with each field of `table` at its bits."""
+    return data.FlexibleLayout(width, {name: data.Field(unsigned(w), lsb)
+                                       for name, (lsb, w) in table.items()})
 
 
 def from_table(table, dwords):
     """A FlexibleLayout of `dwords` dwords with each field of `table` at its bits."""
-    return data.FlexibleLayout(32 * dwords, {name: data.Field(unsigned(width), lsb)
-                                             for name, (lsb, width) in table.items()})
+    return fields(table, 32 * dwords)
 
 
 CQ_DESCRIPTOR = from_table(usp.CQ_DESCRIPTOR, usp.CQ_DESCRIPTOR_DWORDS)
@@ -36,3 +41,19 @@ def header_over_lanes(m, name, payload, header, beat, header_dwords, lanes):
                     m.d.comb += v.eq(header.word_select(j, 32))
         out.append(v)
     return out
+
+
+def register(reg):
+    """A FlexibleLayout of a register of the map, its fields at their bits."""
+    return data.FlexibleLayout(32, {f.name: data.Field(unsigned(f.width), f.lsb)
+                                    for f in reg.fields})
+
+
+def view(table, value):
+    """`value` seen through a table's fields."""
+    return data.View(fields(table, len(value)), value)
+
+
+def register_view(name, value):
+    """`value` (32 bits) seen through the fields of register `name`."""
+    return data.View(register(regmap.by_name()[name]), value)

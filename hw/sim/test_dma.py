@@ -10,7 +10,7 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles
 
-from hw.spec import regmap
+from hw.spec import pcie, regmap
 from hw.sim.tb.runner import applicable
 from hw.sim.tb.topology import Topology, params_from_env
 
@@ -354,17 +354,16 @@ async def test_dma_read_tags(dut):
     await tb.start()
     a = tb.a
     base = peer.bar_address(0)
-    cfg = regmap.by_name()["CFG"].field("ext_tags")
-    reads = regmap.by_name()["DMA_READS"].field("peak")
+    regs = regmap.by_name()
     devctl = await a.pci.capability_read_word(PciCapId.EXP, 0x8)
     # MRRS 128 bytes: 256 reads fit in the 32 KiB completion buffer.
-    devctl = devctl & ~0x7000
+    devctl = pcie.replace(pcie.DEVICE_CONTROL, devctl, max_read_req=0)
     await a.pci.capability_write_word(PciCapId.EXP, 0x8, devctl)
     for ext in (True, False):
-        await a.pci.capability_write_word(PciCapId.EXP, 0x8,
-                                          (devctl & ~0x100) | (0x100 if ext else 0))
+        await a.pci.capability_write_word(PciCapId.EXP, 0x8, pcie.replace(
+            pcie.DEVICE_CONTROL, devctl, ext_tag=ext))
         await ClockCycles(a.clk, 600)           # the endpoint polls Device Control
-        assert bool((await a.read_reg("CFG")) & cfg.mask) == ext
+        assert regs["CFG"].unpack(await a.read_reg("CFG"))["ext_tags"] == ext
         await a.write_reg("CTRL", 1)            # clear counters, and the peak
         data = tb.rng.randbytes(40 << 10)       # 320 reads of 128 bytes: more than 256 tags
         peer.mem[0x10000:0x10000 + len(data)] = data
@@ -372,7 +371,7 @@ async def test_dma_read_tags(dut):
         n = await a.dma_submit(0x3, base + 0x10000, len(data), from_bus=True, ident=ext)
         assert await a.dma_wait(n, timeout_cycles=400_000) == (ext, OK)
         assert await a.bar2.read(0x3, len(data)) == data
-        peak = ((await a.read_reg("DMA_READS")) & reads.mask) >> reads.lsb
+        peak = regs["DMA_READS"].unpack(await a.read_reg("DMA_READS"))["peak"]
         limit = 256 if ext else 32
         assert limit // 2 < peak <= limit, f"extended tags {ext}: peak {peak} of {limit} tags"
         assert limit // 2 < peer.peak_outstanding <= peak, "the peer saw fewer reads at once"
@@ -467,8 +466,7 @@ ABORTED = regmap.DmaStatus.ABORTED
 
 
 def _field(value, register, name):
-    f = regmap.by_name()[register].field(name)
-    return (value & f.mask) >> f.lsb
+    return regmap.by_name()[register].unpack(value)[name]
 
 
 async def _irq_log(ep):

@@ -17,7 +17,8 @@ from cocotbext.pcie.core.utils import PcieId
 from hw.sim.tb.requests import cq_request, random_pauses
 from hw.sim.tb.topology import Topology
 from hw.sim.tb.usp_model import NP_CREDIT_LIMIT, np_credits
-from hw.spec.usp import POSTED_TYPES, ReqType, sideband
+from hw.spec.usp import (CQ_DESCRIPTOR, CQ_DESCRIPTOR_DWORDS, POSTED_TYPES, ReqType,
+                         sideband, unpack_descriptor)
 
 READS = 64                 # in one burst: four times the endpoint's NP queue
 WRITES = 32                # of 512 bytes, streaming past each burst
@@ -63,7 +64,8 @@ class CqMonitor:
             self._dwords += [data >> 32 * i & 0xFFFFFFFF for i in range(self.lanes) if keep >> i & 1]
             self._discs.append(user >> self.disc_bit & 1)
             if int(self.tlast.value):
-                self.packets.append((ReqType((self._dwords[2] >> 11) & 0xF), self._discs))
+                desc = unpack_descriptor(CQ_DESCRIPTOR, self._dwords[:CQ_DESCRIPTOR_DWORDS])
+                self.packets.append((ReqType(desc["req_type"]), self._discs))
                 self._dwords, self._discs = [], []
 
 

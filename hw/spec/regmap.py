@@ -69,6 +69,20 @@ class Register:
                 return f
         raise KeyError(f"register {self.name} has no field {name}")
 
+    def pack(self, **values):
+        """The register's value with each named field set (the others 0)."""
+        word = 0
+        for name, value in values.items():
+            f = self.field(name)
+            if not 0 <= value < 1 << f.width:
+                raise ValueError(f"{self.name}.{name} = {value}: the field is {f.width} bits")
+            word |= value << f.lsb
+        return word
+
+    def unpack(self, word):
+        """{field name: value} of a value read from the register."""
+        return {f.name: (word >> f.lsb) & ((1 << f.width) - 1) for f in self.fields}
+
 
 # Capability bits (register CAPS).
 CAPS_FIELDS = (

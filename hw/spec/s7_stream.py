@@ -32,6 +32,24 @@ TUSER_BAR_HIT_SHIFT = 2
 TUSER_SOF_SHIFT = 10
 TUSER_EOF_SHIFT = 17
 PRESENT = 0x10
+RX_TUSER_WIDTH = 22
+TX_TUSER_WIDTH = 4
+
+# The tuser fields, (lsb, width). is_sof and is_eof: bit 4 present, bits
+# 3:0 the byte the TLP starts or ends at.
+RX_TUSER = {
+    "ecrc_err": (0, 1),
+    "err_fwd": (1, 1),              # the TLP is poisoned
+    "bar_hit": (TUSER_BAR_HIT_SHIFT, 8),
+    "is_sof": (TUSER_SOF_SHIFT, 5),
+    "is_eof": (TUSER_EOF_SHIFT, 5),
+}
+TX_TUSER = {
+    "ecrc_gen": (0, 1),
+    "err_fwd": (1, 1),              # poison the TLP
+    "str": (2, 1),                  # streamed
+    "src_dsc": (3, 1),              # discontinue: drop the TLP
+}
 
 
 def dwords(tlp_bytes):

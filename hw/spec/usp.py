@@ -59,6 +59,7 @@ class Sideband:
     cq_first_be: int        # lsb of first_be[3:0]
     cq_last_be: int         # lsb of last_be[3:0]
     cq_discontinue: int
+    cq_sop: int             # sop below 512 bits, is_sop[0] at 512
     cc_is_sop: int          # 512-bit only, else None
     cc_is_eop: int
     cc_eop_ptr: int
@@ -88,7 +89,7 @@ def sideband(width):
         raise ValueError(f"data width {width} not one of {DATA_WIDTHS}")
     if width == 512:
         return Sideband(cq_user=183, cc_user=81, rq_user=137, rc_user=161,
-                        cq_first_be=0, cq_last_be=8, cq_discontinue=96,
+                        cq_first_be=0, cq_last_be=8, cq_discontinue=96, cq_sop=80,
                         cc_is_sop=0, cc_is_eop=6, cc_eop_ptr=8, cc_discontinue=16,
                         rq_first_be=0, rq_last_be=8, rq_discontinue=36,
                         rq_seq_num=61, rq_seq_num_width=6, rq_seq_num_hi=None,
@@ -96,7 +97,7 @@ def sideband(width):
                         rc_byte_en=0, rc_is_sop=64, rc_is_eop=76, rc_eop_ptr=80,
                         rc_discontinue=96)
     return Sideband(cq_user=88, cc_user=33, rq_user=62, rc_user=75,
-                    cq_first_be=0, cq_last_be=4, cq_discontinue=41,
+                    cq_first_be=0, cq_last_be=4, cq_discontinue=41, cq_sop=40,
                     cc_is_sop=None, cc_is_eop=None, cc_eop_ptr=None, cc_discontinue=0,
                     rq_first_be=0, rq_last_be=4, rq_discontinue=11,
                     rq_seq_num=24, rq_seq_num_width=4, rq_seq_num_hi=60,
@@ -238,4 +239,7 @@ def rcb_bytes(bit):
 
 PCIE_CAP_OFFSET = 0x70
 DEVICE_CONTROL_DWORD = (PCIE_CAP_OFFSET + 0x08) // 4
-DEVCTL_EXT_TAG_BIT = 8
+
+# cfg_function_status, function 0's four bits (PG213): the Command register's.
+FUNCTION_STATUS = {"io_space": (0, 1), "memory_space": (1, 1), "bus_master": (2, 1),
+                   "intx_disable": (3, 1)}

@@ -191,8 +191,7 @@ async def measure_dma_reads(tb, ep, rc, size, count, latency_ns, mrrs=512):
     per_clk = size * count / cycles
     limit = cpl_size / beats(12 + cpl_size, width)
     ext_tags = await ep.read_reg("CFG") & regmap.by_name()["CFG"].field("ext_tags").mask
-    peak = regmap.by_name()["DMA_READS"].field("peak")
-    reads_peak = (await ep.read_reg("DMA_READS") & peak.mask) >> peak.lsb
+    reads_peak = regmap.by_name()["DMA_READS"].unpack(await ep.read_reg("DMA_READS"))["peak"]
     return {"size": size, "count": count, "latency_ns": latency_ns, "completion_size": cpl_size,
             "cycles": cycles, "completions": len(rc.lasts),
             "payload_bytes_per_clk": round(per_clk, 3), "limit_bytes_per_clk": round(limit, 3),

@@ -17,7 +17,7 @@ from cocotbext.pcie.core.tlp import CplStatus, TlpType
 from cocotbext.pcie.core.utils import PcieId
 from cocotbext.pcie.xilinx.us.tlp import Tlp_us
 
-from hw.spec import regmap
+from hw.spec import pcie, regmap
 from hw.spec.usp import (CQ_DESCRIPTOR, CQ_DESCRIPTOR_DWORDS, POSTED_TYPES, ReqType,
                          replace_field)
 
@@ -94,8 +94,10 @@ async def inject(ep, req_type, discontinue=False, **kw):
         # (type 10100), 4-DW header, vendor-defined code 0x7E for MSG_VENDOR.
         data = kw.get("data", b"")
         code = 0x7E if req_type == ReqType.MSG_VENDOR else 0x00
-        h = [(0b011 if data else 0b001) << 29 | 0b10100 << 24 | len(data) // 4,
-             kw.get("tag", 0) << 8 | code, 0, 0]
+        header = pcie.pack(pcie.MESSAGE, fmt=pcie.FMT_4DW | (pcie.FMT_DATA if data else 0),
+                           type=pcie.TlpType.MSG | 0b100, length=len(data) // 4,
+                           tag=kw.get("tag", 0), message_code=code)
+        h = [(header >> 32 * i) & 0xFFFF_FFFF for i in range(pcie.HEADER_DWORDS)]
         ep.model.inject(b"".join(w.to_bytes(4, "big") for w in h) + data, bar=bar)
         return
     tlp = request_tlp(ep, req_type, **kw)

@@ -76,7 +76,7 @@ from cocotbext.pcie.core.caps import MsiCapability, MsixCapability
 from cocotbext.pcie.core.tlp import CplStatus, Tlp, TlpType
 from cocotbext.pcie.core.utils import PcieId
 
-from hw.spec import s7_stream
+from hw.spec import pcie, s7_stream
 
 RX_PORTS = ("m_axis_rx_tdata", "m_axis_rx_tkeep", "m_axis_rx_tlast", "m_axis_rx_tuser",
             "m_axis_rx_tvalid", "m_axis_rx_tready")
@@ -92,8 +92,8 @@ USER_CLK_FREQUENCIES = (62.5e6, 125e6, 250e6)
 RESET_NS = 100
 NP_REQ_LIMIT = 32            # rx_np_req credits the model accumulates at most
 
-TX_SRC_DSC = 1 << 3          # s_axis_tx_tuser[3]: discontinue, drop the TLP
-TX_ERR_FWD = 1 << 1          # s_axis_tx_tuser[1]: poison the TLP
+TX_SRC_DSC = 1 << s7_stream.TX_TUSER["src_dsc"][0]     # discontinue: drop the TLP
+TX_ERR_FWD = 1 << s7_stream.TX_TUSER["err_fwd"][0]     # poison the TLP
 
 MEM_READS = {TlpType.MEM_READ, TlpType.MEM_READ_64}
 MEM_WRITES = {TlpType.MEM_WRITE, TlpType.MEM_WRITE_64}
@@ -405,26 +405,28 @@ class S7PcieDevice(Device):
     def _cfg_values(self):
         f = self.functions[0]
         p = f.pcie_cap
-        command = (bool(f.io_space_enable) | bool(f.memory_space_enable) << 1
-                   | bool(f.bus_master_enable) << 2 | bool(f.parity_error_response_enable) << 6
-                   | bool(f.serr_enable) << 8 | bool(f.interrupt_disable) << 10)
-        dcommand = (bool(p.correctable_error_reporting_enable)
-                    | bool(p.non_fatal_error_reporting_enable) << 1
-                    | bool(p.fatal_error_reporting_enable) << 2
-                    | bool(p.unsupported_request_reporting_enable) << 3
-                    | bool(p.enable_relaxed_ordering) << 4
-                    | (p.max_payload_size & 7) << 5
-                    | bool(p.extended_tag_field_enable) << 8
-                    | bool(p.phantom_functions_enable) << 9
-                    | bool(p.aux_power_pm_enable) << 10
-                    | bool(p.enable_no_snoop) << 11
-                    | (p.max_read_request_size & 7) << 12)
-        lcommand = ((p.aspm_control & 3) | bool(p.read_completion_boundary) << 3
-                    | bool(p.link_disable) << 4 | bool(p.common_clock_configuration) << 6
-                    | bool(p.extended_synch) << 7 | bool(p.enable_clock_power_management) << 8
-                    | bool(p.hardware_autonomous_width_disable) << 9
-                    | bool(p.link_bandwidth_management_interrupt_enable) << 10
-                    | bool(p.link_autonomous_bandwidth_interrupt_enable) << 11)
+        command = pcie.pack(
+            pcie.COMMAND, io_space=f.io_space_enable, memory_space=f.memory_space_enable,
+            bus_master=f.bus_master_enable, parity_error_response=f.parity_error_response_enable,
+            serr=f.serr_enable, interrupt_disable=f.interrupt_disable)
+        dcommand = pcie.pack(
+            pcie.DEVICE_CONTROL,
+            correctable_error_reporting=p.correctable_error_reporting_enable,
+            non_fatal_error_reporting=p.non_fatal_error_reporting_enable,
+            fatal_error_reporting=p.fatal_error_reporting_enable,
+            unsupported_request_reporting=p.unsupported_request_reporting_enable,
+            relaxed_ordering=p.enable_relaxed_ordering, max_payload=p.max_payload_size & 7,
+            ext_tag=p.extended_tag_field_enable, phantom_functions=p.phantom_functions_enable,
+            aux_power_pm=p.aux_power_pm_enable, no_snoop=p.enable_no_snoop,
+            max_read_req=p.max_read_request_size & 7)
+        lcommand = pcie.pack(
+            pcie.LINK_CONTROL, aspm_control=p.aspm_control & 3, rcb=p.read_completion_boundary,
+            link_disable=p.link_disable, common_clock=p.common_clock_configuration,
+            extended_synch=p.extended_synch,
+            clock_power_management=p.enable_clock_power_management,
+            hw_autonomous_width_disable=p.hardware_autonomous_width_disable,
+            bandwidth_management_interrupt=p.link_bandwidth_management_interrupt_enable,
+            autonomous_bandwidth_interrupt=p.link_autonomous_bandwidth_interrupt_enable)
         return {
             "user_lnk_up": int(not self._in_reset),
             "cfg_command": command,

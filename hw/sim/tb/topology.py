@@ -189,8 +189,8 @@ class Endpoint:
         await self.write_reg("DMA_BUS_LO", bus & 0xFFFFFFFF)
         await self.write_reg("DMA_BUS_HI", bus >> 32)
         await self.write_reg("DMA_LENGTH", length)
-        await self.write_reg("DMA_CONTROL",
-                             int(from_bus) | int(irq) << 1 | vector << 2 | ident << 16)
+        await self.write_reg("DMA_CONTROL", regmap.by_name()["DMA_CONTROL"].pack(
+            from_bus=int(from_bus), irq=int(irq), vector=vector, id=ident))
         await self.write_reg("DMA_SUBMIT", 1)
         return number
 
@@ -203,19 +203,20 @@ class Endpoint:
             await ClockCycles(self.clk, 64)
         else:
             raise AssertionError(f"endpoint {self.inst}: DMA descriptor {number} did not end")
-        result = await self.read_reg(f"DMA_RESULT{number % regmap.DMA_RESULTS}")
-        assert result >> 24 == number & 0xFF, f"result slot holds descriptor {result >> 24}"
-        return result & 0xFFFF, regmap.DmaStatus((result >> 16) & 0xF)
+        slot = f"DMA_RESULT{number % regmap.DMA_RESULTS}"
+        result = regmap.by_name()[slot].unpack(await self.read_reg(slot))
+        assert result["seq"] == number & 0xFF, f"result slot holds descriptor {result['seq']}"
+        return result["id"], regmap.DmaStatus(result["status"])
 
     async def dma_abort(self, timeout_cycles=20_000):
         """Write DMA_ABORT and wait until it has ended every descriptor
         submitted before it; return DMA_DONE (then equal to DMA_SUBMITTED)."""
         submitted = await self.read_reg("DMA_SUBMITTED")
         await self.write_reg("DMA_ABORT", 1)
-        aborting = regmap.by_name()["DMA_STATE"].field("aborting").mask
+        state = regmap.by_name()["DMA_STATE"]
         for _ in range(timeout_cycles // 64):
             done = await self.read_reg("DMA_DONE")
-            if done == submitted and not await self.read_reg("DMA_STATE") & aborting:
+            if done == submitted and not state.unpack(await self.read_reg("DMA_STATE"))["aborting"]:
                 return done
             await ClockCycles(self.clk, 64)
         raise AssertionError(f"endpoint {self.inst}: DMA_ABORT left descriptors {done} to "
