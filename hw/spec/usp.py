@@ -60,6 +60,7 @@ class Sideband:
     cq_last_be: int         # lsb of last_be[3:0]
     cq_discontinue: int
     cq_sop: int             # sop below 512 bits, is_sop[0] at 512
+    cq_is_eop: int          # 512-bit only: is_eop[1:0] (straddling), else None
     cc_is_sop: int          # 512-bit only, else None
     cc_is_eop: int
     cc_eop_ptr: int
@@ -81,6 +82,7 @@ class Sideband:
     rc_is_sop: int          # is_sof_0 below 512 bits, is_sop[0] at 512
     rc_is_eop: int          # is_eof_0[0] below 512 bits, is_eop[0] at 512
     rc_eop_ptr: int         # is_eof_0[3:1] (3 bits) below 512, is_eop0_ptr[3:0] at 512
+    rc_is_eop1: int         # is_eof_1[0] (256-bit straddling), else None
     rc_discontinue: int
 
 
@@ -89,21 +91,21 @@ def sideband(width):
         raise ValueError(f"data width {width} not one of {DATA_WIDTHS}")
     if width == 512:
         return Sideband(cq_user=183, cc_user=81, rq_user=137, rc_user=161,
-                        cq_first_be=0, cq_last_be=8, cq_discontinue=96, cq_sop=80,
+                        cq_first_be=0, cq_last_be=8, cq_discontinue=96, cq_sop=80, cq_is_eop=86,
                         cc_is_sop=0, cc_is_eop=6, cc_eop_ptr=8, cc_discontinue=16,
                         rq_first_be=0, rq_last_be=8, rq_discontinue=36,
                         rq_seq_num=61, rq_seq_num_width=6, rq_seq_num_hi=None,
                         rq_is_sop=20, rq_sop_ptr=22, rq_is_eop=26, rq_eop_ptr=28,
                         rc_byte_en=0, rc_is_sop=64, rc_is_eop=76, rc_eop_ptr=80,
-                        rc_discontinue=96)
+                        rc_is_eop1=None, rc_discontinue=96)
     return Sideband(cq_user=88, cc_user=33, rq_user=62, rc_user=75,
-                    cq_first_be=0, cq_last_be=4, cq_discontinue=41, cq_sop=40,
+                    cq_first_be=0, cq_last_be=4, cq_discontinue=41, cq_sop=40, cq_is_eop=None,
                     cc_is_sop=None, cc_is_eop=None, cc_eop_ptr=None, cc_discontinue=0,
                     rq_first_be=0, rq_last_be=4, rq_discontinue=11,
                     rq_seq_num=24, rq_seq_num_width=4, rq_seq_num_hi=60,
                     rq_is_sop=None, rq_sop_ptr=None, rq_is_eop=None, rq_eop_ptr=None,
                     rc_byte_en=0, rc_is_sop=32, rc_is_eop=34, rc_eop_ptr=35,
-                    rc_discontinue=42)
+                    rc_is_eop1=38, rc_discontinue=42)
 
 
 # ---------------------------------------------------------------------------

@@ -67,6 +67,8 @@ from cocotbext.pcie.xilinx.us import UltraScalePlusPcieDevice
 from cocotbext.pcie.xilinx.us.interface import CqSource, RcSource
 from cocotbext.pcie.xilinx.us.tlp import Tlp_us
 
+from hw.spec.usp import sideband
+
 NP_CREDIT_LIMIT = 32          # pcie_cq_np_req_count saturates here (MAX_CREDIT)
 
 # Requests the stock model cannot deliver on CQ (its upstream_recv raises).
@@ -128,11 +130,12 @@ class _LastBeatDiscontinue:
 
 
 class HardIpCqSource(_LastBeatDiscontinue, CqSource):
-    _eop_bits = {512: (86, 87)}                       # is_eop[1:0]
+    _eop_bits = {512: tuple(sideband(512).cq_is_eop + k for k in range(2))}    # is_eop[1:0]
 
 
 class HardIpRcSource(_LastBeatDiscontinue, RcSource):
-    _eop_bits = {256: (34, 38), 512: (76, 77, 78, 79)}  # is_eop0/1; is_eop[3:0]
+    _eop_bits = {256: (sideband(256).rc_is_eop, sideband(256).rc_is_eop1),    # is_eof_0/1[0]
+                 512: tuple(sideband(512).rc_is_eop + k for k in range(4))}    # is_eop[3:0]
 
 
 class UltraScalePlusHardIp(UltraScalePlusPcieDevice):
