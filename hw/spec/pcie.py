@@ -11,6 +11,11 @@ has DW 3 = 0.
 
 from enum import IntEnum
 
+from hw.spec import fields
+
+# Pack and read these tables as any other (hw/spec/fields.py).
+pack, unpack, replace = fields.pack, fields.unpack, fields.replace
+
 HEADER_DWORDS = 4
 
 # DW 0, common to every TLP.
@@ -97,27 +102,3 @@ LINK_CONTROL = {                    # PCI Express Capability + 0x10
     "clock_power_management": (8, 1), "hw_autonomous_width_disable": (9, 1),
     "bandwidth_management_interrupt": (10, 1), "autonomous_bandwidth_interrupt": (11, 1),
 }
-
-
-def pack(table, **values):
-    """A register's or header's value with the named fields set (the others 0)."""
-    word = 0
-    for name, value in values.items():
-        lsb, width = table[name]
-        if not 0 <= int(value) < 1 << width:
-            raise ValueError(f"{name} = {value}: the field is {width} bits")
-        word |= int(value) << lsb
-    return word
-
-
-def unpack(table, word):
-    """{field: value} of a register's or header's value."""
-    return {name: (word >> lsb) & ((1 << width) - 1) for name, (lsb, width) in table.items()}
-
-
-def replace(table, word, **values):
-    """`word` with the named fields set to new values, every other bit kept."""
-    for name, value in values.items():
-        lsb, width = table[name]
-        word &= ~(((1 << width) - 1) << lsb)
-    return word | pack(table, **values)

@@ -11,6 +11,8 @@ are allowed; bytes of a read-only register ignore writes.
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from hw.spec import fields as packing
+
 
 MAGIC = 0x70326478          # "p2dx" in ASCII, little end first: 'x','d','2','p'
 VERSION_MAJOR = 0
@@ -69,19 +71,17 @@ class Register:
                 return f
         raise KeyError(f"register {self.name} has no field {name}")
 
+    @property
+    def table(self):
+        return {f.name: (f.lsb, f.width) for f in self.fields}
+
     def pack(self, **values):
         """The register's value with each named field set (the others 0)."""
-        word = 0
-        for name, value in values.items():
-            f = self.field(name)
-            if not 0 <= value < 1 << f.width:
-                raise ValueError(f"{self.name}.{name} = {value}: the field is {f.width} bits")
-            word |= value << f.lsb
-        return word
+        return packing.pack(self.table, **values)
 
     def unpack(self, word):
         """{field name: value} of a value read from the register."""
-        return {f.name: (word >> f.lsb) & ((1 << f.width) - 1) for f in self.fields}
+        return packing.unpack(self.table, word)
 
 
 # Capability bits (register CAPS).

@@ -8,6 +8,8 @@ gateware and the testbenches. No Amaranth import here.
 from dataclasses import dataclass
 from enum import IntEnum
 
+from hw.spec.fields import from_dwords, pack, replace, to_dwords, unpack
+
 DATA_WIDTHS = (64, 128, 256, 512)
 
 
@@ -197,30 +199,17 @@ class RcErrorCode(IntEnum):
 
 def pack_descriptor(layout, ndwords, **fields):
     """Descriptor dwords from field values; unnamed fields are 0."""
-    value = 0
-    for name, field_value in fields.items():
-        lsb, width = layout[name]
-        if not 0 <= int(field_value) < 1 << width:
-            raise ValueError(f"{name} {field_value:#x} does not fit in {width} bits")
-        value |= int(field_value) << lsb
-    return [(value >> 32 * i) & 0xFFFF_FFFF for i in range(ndwords)]
+    return to_dwords(pack(layout, **fields), ndwords)
 
 
 def replace_field(layout, dwords, name, value):
     """The dwords with one field set to `value` and every other bit kept."""
-    lsb, width = layout[name]
-    if not 0 <= int(value) < 1 << width:
-        raise ValueError(f"{name} {value:#x} does not fit in {width} bits")
-    whole = sum(dw << 32 * i for i, dw in enumerate(dwords))
-    whole = whole & ~(((1 << width) - 1) << lsb) | int(value) << lsb
-    return [(whole >> 32 * i) & 0xFFFF_FFFF for i in range(len(dwords))]
+    return to_dwords(replace(layout, from_dwords(dwords), **{name: value}), len(dwords))
 
 
 def unpack_descriptor(layout, dwords):
     """Field values (ints) of a descriptor given as its first dwords."""
-    value = sum(dw << 32 * i for i, dw in enumerate(dwords))
-    return {name: (value >> lsb) & ((1 << width) - 1)
-            for name, (lsb, width) in layout.items()}
+    return unpack(layout, from_dwords(dwords))
 
 
 def mps_bytes(code):
