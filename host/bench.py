@@ -21,7 +21,7 @@ transparent huge pages unless the dax device is 2 MiB aligned). The NVMe
 paths run when a SOURCE (read) or TARGET (overwritten!) is given; the DMA
 paths when the board's engine (a dma.Engine) is given, over the BAR's first
 `dma_total` bytes: the total, or less where the engine reaches less (the
-memory a mirroring BAR holds), at the sizes up to that.
+memory behind the BAR), at the sizes up to that.
 The first pass of each transfer path is verified (CRC-32 of both ends),
 outside the timing.
 """

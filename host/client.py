@@ -60,7 +60,7 @@ class Device:
     link_speed: str | None  # e.g. "8.0 GT/s PCIe"; None where the device has no link
     link_width: int | None
     gateware_version: str | None    # boards only
-    mem_size: int           # memory behind the BAR: less than bar_size when the BAR mirrors it
+    mem_size: int           # memory behind the BAR (MEM_SIZE); only that much is registered
     driver_version: str | None
     dma_device: str | None = None   # e.g. "p2p-dax0": the DMA node; None from a driver without it
     dma_engine: str | None = None   # "ready", "none" (memory-only), "absent" or "unusable"

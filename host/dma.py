@@ -326,16 +326,14 @@ class Engine:
 
     def check(self, offset, length):
         """Raise ValueError unless BAR2 [offset, offset + length) is within the
-        engine's reach (dma_window: the memory, where the BAR mirrors it)."""
+        engine's reach (dma_window: the part of the BAR backed by memory)."""
         window = self.limits.dma_window
         if length <= 0:
             raise ValueError(f"{self.node}: an empty DMA buffer: nothing to move")
         if offset < 0 or offset + length > window:
-            mirror = (f"; the BAR mirrors {self.limits.mem_size} bytes of memory"
-                      if self.limits.mem_size < self.limits.bar_size else "")
             raise ValueError(f"BAR2 offset {offset:#x} + {length:#x} is outside what the DMA "
                              f"engine of {self.node} reaches: offsets 0 to {window:#x} "
-                             f"({window} bytes{mirror})")
+                             f"({window} bytes, the memory behind the BAR)")
 
     def submit(self, direction, offset, buffer):
         """Queue one transfer of the whole buffer to (TO_BAR) or from (FROM_BAR)

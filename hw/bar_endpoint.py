@@ -28,7 +28,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.core import layouts, ports
+from hw.core import axi, layouts, ports
 from hw.core.completer import Completer
 from hw.core.control import SHOWN, STAGED, DevctlPoller, DmaQueue
 from hw.core.dispatch import Dispatcher
@@ -82,6 +82,13 @@ def endpoint_signature(p):
     })
 
 
+def memory_port_signature(p):
+    """BAR2's memory port when it is outside (memory="axi"): AXI4 master
+    ports m_axi_*, addressed by BAR offset."""
+    sig = axi.axi_signature(ports.memory_addr_bits(p), p.data_width, ports.MEMORY_ID_BITS)
+    return wiring.Signature({f"m_axi_{name}": member for name, member in sig.members.items()})
+
+
 def register_constants(p):
     """The registers that never change, and their values."""
     regs = regmap.by_name()
@@ -98,7 +105,10 @@ def register_constants(p):
 class BarEndpoint(wiring.Component):
     def __init__(self, params=EndpointParams()):
         self.p = params.validate()
-        super().__init__(endpoint_signature(self.p))
+        members = dict(endpoint_signature(self.p).members)
+        if self.p.memory == "axi":
+            members.update(memory_port_signature(self.p).members)
+        super().__init__(wiring.Signature(members))
 
     def elaborate(self, platform):
         p = self.p
@@ -107,7 +117,9 @@ class BarEndpoint(wiring.Component):
         m.submodules.dispatch = dispatch = Dispatcher(p)
         m.submodules.completer = completer = Completer(p)
         m.submodules.dma = dma = DmaEngine(p.data_width, p.bar2_size)
-        m.submodules.banks = banks = MemoryBanks(p, dma.row_bits)
+        m.submodules.mem_arbiter = arbiter = axi.AxiArbiter(ports.memory_addr_bits(p),
+                                                          p.data_width, 1)
+        self._memory(m, arbiter.s)
         m.submodules.regs = regs = RegisterFile(p, register_constants(p))
         m.submodules.counters = counters = EventCounters()
         m.submodules.descq = descq = DmaQueue(dma.local_bits)
@@ -119,15 +131,17 @@ class BarEndpoint(wiring.Component):
         self._hard_ip_stream(m, "s_axis_cq", ingress.cq)
         wiring.connect(m, ingress.o, dispatch.i)
         wiring.connect(m, dispatch.np, completer.np)
-        wiring.connect(m, dispatch.write, banks.write, regs.write)
-        wiring.connect(m, completer.mem_read, banks.read)
-        wiring.connect(m, completer.reg_read, regs.read)
+        wiring.connect(m, dispatch.write, regs.write)
+        axi.join(m, dispatch.mem, arbiter.m0)
+        axi.join(m, completer.mem, arbiter.m0)
+        self._register_reads(m, completer, regs)
         self._hard_ip_stream(m, "m_axis_cc", completer.cc)
         m.d.comb += [
             ingress.np_taken.eq(completer.np.valid & completer.np.ready),
             ingress.np_queued.eq(completer.queued),
             self.pcie_cq_np_req.eq(ingress.np_req),
             completer.max_payload.eq(self.cfg_max_payload),
+            completer.mem_done.eq(dispatch.mem_done),
             completer.rcb_128.eq(self.cfg_rcb_status[0]),
         ]
 
@@ -135,7 +149,7 @@ class BarEndpoint(wiring.Component):
         # engine, which shares BAR2's banks and has RQ and RC to itself.
         self._hard_ip_stream(m, "m_axis_rq", dma.rq)
         self._hard_ip_stream(m, "s_axis_rc", dma.rc)
-        wiring.connect(m, dma.mem, banks.dma)
+        wiring.connect(m, dma.mem, arbiter.m1)
         wiring.connect(m, descq.desc, dma.desc)
         wiring.connect(m, dma.result, descq.result)
         bus_master = layouts.view(usp.FUNCTION_STATUS,
@@ -161,6 +175,27 @@ class BarEndpoint(wiring.Component):
             devctl.done.eq(self.cfg_mgmt_read_write_done),
         ]
         return m
+
+    def _memory(self, m, port):
+        """BAR2's memory: block RAM here, or the m_axi_* ports."""
+        if self.p.memory == "bram":
+            m.submodules.banks = banks = MemoryBanks(self.p)
+            wiring.connect(m, port, banks.axi)
+            return
+        for name, member in port.signature.members.items():
+            outer, inner = getattr(self, f"m_axi_{name}"), getattr(port, name)
+            m.d.comb += outer.eq(inner) if member.flow == Out else inner.eq(outer)
+
+    def _register_reads(self, m, completer, regs):
+        """The completer reads registers as it reads memory: over AXI4, a
+        row of every bank a beat."""
+        p = self.p
+        row_bits = ports.log2(p.bar0_size // 4) - ports.log2(p.lanes)
+        m.submodules.reg_reads = reads = axi.AxiBankReads(
+            ports.log2(p.bar0_size), p.data_width, 1, row_bits)
+        axi.join(m, completer.regs, reads.axi)
+        m.d.comb += [regs.read.en.eq(reads.bank_en), reads.bank_data.eq(regs.read.data),
+                     *(regs.read.row[b].eq(reads.bank_row) for b in range(p.lanes))]
 
     def _hard_ip_stream(self, m, prefix, stream):
         """Joins a block's AXI4-Stream to the hard-IP ports named prefix_t*."""

@@ -18,6 +18,7 @@ class EndpointParams:
     bar0_size: int = regmap.BAR0_SIZE   # register BAR, 32-bit non-prefetchable
     bar2_size: int = 2 << 20            # memory BAR, 64-bit prefetchable
     mem_size: int = 256 << 10           # backing memory; BAR2 mirrors it when smaller
+    memory: str = "bram"                # "bram": block RAM inside; "axi": an AXI4 port (m_axi_*)
     max_payload_supported: int = 1024   # largest write payload the hard IP delivers
     np_queue_depth: int = 16            # non-posted requests buffered (<= 32)
     hard_ip: str = "usp"                # in front: "usp" UltraScale+ (native), "s7" pcie_7x (hw/phy/s7.py)
@@ -35,6 +36,9 @@ class EndpointParams:
                              f"{16 * (w // 8):#x} and bar2_size")
         if not _is_pow2(self.bar0_size) or self.bar0_size < 4096:
             raise ValueError(f"bar0_size {self.bar0_size:#x}: use a power of two >= 4 KiB")
+        if self.memory not in ("bram", "axi"):
+            raise ValueError(f"memory {self.memory!r}: use bram (block RAM inside) or axi "
+                             f"(an AXI4 master port to external memory)")
         if self.hard_ip not in ("usp", "s7"):
             raise ValueError(f"hard_ip {self.hard_ip!r}: use usp (UltraScale+) or s7 (7 series)")
         if self.hard_ip == "s7" and w not in (64, 128):

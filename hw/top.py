@@ -8,24 +8,45 @@ from amaranth.back import verilog
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from hw.bar_endpoint import BarEndpoint
+from hw.bar_endpoint import BarEndpoint, memory_port_signature
+from hw.core import axi
 from hw.params import EndpointParams
 from hw.phy.s7 import S7Shim, s7_signature
 
 
+def join_shim(m, ep, shim):
+    """The endpoint's hard-IP ports to the shim's UltraScale+ side (the
+    endpoint may have memory ports besides)."""
+    axi.join(m, shim.usp, ep)
+
+
+def pass_memory(m, ep, outer):
+    """The endpoint's m_axi_* ports out through `outer`'s ports of the same names."""
+    for name in memory_port_signature(ep.p).members:
+        inner, port = getattr(ep, name), getattr(outer, name)
+        flow = ep.signature.members[name].flow
+        m.d.comb += port.eq(inner) if flow == wiring.Out else inner.eq(port)
+
+
 class S7Endpoint(wiring.Component):
-    """The endpoint behind the shim: its ports are pcie_7x's user side."""
+    """The endpoint behind the shim: its ports are pcie_7x's user side (and
+    m_axi_* with memory="axi")."""
 
     def __init__(self, params):
         self.p = params.validate()
-        super().__init__(s7_signature(params.data_width))
+        members = dict(s7_signature(params.data_width).members)
+        if self.p.memory == "axi":
+            members.update(memory_port_signature(self.p).members)
+        super().__init__(wiring.Signature(members))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.endpoint = ep = BarEndpoint(self.p)
         m.submodules.shim = shim = S7Shim(self.p)
-        wiring.connect(m, ep, shim.usp)
-        wiring.connect(m, wiring.flipped(self), shim.s7)
+        join_shim(m, ep, shim)
+        axi.join(m, wiring.flipped(self), shim.s7)
+        if self.p.memory == "axi":
+            pass_memory(m, ep, wiring.flipped(self))
         return m
 
 

@@ -117,9 +117,10 @@ def test_bar_array_is_a_numpy_view(tmp_path):
     assert np.frombuffer(backing.read_bytes()[4096:4112], "<u4").tolist() == [1, 2, 3, 0xDEADBEEF]
 
 
-def test_selftest_stays_within_the_memory_a_board_reports(tmp_path, monkeypatch, capsys):
-    """A board whose driver says mem_size is half the BAR: selftest writes and
-    checks those bytes only, and passes on the mirrored BAR."""
+def test_selftest_fails_a_dax_device_larger_than_its_memory(tmp_path, monkeypatch, capsys):
+    """A board whose dax device is larger than the memory behind it (mem_size
+    is half the BAR, as an old driver registered it): selftest says to
+    update the driver, checks the backed bytes only, and fails."""
     pci = fake_device(tmp_path)
     (pci / "p2p_dax" / "kind").write_text("board\n")
     (pci / "p2p_dax" / "mem_size").write_text(f"{MirroredBar.size // 2}\n")
@@ -127,11 +128,12 @@ def test_selftest_stays_within_the_memory_a_board_reports(tmp_path, monkeypatch,
     assert dev.mem_size == 32 << 10
     monkeypatch.setattr(client, "find", lambda name=None: dev)
     monkeypatch.setattr(client, "open_bar", lambda d: MirroredBar())
-    assert cli.main(["selftest", "dax0.0"]) == 0
+    assert cli.main(["selftest", "dax0.0"]) == 1
     out = capsys.readouterr().out
-    assert "/dev/dax0.0: the BAR mirrors 32 KiB of memory (MEM_SIZE): testing those 32768 " \
-        "bytes" in out
-    assert "address 32768 bytes" in out and "PASSED" in out
+    assert "/dev/dax0.0: 64 KiB registered but only 32 KiB backed by memory (MEM_SIZE): " \
+        "update the p2p_dax driver, which registers only the backed part; testing those " \
+        "32768 bytes" in out
+    assert "address 32768 bytes" in out and "ok" in out and "FAILED" in out
 
 
 def _pci_tree(root):

@@ -18,7 +18,9 @@ import pytest
 pytest.importorskip("cocotb", reason="simulation extra not installed (pip install .[sim])")
 
 from hw.params import EndpointParams  # noqa: E402
-from hw.sim.tb.runner import DMA_DATA_PATH, applicable, run  # noqa: E402
+from hw.sim.tb.memory import MemoryModel  # noqa: E402
+from hw.sim.tb.runner import DMA_DATA_PATH, applicable  # noqa: E402
+from hw.sim.tb.runner import run as run_sim  # noqa: E402
 
 FULL = os.environ.get("P2P_DAX_FULL") == "1"
 VARIANTS = {
@@ -32,18 +34,28 @@ VARIANTS = {
     # Behind the 7-series shim (hw/phy/s7.py), with the pcie_7x model (hw/sim/tb/s7_model.py).
     "s7-w64": EndpointParams(data_width=64, hard_ip="s7"),
     "s7-w128": EndpointParams(data_width=128, hard_ip="s7"),
+    # BAR2's memory outside (memory="axi") behind a DRAM-like model: 150
+    # cycles to every read and write response, ready and valid held low a
+    # fifth of the time (hw/sim/tb/memory.py).
+    "w256-dram": EndpointParams(data_width=256, memory="axi", mem_size=2 << 20),
 }
+MEMORY = {"w256-dram": MemoryModel(latency=150, busy=0.2)}
+
+
+def run(module, variant, **kwargs):
+    return run_sim(module, VARIANTS[variant], memory=MEMORY.get(variant), **kwargs)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_endpoint(variant):
-    run("test_endpoint", VARIANTS[variant])
+    run("test_endpoint", variant)
 
 
-@pytest.mark.parametrize("variant", ["w512", "s7-w128"])
+@pytest.mark.parametrize("variant", ["w512", "s7-w128", "w256-dram"])
 def test_dma(variant):
-    """Every DMA test at the boards' configurations (VCU118, the Furies)."""
-    run("test_dma", VARIANTS[variant])
+    """Every DMA test at the boards' configurations (VCU118, the Furies),
+    and against DRAM-like memory."""
+    run("test_dma", variant)
 
 
 @pytest.mark.parametrize("variant", ["w64", "w128", "w256", "s7-w64"])
@@ -51,7 +63,7 @@ def test_dma_data_path(variant):
     """The DMA tests whose logic changes with the width, at the other widths
     (all of them with P2P_DAX_FULL=1)."""
     cases = None if FULL else applicable(VARIANTS[variant], DMA_DATA_PATH)
-    run("test_dma", VARIANTS[variant], testcase=cases)
+    run("test_dma", variant, testcase=cases)
 
 
 def test_dma_data_path_names():
@@ -63,23 +75,23 @@ def test_dma_data_path_names():
 
 def test_demo_512():
     """The `make sim` story, at the widest interface."""
-    run("test_demo", EndpointParams(data_width=512))
+    run_sim("test_demo", EndpointParams(data_width=512))
 
 
 @pytest.mark.parametrize("variant", ["w128", "w512", "s7-w128"])
 def test_peers(variant):
     """The DMA test peers (hw.sim.tb.peers): latency, splitting, reordering, faults;
     at 512 and 128 bits (7-series) with the boards' own hard-IP settings."""
-    run("test_peers", VARIANTS[variant])
+    run("test_peers", variant)
 
 
-@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512", "s7-w128"])
+@pytest.mark.parametrize("variant", ["w64", "w128", "w256", "w512", "s7-w128", "w256-dram"])
 def test_random(variant):
     """Randomized mixed traffic with a byte-exact scoreboard (hw.sim.test_random)."""
-    run("test_random", VARIANTS[variant])
+    run("test_random", variant)
 
 
-@pytest.mark.parametrize("variant", ["w64", "s7-w64"])
+@pytest.mark.parametrize("variant", ["w64", "s7-w64", "w256-dram"])
 def test_verilog_runs_every_always_block(variant):
     """No `always @*` block of the simulated Verilog assigns a constant: it
     has no inputs, Icarus never runs it, and the bits stay X (Yosys writes
@@ -87,6 +99,6 @@ def test_verilog_runs_every_always_block(variant):
     a Mux there)."""
     import re
     from hw.sim.tb import dut
-    text = dut.generate_verilog(VARIANTS[variant])
+    text = dut.generate_verilog(VARIANTS[variant], MEMORY.get(variant, MemoryModel()))
     dead = re.findall(r"always @\*\n\s+(\S+ \[[0-9:]+\]) = [0-9]+'[hbd][0-9a-fA-F]+;", text)
     assert not dead, f"constant bits Icarus leaves X: {dead[:5]}"

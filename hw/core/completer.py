@@ -6,9 +6,18 @@ configuration outputs), with Byte Count and Lower Address as the PCIe
 rules give them; an unsupported request gets one completion with status
 UR and no data.
 
-    queue -> request register R -> S1: a beat of bank reads a cycle
-          -> S2: bank data rotated to lanes, the CC descriptor laid over
-             the first lanes -> output FIFO -> CC
+    queue -> request register R --> jobs (one per completion, in order)
+                                +-> read commands: memory, registers
+    jobs + data from the AxiReaders -> the CC descriptor laid over the
+                                       first lanes -> output FIFO -> CC
+
+Memory is read through an AxiReader (hw/core/memport.py) that places
+the payload after the descriptor's 3 dwords; its commands run ahead of
+the completions being sent, up to `p.np_queue_depth` completions, so
+memory latency overlaps. A read of memory waits until the BAR2 writes
+before it are in memory (its ticket against `mem_done`): a read never
+passes a posted write. Registers are read the same way, from the
+register banks.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -16,7 +25,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.core import layouts, ports
+from hw.core import axi, layouts, ports
+from hw.core.memport import AxiReader
 from hw.spec.usp import CplStatus, sideband
 
 NP_READ, NP_UR = ports.NP_READ, ports.NP_UR
@@ -39,8 +49,9 @@ class Completer(wiring.Component):
             "np": In(ports.np_stream_signature(p)),
             "queued": Out(range(p.np_queue_depth + 1)),     # requests waiting
             "max_payload": In(3), "rcb_128": In(1),         # Device Control, Link Control
-            "mem_read": Out(ports.bank_read_signature(p)),
-            "reg_read": Out(ports.bank_read_signature(p)),
+            "mem": Out(ports.memory_read_signature(p)),
+            "mem_done": In(8),                              # BAR2 writes in memory
+            "regs": Out(axi.axi_read_signature(ports.log2(p.bar0_size), p.data_width, 1)),
             "cc": Out(ports.axis_signature(p.data_width, sideband(p.data_width).cc_user)),
             "events": Out(EVENTS),
         })
@@ -52,10 +63,10 @@ class Completer(wiring.Component):
                                               depth=p.np_queue_depth)
         m.d.comb += [queue.w_data.eq(self.np.payload), queue.w_en.eq(self.np.valid),
                      self.np.ready.eq(queue.w_rdy), self.queued.eq(queue.level)]
-        s1_free = Signal()
-        take, cpl = self._request(m, queue, s1_free)
-        s2, out_level = self._stages(m, take, cpl, s1_free)
-        self._output(m, s2, out_level)
+        free = Signal()
+        take, cpl = self._request(m, queue, free)
+        job = self._jobs(m, take, cpl, free)
+        self._output(m, job)
         m.d.comb += self.events.stat_cpls.eq(take)
         return m
 
@@ -69,9 +80,9 @@ class Completer(wiring.Component):
                 m.d.comb += mps.eq(32)
         return mps
 
-    def _request(self, m, queue, s1_free):
-        """Request register R: the request being split. Returns (take: S1
-        takes the next completion now, that completion's fields)."""
+    def _request(self, m, queue, free):
+        """Request register R: the request being split. Returns (take: the
+        next completion is queued now, that completion's fields)."""
         p = self.p
         addr_bits = ports.dword_address_bits(p)
         q = data.View(ports.np_request_layout(p), queue.r_data)
@@ -113,7 +124,7 @@ class Completer(wiring.Component):
         ]
 
         take = Signal()
-        m.d.comb += take.eq(valid & s1_free)
+        m.d.comb += take.eq(valid & free)
         done = take & last
         load = Signal()
         m.d.comb += [load.eq(queue.r_rdy & (~valid | done)), queue.r_en.eq(load)]
@@ -125,70 +136,70 @@ class Completer(wiring.Component):
         with m.Elif(take):
             m.d.sync += [dw.eq(dw + c_dw), rem_dw.eq(rem_dw - c_dw),
                          rem_bytes.eq(rem_bytes - ((c_dw << 2) - lead)), first.eq(0)]
-        cpl = {"hdr": cc, "dw": c_dw, "start": Signal(addr_bits), "bar0": r.bar0}
-        m.d.comb += cpl["start"].eq(dw - 3)     # the TLP's first dword, 3 before the data
+        cpl = {"hdr": cc, "dw": c_dw, "first": dw, "bar0": r.bar0, "ur": ur,
+               "ticket": r.ticket}
         return take, cpl
 
-    def _stages(self, m, take, cpl, s1_free):
-        """S1 issues a beat of bank reads a cycle; S2 assembles the beat the
-        banks return. Returns S2's beat and the output FIFO's level input."""
+    def _jobs(self, m, take, cpl, free):
+        """A job per completion, in order, and for one with data a read
+        command to memory or the registers. Returns the oldest job."""
         p, n = self.p, self.p.lanes
         logn = ports.log2(n)
-        beat_layout = data.StructLayout({"beat": range(3), "rot": max(logn, 1), "bar0": 1,
-                                         "hdr": 96})
-        s1 = Signal(beat_layout)
-        s1_valid = Signal()
-        s1_beats = Signal(range(2 + (4 + 1024) // n + 1))  # beats left in this TLP
-        s1_row = Signal(ports.row_bits(p))
-        s1_last_keep = Signal(range(n + 1))
-        s2 = Signal(data.StructLayout({"valid": 1, "last": 1, "keep": n,
-                                       "beat": beat_layout}))
-        out_level = Signal(range(5))
-        issue = Signal()
-        m.d.comb += [issue.eq(s1_valid & (out_level + s2.valid < 3)),
-                     s1_free.eq(~s1_valid | (issue & (s1_beats == 1)))]
-        total_dw = cpl["dw"] + 3
-        with m.If(take):
-            m.d.sync += [
-                s1_valid.eq(1), s1_beats.eq((total_dw + n - 1) >> logn),
-                s1.beat.eq(0), s1_row.eq(cpl["start"][logn:]),
-                s1.rot.eq(cpl["start"][:logn] if logn else 0),
-                s1.bar0.eq(cpl["bar0"]), s1.hdr.eq(cpl["hdr"]),
-                s1_last_keep.eq(((total_dw - 1) & (n - 1)) + 1),
-            ]
-        with m.Elif(issue):
-            m.d.sync += [s1_beats.eq(s1_beats - 1), s1_row.eq(s1_row + 1)]
-            with m.If(s1.beat != 2):
-                m.d.sync += s1.beat.eq(s1.beat + 1)
-            with m.If(s1_beats == 1):
-                m.d.sync += s1_valid.eq(0)
+        depth = p.np_queue_depth
+        aw_mem, aw_regs = ports.memory_addr_bits(p), ports.log2(p.bar0_size)
+        m.submodules.mem_reader = mem = AxiReader(p.data_width, aw_mem,
+                                                  ports.TLP_DWORDS_BITS, depth=depth)
+        m.submodules.reg_reader = regs = AxiReader(p.data_width, aw_regs,
+                                                   ports.TLP_DWORDS_BITS, depth=depth)
+        wiring.connect(m, mem.axi, wiring.flipped(self.mem))
+        wiring.connect(m, regs.axi, wiring.flipped(self.regs))
+        job_layout = data.StructLayout({"hdr": 96, "beats": ports.TLP_DWORDS_BITS,
+                                        "mem": 1, "regs": 1, "last_keep": n})
+        m.submodules.jobs = jobs = SyncFIFO(width=job_layout.size, depth=depth)
+        total = cpl["dw"] + 3
+        beats = (total + n - 1) >> logn
+        last_keep = Signal(n)
+        for k in range(1, n + 1):
+            with m.If((((total - 1) & (n - 1)) + 1) == k):
+                m.d.comb += last_keep.eq((1 << k) - 1)
+        j = data.View(job_layout, jobs.w_data)
+        m.d.comb += [j.hdr.eq(cpl["hdr"]), j.beats.eq(beats), j.last_keep.eq(last_keep),
+                     j.mem.eq(~cpl["ur"] & ~cpl["bar0"]), j.regs.eq(~cpl["ur"] & cpl["bar0"])]
+        # A memory read waits for the writes before it (mod 256: fewer are ever in flight).
+        written = ~(self.mem_done - cpl["ticket"])[7]
+        for reader, wanted in ((mem, j.mem), (regs, j.regs)):
+            c = reader.cmd.payload
+            m.d.comb += [c.first.eq(cpl["first"]), c.count.eq(cpl["dw"]), c.lead.eq(3),
+                         c.beats.eq(beats), reader.cmd.valid.eq(take & wanted)]
+        m.d.comb += [
+            free.eq(jobs.w_rdy & Mux(j.mem, mem.cmd.ready & written,
+                                     Mux(j.regs, regs.cmd.ready, 1))),
+            jobs.w_en.eq(take),
+        ]
+        return {"fifo": jobs, "job": data.View(job_layout, jobs.r_data),
+                "mem": mem.out, "regs": regs.out}
 
-        for read in (self.mem_read, self.reg_read):
-            m.d.comb += read.en.eq(issue)
-            for b in range(n):
-                m.d.comb += read.row[b].eq(ports.bank_row(s1_row, s1.rot, b, logn))
-
-        m.d.sync += s2.valid.eq(issue)
-        with m.If(issue):
-            last_keep = Signal(n)
-            for k in range(1, n + 1):
-                with m.If(s1_last_keep == k):
-                    m.d.comb += last_keep.eq((1 << k) - 1)
-            m.d.sync += [s2.beat.eq(s1), s2.last.eq(s1_beats == 1),
-                         s2.keep.eq(Mux(s1_beats == 1, last_keep, (1 << n) - 1))]
-        return s2, out_level
-
-    def _output(self, m, s2, out_level):
-        """S2's beat (bank data rotated to lanes, the descriptor over the
-        first lanes) into the output FIFO, and from it onto CC."""
+    def _output(self, m, job):
+        """The oldest job's beats: data from its reader (none for UR), the
+        descriptor over the first lanes, into the output FIFO; then CC."""
         p, n, cc = self.p, self.p.lanes, self.cc
         m.submodules.out = out = SyncFIFO(width=p.data_width + n + 1, depth=4)
-        bank_data = Mux(s2.beat.bar0, self.reg_read.data, self.mem_read.data)
-        lanes = Cat(bank_data, bank_data).bit_select(s2.beat.rot * 32, p.data_width)
-        out_lanes = layouts.header_over_lanes(m, "cc_lane", lanes, s2.beat.hdr, s2.beat.beat,
-                                              3, n)
-        m.d.comb += [out.w_data.eq(Cat(*out_lanes, s2.keep, s2.last)), out.w_en.eq(s2.valid),
-                     out_level.eq(out.level)]
+        jobs, jb = job["fifo"], job["job"]
+        beat = Signal(ports.TLP_DWORDS_BITS)
+        src_valid = Mux(jb.mem, job["mem"].valid, Mux(jb.regs, job["regs"].valid, 1))
+        src_data = Mux(jb.mem, job["mem"].payload.data, job["regs"].payload.data)
+        last = beat == jb.beats - 1
+        move = jobs.r_rdy & src_valid & out.w_rdy
+        m.d.comb += [job["mem"].ready.eq(jobs.r_rdy & jb.mem & out.w_rdy),
+                     job["regs"].ready.eq(jobs.r_rdy & jb.regs & out.w_rdy),
+                     jobs.r_en.eq(move & last)]
+        with m.If(move):
+            m.d.sync += beat.eq(Mux(last, 0, beat + 1))
+        hdr_beat = Mux(beat > 2, 2, beat)
+        lanes = Mux(jb.mem | jb.regs, src_data, 0)
+        out_lanes = layouts.header_over_lanes(m, "cc_lane", lanes, jb.hdr, hdr_beat, 3, n)
+        m.d.comb += [out.w_data.eq(Cat(*out_lanes, Mux(last, jb.last_keep, (1 << n) - 1), last)),
+                     out.w_en.eq(move)]
 
         keep = out.r_data[p.data_width:p.data_width + n]
         last = out.r_data[p.data_width + n]

@@ -1,8 +1,13 @@
 """Dispatcher: reads whole CQ packets and acts on each.
 
-* Writes to BAR0 or BAR2 go to the banks, a beat a cycle: each payload
-  lane gets its byte enables (first and last dword from the descriptor),
-  then the lanes are rotated to the banks their dword addresses fall in.
+* Writes to BAR2 go to memory through an AxiWriter (hw/core/memport.py),
+  a beat a cycle unless memory holds them back: each payload lane gets
+  its byte enables (first and last dword from the descriptor).
+* Writes to BAR0 go to the register banks, rotated to the banks their
+  dword addresses fall in, once every earlier write to BAR2 is in memory
+  (a doorbell such as DMA_SUBMIT must find the data it points at).
+* Non-posted requests carry a ticket, the number of BAR2 writes before
+  them: the completer reads memory for them only once those are in.
 * Non-posted requests are queued for the completer: memory reads of a
   known BAR to be answered with data, everything else (I/O, atomics,
   locked reads, configuration, unknown BAR) with Unsupported Request and
@@ -17,6 +22,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.core import layouts, ports
+from hw.core.memport import AxiWriter
 from hw.spec.usp import ATOMIC_TYPES, ReqType
 
 EVENTS = ports.counter_events_layout(("STAT_WRITES", "STAT_READS", "ERR_UR",
@@ -29,7 +35,9 @@ class Dispatcher(wiring.Component):
         self.p = p
         super().__init__({
             "i": In(ports.cq_stream_signature(p)),
-            "write": Out(ports.bank_write_signature(p)),
+            "write": Out(ports.bank_write_signature(p)),     # BAR0's registers
+            "mem": Out(ports.memory_write_signature(p)),     # BAR2's memory
+            "mem_done": Out(8),            # BAR2 writes in memory (AxiWriter.done)
             "np": Out(ports.np_stream_signature(p)),
             "events": Out(EVENTS),
         })
@@ -56,13 +64,24 @@ class Dispatcher(wiring.Component):
         rq, address = self._decode(m, desc, Mux(beat == 0, i.payload.first_be, fbe_0),
                           Mux(beat == 0, i.payload.last_be, lbe_0))
         at_desc = beat == desc_beat
-        m.d.comb += [
-            self.np.valid.eq(i.valid & at_desc & rq.non_posted),
-            i.ready.eq(~(at_desc & rq.non_posted & ~self.np.ready)),
-        ]
+        m.submodules.writer = writer = AxiWriter(**ports.memory_writer_args(self.p))
+        wiring.connect(m, writer.axi, wiring.flipped(self.mem))
+        m.d.comb += self.mem_done.eq(writer.done)
+        self._write(m, rq, address, at_desc, beat, desc_beat, writer)
         self._count(m, rq, pop & at_desc)
-        self._write(m, rq, address, pop, at_desc, beat > desc_beat, desc_beat)
         return m
+
+    def _handshakes(self, m, need_np, need_cmd, need_beat, reg_wait, writer):
+        """A beat leaves the ingress once everything it feeds takes it."""
+        i, cmd, beats = self.i, writer.cmd, writer.beats
+        ok_np, ok_cmd, ok_beat = (~need_np | self.np.ready), (~need_cmd | cmd.ready), \
+            (~need_beat | beats.ready)
+        m.d.comb += [
+            self.np.valid.eq(i.valid & need_np),
+            cmd.valid.eq(i.valid & need_cmd & ok_beat),
+            beats.valid.eq(i.valid & need_beat & ok_cmd),
+            i.ready.eq(ok_np & ok_cmd & ok_beat & ~reg_wait),
+        ]
 
     def _decode(self, m, desc, fbe, lbe):
         """The request in the descriptor, as the fields the methods below use,
@@ -121,10 +140,12 @@ class Dispatcher(wiring.Component):
             ev.err_ur.eq(queued & ~(rq.read & rq.bar_known)),
         ]
 
-    def _write(self, m, rq, address, pop, at_desc, past_desc, desc_beat):
-        """Payload beats of a served write, rotated to the banks."""
+    def _write(self, m, rq, address, at_desc, beat, desc_beat, writer):
+        """Payload beats of a served write: to memory, or rotated to the
+        register banks."""
         p, i, n = self.p, self.i, self.p.lanes
         logn = ports.log2(n)
+        past_desc = beat > desc_beat
         addr_bits = ports.dword_address_bits(p)
         ctx = Signal(data.StructLayout({"on": 1, "bar0": 1, "len": 11, "fbe": 4, "lbe": 4}))
         t_ctx = Signal(addr_bits)               # dword address of lane 0 of the beat
@@ -134,6 +155,7 @@ class Dispatcher(wiring.Component):
         t_now = Signal(addr_bits)
         p_now = Signal(range(-n * 2, 1100))
         served = rq.write & rq.bar_known & ~rq.discard & ~rq.long_write
+        pop = i.valid & i.ready
         with m.If(at_desc):
             m.d.comb += [
                 t_now.eq(address[:addr_bits] - 4 + desc_beat * n),
@@ -157,7 +179,7 @@ class Dispatcher(wiring.Component):
             pi = Signal(range(-n * 2, 1100 + n), name=f"w_pidx{lane}")
             be = Signal(4, name=f"w_be{lane}")
             m.d.comb += pi.eq(p_now + lane)
-            with m.If(now.on & pop & i.payload.keep[lane] & (pi >= 0) & (pi < now.len)):
+            with m.If(now.on & i.payload.keep[lane] & (pi >= 0) & (pi < now.len)):
                 with m.If(pi == 0):
                     m.d.comb += be.eq(now.fbe)
                 with m.Elif(pi == now.len - 1):
@@ -167,7 +189,24 @@ class Dispatcher(wiring.Component):
             lane_be.append(be)
         lane_be = Cat(*lane_be)
 
-        # Rotate lanes to banks: bank b takes lane (b - rot) mod N.
+        # Memory: a command at the descriptor, then the beats with payload
+        # lanes (the descriptor's own from 256 bits up).
+        cmd, beats = writer.cmd.payload, writer.beats.payload
+        issued = Signal(8)                 # BAR2 writes handed to the writer
+        with m.If(writer.cmd.valid & writer.cmd.ready):
+            m.d.sync += issued.eq(issued + 1)
+        lead = 4 if n >= 8 else 0          # dwords before the payload in the first beat fed
+        m.d.comb += [
+            cmd.first.eq(address), cmd.count.eq(rq.dw_count),
+            cmd.lane0.eq((address - lead)[:logn] if logn else 0),
+            beats.data.eq(i.payload.data), beats.be.eq(lane_be), beats.last.eq(i.payload.last),
+            self.np.payload.ticket.eq(issued),
+        ]
+        fed = past_desc if n < 8 else (past_desc | at_desc)
+        self._handshakes(m, at_desc & rq.non_posted, at_desc & served & ~rq.bar0,
+                         now.on & ~now.bar0 & fed, now.on & now.bar0 & ~writer.idle, writer)
+
+        # Registers: rotate lanes to banks: bank b takes lane (b - rot) mod N.
         rot = t_now[:logn] if logn else Const(0, 1)
         shift = Signal(range(n + 1))
         m.d.comb += shift.eq(n - rot)
@@ -175,7 +214,7 @@ class Dispatcher(wiring.Component):
         m.d.comb += [
             w.data.eq(Cat(i.payload.data, i.payload.data).bit_select(shift * 32, p.data_width)),
             w.be.eq(Cat(lane_be, lane_be).bit_select(shift * 4, n * 4)),
-            w.bar0.eq(now.bar0), w.en.eq(pop & now.on),
+            w.bar0.eq(now.bar0), w.en.eq(pop & now.on & now.bar0),
         ]
         for b in range(n):
             m.d.comb += w.row[b].eq(ports.bank_row(t_now[logn:], rot, b, logn))

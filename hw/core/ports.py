@@ -13,6 +13,7 @@ from amaranth.hdl import Const, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.core import axi
 from hw.spec import regmap
 from hw.spec.usp import ReqType
 
@@ -72,6 +73,7 @@ def np_request_layout(p):
         "tc": 3, "attr": 3, "locked": 1,
         "bc_fixed": 1,                  # 1: the completion's Byte Count is `bc`
         "bc": 13,
+        "ticket": 8,                    # BAR2 writes before it (Dispatcher)
     })
 
 
@@ -94,6 +96,30 @@ def bank_read_signature(p):
         "row": Out(data.ArrayLayout(unsigned(row_bits(p)), p.lanes)),
         "data": In(p.data_width),
     })
+
+
+# BAR2's memory is an AXI4 port (hw/core/axi.py) addressed by BAR offset,
+# one ID bit; block RAM smaller than the BAR mirrors it.
+TLP_DWORDS_BITS = 11                    # a TLP's payload: 1 to 1024 dwords
+MEMORY_ID_BITS = 2                      # the arbiter's master bit over each master's one
+
+
+def memory_addr_bits(p):
+    return log2(p.bar2_size)
+
+
+def memory_write_signature(p):
+    return axi.axi_write_signature(memory_addr_bits(p), p.data_width, 1)
+
+
+def memory_read_signature(p):
+    return axi.axi_read_signature(memory_addr_bits(p), p.data_width, 1)
+
+
+def memory_writer_args(p):
+    """AxiWriter's arguments for writes of a TLP's payload into BAR2."""
+    return {"data_width": p.data_width, "addr_width": memory_addr_bits(p),
+            "count_bits": TLP_DWORDS_BITS}
 
 
 def dma_memory_signature(data_width, row_bits):

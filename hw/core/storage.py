@@ -1,11 +1,10 @@
 """What the endpoint's BARs hold: BAR2's memory banks, BAR0's register
 file, and the event counters among its registers.
 
-Both are N = width/32 dword-wide banks (hw/core/ports.py), written by the
-dispatcher a beat a cycle and read by the completer a beat a cycle.
-BAR2's banks are shared with the DMA engine: the completer's reads and
-the dispatcher's writes go first, the engine waits (`rd_grant`,
-`wr_busy`).
+BAR2's memory is block RAM as wide as the bus behind an AXI4 slave
+(hw/core/axi.py), a beat a cycle each way. The register file is N =
+width/32 dword-wide banks (hw/core/ports.py), written by the dispatcher
+and read by the completer a beat a cycle.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
@@ -13,46 +12,39 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.core import ports
+from hw.core import axi, ports
 from hw.spec import regmap
 
 
 class MemoryBanks(wiring.Component):
-    def __init__(self, p, dma_row_bits):
+    """BAR2's block RAM: mem_size bytes behind an AXI4 port addressed by
+    BAR offset (a BAR larger than the memory mirrors it)."""
+
+    def __init__(self, p, id_width=ports.MEMORY_ID_BITS):
         self.p = p
+        self.id_width = id_width
         super().__init__({
-            "write": In(ports.bank_write_signature(p)),
-            "read": In(ports.bank_read_signature(p)),
-            "dma": In(ports.dma_memory_signature(p.data_width, dma_row_bits)),
+            "axi": In(axi.axi_signature(ports.memory_addr_bits(p), p.data_width, id_width)),
         })
-        self.dma_row_bits = dma_row_bits
 
     def elaborate(self, platform):
         m = Module()
-        p, n = self.p, self.p.lanes
-        rows = p.mem_size // 4 // n
+        p = self.p
+        rows = p.mem_size // (p.data_width // 8)
         row_bits = ports.log2(rows)
-        dma, w, r = self.dma, self.write, self.read
-        cq_write = Signal()                     # a CQ write uses the write ports now
-        m.d.comb += [cq_write.eq(w.en & ~w.bar0 & (w.be != 0)), dma.wr_busy.eq(cq_write),
-                     dma.rd_grant.eq(~r.en)]
-        rdata = []
-        for b in range(n):
-            mem = Memory(shape=unsigned(32), depth=rows, init=[])
-            m.submodules[f"mem{b}"] = mem
-            wp = mem.write_port(granularity=8)
-            rp = mem.read_port(domain="sync")
-            dma_wr_row = dma.wr_row.word_select(b, self.dma_row_bits)
-            dma_rd_row = dma.rd_row.word_select(b, self.dma_row_bits)
-            m.d.comb += [
-                wp.addr.eq(Mux(cq_write, w.row[b], dma_wr_row)[:row_bits]),
-                wp.data.eq(Mux(cq_write, w.data.word_select(b, 32),
-                               dma.wr_data.word_select(b, 32))),
-                wp.en.eq(Mux(cq_write, w.be.word_select(b, 4), dma.wr_en.word_select(b, 4))),
-                rp.addr.eq(Mux(r.en, r.row[b], dma_rd_row)[:row_bits]),
-            ]
-            rdata.append(rp.data)
-        m.d.comb += [r.data.eq(Cat(*rdata)), dma.rd_data.eq(Cat(*rdata))]
+        args = (ports.memory_addr_bits(p), p.data_width, self.id_width, row_bits)
+        m.submodules.writes = w = axi.AxiBankWrites(*args)
+        m.submodules.reads = r = axi.AxiBankReads(*args)
+        axi.join(m, wiring.flipped(self.axi), w.axi)
+        axi.join(m, wiring.flipped(self.axi), r.axi)
+        m.submodules.mem = mem = Memory(shape=unsigned(p.data_width), depth=rows, init=[])
+        wp = mem.write_port(granularity=8)
+        rp = mem.read_port(domain="sync")
+        m.d.comb += [
+            wp.addr.eq(w.bank_row), wp.data.eq(w.bank_data),
+            wp.en.eq(Mux(w.bank_en, w.bank_be, 0)),
+            rp.addr.eq(r.bank_row), r.bank_data.eq(rp.data),
+        ]
         return m
 
 

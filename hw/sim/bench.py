@@ -8,6 +8,11 @@ For each data width: BAR2 write throughput (payload bytes per clock for
 completion throughput at MPS 256 and 1024, and the wall-clock speed of
 the simulation. Each throughput figure comes with the limit the interface
 format sets for the same width and payload size, and their ratio.
+
+Each width is measured twice: with BAR2 in block RAM ("bram"), and with
+BAR2 behind the endpoint's AXI4 memory port against a DRAM-like model
+("dram": every read request and write response held DRAM_LATENCY
+cycles, hw/sim/tb/memory.py).
 """
 
 import argparse
@@ -17,24 +22,38 @@ import sys
 import tempfile
 
 from hw.params import EndpointParams
+from hw.sim.tb.memory import MemoryModel
 from hw.sim.tb.runner import run
 
+DRAM_LATENCY = 150
+MEMORIES = {
+    "bram": ({}, None),
+    "dram": ({"memory": "axi", "mem_size": 2 << 20}, MemoryModel(latency=DRAM_LATENCY)),
+}
 
-def bench(width):
+
+def bench(width, memory="bram"):
+    kw, model = MEMORIES[memory]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bench.json")
-        run("test_perf", EndpointParams(data_width=width), extra_env={"P2P_DAX_BENCH_OUT": out})
+        run("test_perf", EndpointParams(data_width=width, **kw), memory=model,
+            extra_env={"P2P_DAX_BENCH_OUT": out})
         with open(out) as f:
-            return json.load(f)
+            result = json.load(f)
+    result["memory"] = memory if model is None else f"{memory}, latency {model.latency} cycles"
+    return result
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Benchmark the endpoint in simulation (JSON).")
     ap.add_argument("--data-width", type=int, action="append", choices=(64, 128, 256, 512),
                     help="width to measure (repeatable; default all four)")
+    ap.add_argument("--memory", action="append", choices=tuple(MEMORIES),
+                    help="BAR2's memory (repeatable; default both)")
     ap.add_argument("-o", "--output", help="also write the JSON to this file")
     args = ap.parse_args(argv)
-    results = [bench(w) for w in (args.data_width or (64, 128, 256, 512))]
+    results = [bench(w, mem) for w in (args.data_width or (64, 128, 256, 512))
+               for mem in (args.memory or tuple(MEMORIES))]
     text = json.dumps(results, indent=1)
     print(text)
     if args.output:

@@ -8,7 +8,10 @@ TLPs whose completions are written into BAR2.
                     (slots,   +-> TlpSplitter ---^             |
                      results) +-> ReadRequester ---------------+
                                     ^ TagTable v
-                  RC -> CompletionReceiver -> BAR2's banks
+                  RC -> CompletionReceiver -> BAR2
+
+BAR2 is an AXI4 port (`mem`, hw/core/axi.py): the reader reads it, the
+receiver writes it (hw/core/memport.py).
 
 The sequencer (sequencer.py) ends descriptors in the order they were
 queued; the write direction is in writes.py, the read direction and the
@@ -35,7 +38,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.core import ports
+from hw.core import axi, ports
 from hw.core.dma.common import log2
 from hw.core.dma.reads import CompletionReceiver, ReadRequester, RqArbiter, TagTable
 from hw.core.dma.sequencer import Sequencer
@@ -43,7 +46,7 @@ from hw.core.dma.writes import TlpSplitter, WindowReader, WritePacker
 from hw.spec.usp import sideband
 
 
-def dma_signature(data_width, local_bits, row_bits):
+def dma_signature(data_width, local_bits):
     sb = sideband(data_width)
     return wiring.Signature({
         # Descriptors, from the queue; results, one per descriptor, in order.
@@ -51,8 +54,8 @@ def dma_signature(data_width, local_bits, row_bits):
         "result": Out(ports.dma_result_signature()),
         # Abort: every descriptor queued or moving ends ABORTED (module docstring).
         "abort": In(1), "aborting": Out(1),
-        # BAR2's banks: reads when granted, data a cycle later; writes unless busy.
-        "mem": Out(ports.dma_memory_signature(data_width, row_bits)),
+        # BAR2's memory, by BAR offset.
+        "mem": Out(axi.axi_signature(local_bits, data_width, 1)),
         # Requester Completion stream from the hard IP; reQuest stream to it.
         "rc": In(ports.axis_signature(data_width, sb.rc_user)),
         "rq": Out(ports.axis_signature(data_width, sb.rq_user)),
@@ -75,20 +78,19 @@ class DmaEngine(wiring.Component):
         self.width = data_width
         self.n = data_width // 32
         self.local_bits = log2(bar2_size)
-        self.row_bits = log2(bar2_size // 4) - log2(self.n)
-        super().__init__(dma_signature(data_width, self.local_bits, self.row_bits))
+        super().__init__(dma_signature(data_width, self.local_bits))
 
     def elaborate(self, platform):
         m = Module()
         w, lb = self.width, self.local_bits
         m.submodules.sequencer = seq = Sequencer(w, lb)
-        m.submodules.reader = reader = WindowReader(w, lb, self.row_bits)
+        m.submodules.reader = reader = WindowReader(w, lb)
         m.submodules.splitter = splitter = TlpSplitter(w)
         m.submodules.packer = packer = WritePacker(w)
         m.submodules.requester = requester = ReadRequester(lb, self.cpl_credits)
         m.submodules.tags = tags = TagTable(lb, self.cpl_credits)
         m.submodules.arbiter = arbiter = RqArbiter(w)
-        m.submodules.receiver = receiver = CompletionReceiver(w, lb, self.row_bits)
+        m.submodules.receiver = receiver = CompletionReceiver(w, lb)
 
         wiring.connect(m, wiring.flipped(self.desc), seq.desc)
         wiring.connect(m, seq.result, wiring.flipped(self.result))
@@ -105,7 +107,8 @@ class DmaEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.rc), receiver.rc)
 
         aborting = seq.aborting
-        mem = self.mem
+        axi.join(m, reader.mem, wiring.flipped(self.mem))
+        axi.join(m, receiver.mem, wiring.flipped(self.mem))
         m.d.comb += [
             seq.abort.eq(self.abort), self.aborting.eq(aborting),
             seq.read_issued.eq(requester.issued), seq.read_ended.eq(tags.ended),
@@ -116,8 +119,6 @@ class DmaEngine(wiring.Component):
             seq.w_stop.eq(packer.stop),
             # The write direction.
             reader.stop.eq(packer.stop),
-            mem.rd_want.eq(reader.rd_want), reader.rd_grant.eq(mem.rd_grant),
-            mem.rd_row.eq(reader.rd_row), reader.rd_data.eq(mem.rd_data),
             splitter.max_payload.eq(self.max_payload), splitter.aborting.eq(aborting),
             packer.bus_master.eq(self.bus_master), packer.aborting.eq(aborting),
             packer.shown.eq(arbiter.shown),
@@ -128,8 +129,6 @@ class DmaEngine(wiring.Component):
             arbiter.packet_mid.eq(packer.mid), arbiter.bus_master.eq(self.bus_master),
             arbiter.aborting.eq(aborting),
             receiver.aborting.eq(aborting),
-            mem.wr_en.eq(receiver.wr_en), mem.wr_row.eq(receiver.wr_row),
-            mem.wr_data.eq(receiver.wr_data), receiver.wr_busy.eq(mem.wr_busy),
             self.busy.eq(seq.busy | requester.active | ~arbiter.idle | receiver.busy),
         ]
         return m

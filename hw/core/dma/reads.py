@@ -21,7 +21,10 @@ local offset L, length), and the arbiter that shares RQ with the writes.
   byte offset into the completion's beats (the previous beat and the
   current one), so one window is written per beat; the window left over
   at the end of a completion is written while the next one's first beat
-  arrives.
+  arrives. Windows go to memory through an AxiWriter, a command per
+  completion; a request ends (the tag table hears of it) only once the
+  writes of its completions are in memory, so a descriptor never ends
+  before its data can be read back.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -31,6 +34,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.core import layouts, ports
+from hw.core.axi import axi_write_signature
+from hw.core.memport import AxiWriter
 from hw.core.dma.common import (CREDIT_BITS, READ_REQUEST, TAG_BITS, DmaStatus, log2,
                                 next_piece, read_command, rq_tuser, size_code_bytes)
 from hw.core.dma.sequencer import READ_ENDED, READ_ISSUED
@@ -305,14 +310,13 @@ class CompletionReceiver(wiring.Component):
     """Writes the completions' data into BAR2, a window of N dwords a beat,
     and tells the tag table when a request ends."""
 
-    def __init__(self, data_width, local_bits, row_bits):
+    def __init__(self, data_width, local_bits):
         self.width, self.n = data_width, data_width // 32
-        self.local_bits, self.row_bits = local_bits, row_bits
+        self.local_bits = local_bits
         super().__init__({
             "rc": In(ports.axis_signature(data_width, sideband(data_width).rc_user)),
             "tags": Out(tag_lookup_signature(local_bits)),
-            "wr_en": Out(4 * self.n), "wr_row": Out(row_bits * self.n), "wr_data": Out(data_width),
-            "wr_busy": In(1),
+            "mem": Out(axi_write_signature(local_bits, data_width, 1)),
             "aborting": In(1),
             "busy": Out(1),
         })
@@ -341,12 +345,14 @@ class CompletionReceiver(wiring.Component):
         # Window 0 starts at packet byte 12 - (lp mod 4): byte offset in its beat.
         shift = Signal(range(wb))
         m.d.comb += shift.eq((12 - lp[:2] - wb) if wb <= 12 else (12 - lp[:2]))
+        nbytes = Signal(13)
+        m.d.comb += nbytes.eq(Mux(desc.byte_count < carried, desc.byte_count, carried))
         return {
             "lo": desc.lower_address[:2] + lp[:2],
-            "bytes": Mux(desc.byte_count < carried, desc.byte_count, carried),
+            "bytes": nbytes,
             "d0": lp[2:],
             "shift": shift,
-            "write": good & ~not_ours & ~self.aborting,
+            "write": good & ~not_ours & ~self.aborting & (nbytes != 0),
             "ours": ~not_ours,
             "last": ~not_ours & ((status != CplStatus.SC) | (err == RcErrorCode.TIMEOUT)
                                  | (desc.byte_count <= carried)),
@@ -388,12 +394,32 @@ class CompletionReceiver(wiring.Component):
                 m.d.sync += beat.eq(0)
             with m.Elif(beat != 2):
                 m.d.sync += beat.eq(beat + 1)
-        pend = self._windows(m, fire, beat, at_hdr, cur, reg, prev)
-        # Back-pressure: the memory port is the CQ writes' first; a pending
-        # window must go before the next completion's second beat.
-        m.d.comb += [rc.tready.eq(~self.wr_busy & ~(pend & (beat != 0)) & self.tags.ready),
-                     self.busy.eq(pend | (beat != 0))]
+        m.submodules.writer = writer = AxiWriter(w, lb, 12)
+        wiring.connect(m, writer.axi, wiring.flipped(self.mem))
+        m.submodules.fin = fin = SyncFIFO(width=self.tags.done.shape().size + 8, depth=8)
+        need_cmd = at_hdr & now["write"]
+        beat_writes = (beat >= 1 + (0 if wb > 12 else 1)) & (beat != 0) & reg["write"]
+        pend, pend_ok = self._windows(m, fire, beat, at_hdr, cur, reg, prev, writer, fin)
+        self._command(m, writer, now, fire & need_cmd)
+        # Back-pressure: memory takes the command and the windows; a pending
+        # window goes out at the latest with the next completion's first
+        # beat (which writes none), before its second.
+        m.d.comb += [rc.tready.eq((~need_cmd | writer.cmd.ready)
+                                  & (~beat_writes | writer.beats.ready)
+                                  & ~(pend & ((beat != 0) | ~pend_ok)) & self.tags.ready),
+                     self.busy.eq(pend | (beat != 0) | fin.r_rdy | ~writer.idle)]
         return m
+
+    def _command(self, m, writer, now, push):
+        """The completion's run of dwords in BAR2, for the writer: window 0
+        starts at dword d0; its bytes are [lo, lo + bytes) from there."""
+        c, logn = writer.cmd.payload, log2(self.n)
+        skip = now["lo"] >> 2
+        m.d.comb += [
+            writer.cmd.valid.eq(push),
+            c.first.eq(now["d0"] + skip), c.lane0.eq(now["d0"][:logn] if logn else 0),
+            c.count.eq(((now["lo"] + now["bytes"] + 3) >> 2) - skip),
+        ]
 
     def _window_mask(self, cur, i):
         """Valid bytes of window i: [lo, lo + bytes) from window 0's start."""
@@ -406,17 +432,18 @@ class CompletionReceiver(wiring.Component):
         from_lo = Mux(lo <= 0, ones, Mux(lo >= wb, 0, (ones << lo.as_unsigned()[:bits])[:wb]))
         return below_hi & from_lo
 
-    def _windows(self, m, fire, beat, at_hdr, cur, reg, prev):
+    def _windows(self, m, fire, beat, at_hdr, cur, reg, prev, writer, fin):
         """Window writes: window i when beat i + 1 + kshift arrives; the last
-        one, after the completion's last beat, waits in `pend`. Returns pend."""
-        n, w, lb, rc, tags = self.n, self.width, self.local_bits, self.rc, self.tags
-        wb, logn = w // 8, log2(n)
+        one, after the completion's last beat, waits in `pend`. A request
+        ends once memory has the writes before it. Returns pend."""
+        n, w, rc, tags = self.n, self.width, self.rc, self.tags
+        wb = w // 8
         kshift = 0 if wb > 12 else 1       # beats before the one window 0 starts in
         win_idx = Signal(range((4 + 1024) // n + 4))
         pend = Signal()
         pend_data = Signal(w)
         pend_mask = Signal(wb)
-        pend_d = Signal(lb - 2)
+        pend_cmd = Signal()                # pend belongs to a command of the writer's
         done = Signal(tags.done.shape())
         pend_end = Signal()                # the request ends when `pend` is written
 
@@ -429,23 +456,31 @@ class CompletionReceiver(wiring.Component):
         m.d.comb += tail_win.eq(Cat(rc.tdata, Const(0, w)).bit_select(cur["shift"] * 8, w))
         beat_writes = Signal()
         m.d.comb += beat_writes.eq(fire & (beat >= 1 + kshift) & (beat != 0))
-        w_valid, w_data, w_mask, w_d = Signal(), Signal(w), Signal(wb), Signal(lb - 2)
-        # The beat's own window, else the pending one.
+        w_valid, w_data, w_mask = Signal(), Signal(w), Signal(wb)
+        # The beat's own window, else the pending one (once a request it
+        # ends has room in the queue of requests ending).
+        pend_go = pend & ~beat_writes & (~pend_end | fin.w_rdy)
         with m.If(beat_writes):
             m.d.comb += [w_valid.eq(reg["write"]), w_data.eq(this_win),
-                         w_mask.eq(self._window_mask(cur, i_s)),
-                         w_d.eq(reg["d0"] + (win_idx << logn))]
-        with m.Elif(pend & ~self.wr_busy):
-            m.d.comb += [w_valid.eq(1), w_data.eq(pend_data), w_mask.eq(pend_mask),
-                         w_d.eq(pend_d)]
+                         w_mask.eq(self._window_mask(cur, i_s))]
+        with m.Else():
+            m.d.comb += [w_valid.eq(pend_go & pend_cmd), w_data.eq(pend_data),
+                         w_mask.eq(pend_mask)]
         with m.If(fire & at_hdr):
             m.d.sync += win_idx.eq(0)
         with m.Elif(beat_writes):
             m.d.sync += win_idx.eq(win_idx + 1)
-        written = pend & ~beat_writes & ~self.wr_busy
+        pend_ok = (~pend_end | fin.w_rdy) & (~pend_cmd | writer.beats.ready)
+        written = pend_go & (~pend_cmd | writer.beats.ready)
         with m.If(written):
             m.d.sync += pend.eq(0)
+        # A command is open from its completion's descriptor to its pend.
+        cmd_open = Signal()
+        open_now = cmd_open | (writer.cmd.valid & writer.cmd.ready)
+        with m.If(writer.cmd.valid & writer.cmd.ready):
+            m.d.sync += cmd_open.eq(1)
         with m.If(fire & rc.tlast):
+            m.d.sync += [cmd_open.eq(0), pend_cmd.eq(open_now)]
             # The tail: window win_idx (or 0 when the descriptor beat is the last).
             tail_i = Mux(at_hdr, 0, win_idx + beat_writes)
             # Discontinue, in a completion's last beat: the hard IP found its
@@ -456,7 +491,6 @@ class CompletionReceiver(wiring.Component):
             m.d.sync += [
                 pend.eq(1), pend_data.eq(tail_win),
                 pend_mask.eq(Mux(cur["write"] & ~disc, self._window_mask(cur, tail_i), 0)),
-                pend_d.eq(cur["d0"] + (tail_i << logn)),
                 pend_end.eq(cur["last"] | disc), done.discontinued.eq(disc),
                 done.slot.eq(cur["slot"]), done.tag.eq(cur["tag"]),
                 done.error.eq(Mux(disc & (cur["error"] == DmaStatus.OK), DmaStatus.POISONED,
@@ -465,21 +499,23 @@ class CompletionReceiver(wiring.Component):
             ]
         with m.If(self.aborting):
             m.d.sync += pend_mask.eq(0)
-        m.d.comb += [tags.finish.eq(written & pend_end), tags.done.eq(done),
-                     tags.held.eq(pend), tags.held_tag.eq(done.tag)]
-        self._write(m, w_valid, w_data, w_mask, w_d)
-        return pend
+        self._finish(m, writer, fin, written & pend_end, done)
+        m.d.comb += [tags.held.eq(pend), tags.held_tag.eq(done.tag)]
+        b = writer.beats
+        m.d.comb += [b.valid.eq(w_valid), b.payload.data.eq(w_data), b.payload.be.eq(w_mask),
+                     b.payload.last.eq(~beat_writes)]
+        return pend, pend_ok
 
-    def _write(self, m, valid, wdata, mask, dw):
-        """A window into the banks: lanes rotated to the banks of its dwords."""
-        n, w, logn = self.n, self.width, log2(self.n)
-        rot = dw[:logn] if logn else Const(0, 1)
-        shift = Signal(range(n + 1))
-        m.d.comb += shift.eq(n - rot)
-        lanes_be = Cat(*(mask[4 * k:4 * k + 4] for k in range(n)))
+    def _finish(self, m, writer, fin, ended, done):
+        """Requests end in order, each once the writer has acknowledged the
+        commands before it (a ticket: commands handed to it, mod 256)."""
+        issued = Signal(8)
+        with m.If(writer.cmd.valid & writer.cmd.ready):
+            m.d.sync += issued.eq(issued + 1)
+        head_done = data.View(self.tags.done.shape(), fin.r_data[8:])
+        in_memory = ~(writer.done - fin.r_data[:8])[7]
         m.d.comb += [
-            self.wr_data.eq(Cat(wdata, wdata).bit_select(shift * 32, w)),
-            self.wr_en.eq(Mux(valid, Cat(lanes_be, lanes_be).bit_select(shift * 4, 4 * n), 0)),
-            self.wr_row.eq(Cat(*((dw[logn:] + (Const(b, logn + 1) < rot))[:self.row_bits]
-                               for b in range(n)))),
+            fin.w_en.eq(ended), fin.w_data.eq(Cat(issued, done)),
+            self.tags.finish.eq(fin.r_rdy & in_memory), self.tags.done.eq(head_done),
+            fin.r_en.eq(fin.r_rdy & in_memory),
         ]

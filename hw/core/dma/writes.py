@@ -8,9 +8,10 @@ address A, length):
   Every TLP after the first starts dword aligned, so the dword-aligned
   payloads of all the TLPs of a descriptor are one continuous byte stream
   in BAR2, starting at L - (A mod 4).
-* The reader streams that region as windows of N dwords (one bank read a
-  cycle, shared with the completer); the byte shifter turns windows into
-  payload words, shifted by (L - A) mod 4 bytes, fixed per descriptor.
+* The reader streams that region from memory as windows of N dwords (an
+  AXI4 read, shared with the completer's); the byte shifter turns windows
+  into payload words, shifted by (L - A) mod 4 bytes, fixed per
+  descriptor.
 * The packer puts each TLP's 4-dword header in front of its payload: a
   2-word window over the payload words, rotated by an amount fixed per
   TLP. Consecutive TLPs follow each other without idle cycles.
@@ -22,72 +23,69 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.core import layouts, ports
+from hw.core.axi import axi_read_signature
+from hw.core.memport import AxiReader
 from hw.core.dma.common import (WRITE_TLP, log2, next_piece, payload_words, rq_tuser,
                                 size_code_bytes, window_command, write_command)
 from hw.spec.usp import ReqType, sideband
 
 
 class WindowReader(wiring.Component):
-    """Reads windows of N dwords from BAR2's banks, one a cycle when granted,
-    and turns them into payload words shifted by a fixed number of bytes:
-    word i = window i followed by the first dword of window i + 1, shifted
-    down by `shift` bytes. `stop` ends the command and empties the queue."""
+    """Reads windows of N dwords from BAR2 through an AxiReader, one
+    command per descriptor, and turns them into payload words shifted by a
+    fixed number of bytes: word i = window i followed by the first dword
+    of window i + 1, shifted down by `shift` bytes. `stop` ends the
+    command, empties the queue and lets the reader take back the data it
+    asked for."""
 
-    def __init__(self, data_width, local_bits, row_bits):
-        self.width, self.n, self.row_bits = data_width, data_width // 32, row_bits
+    def __init__(self, data_width, local_bits):
+        self.width, self.n, self.local_bits = data_width, data_width // 32, local_bits
         super().__init__({
             "windows": In(window_command(local_bits - 2)),
             "words": Out(payload_words(data_width)),
-            "rd_want": Out(1), "rd_grant": In(1),
-            "rd_row": Out(row_bits * self.n), "rd_data": In(data_width),
+            "mem": Out(axi_read_signature(local_bits, data_width, 1)),
             "stop": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        n, w, logn = self.n, self.width, log2(self.n)
+        w, logn = self.width, log2(self.n)
         cmd = self.windows
-        active = Signal()
-        dw = Signal(len(cmd.payload.dw))   # dword address of the next window
-        left = Signal(25)                  # windows still to read (words + 1)
+        m.submodules.reader = reader = AxiReader(w, self.local_bits, self.local_bits,
+                                                 lead_bits=1, depth=2)
+        wiring.connect(m, reader.axi, wiring.flipped(self.mem))
+        active, first = Signal(), Signal()
         shift = Signal(2)
-        first = Signal()
         pay = SyncFIFO(width=w, depth=4)
         m.submodules.pay = ResetInserter(self.stop)(pay)
-        inflight = Signal()                # a window read last cycle
-        in_first = Signal()
-        in_shift = Signal(2)
-        in_rot = Signal(max(logn, 1))
 
-        room = pay.level + inflight < 3
-        m.d.comb += self.rd_want.eq(active & room & ~self.stop)
-        rot = dw[:logn] if logn else Const(0, 1)
-        m.d.comb += self.rd_row.eq(Cat(*((dw[logn:] + (Const(b, logn + 1) < rot))[:self.row_bits]
-                                         for b in range(n))))
-        m.d.comb += cmd.ready.eq(~active & ~self.stop)
+        rc = reader.cmd
+        m.d.comb += [
+            reader.stop.eq(self.stop),
+            rc.valid.eq(cmd.valid & ~active & ~self.stop),
+            cmd.ready.eq(rc.ready & ~active & ~self.stop),
+            rc.payload.first.eq(cmd.payload.dw), rc.payload.lead.eq(0),
+            rc.payload.count.eq((cmd.payload.words + 1) << logn),
+            rc.payload.beats.eq(cmd.payload.words + 1),
+        ]
         with m.If(cmd.valid & cmd.ready):
-            m.d.sync += [active.eq(1), dw.eq(cmd.payload.dw), shift.eq(cmd.payload.shift),
-                         left.eq(cmd.payload.words + 1), first.eq(1)]
-        granted = self.rd_want & self.rd_grant
-        m.d.sync += inflight.eq(granted)
-        with m.If(granted):
-            m.d.sync += [dw.eq(dw + n), left.eq(left - 1), first.eq(0),
-                         in_first.eq(first), in_shift.eq(shift),
-                         in_rot.eq(dw[:logn] if logn else 0)]
-            with m.If(left == 1):
+            m.d.sync += [active.eq(1), first.eq(1), shift.eq(cmd.payload.shift)]
+
+        out = reader.out
+        window = out.payload.data
+        prev = Signal(w)
+        m.d.comb += out.ready.eq(active & (first | pay.w_rdy) & ~self.stop)
+        got = out.valid & out.ready
+        with m.If(got):
+            m.d.sync += [prev.eq(window), first.eq(0)]
+            with m.If(out.payload.last):
                 m.d.sync += active.eq(0)
         with m.If(self.stop):
             m.d.sync += active.eq(0)
-
-        window = Signal(w)
-        m.d.comb += window.eq(Cat(self.rd_data, self.rd_data).bit_select(in_rot * 32, w))
-        prev = Signal(w)
-        with m.If(inflight):
-            m.d.sync += prev.eq(window)
         joined = Cat(prev, window[:32])
         m.d.comb += [
-            pay.w_data.eq(joined.bit_select(in_shift * 8, w)),
-            pay.w_en.eq(inflight & ~in_first),
+            pay.w_data.eq(joined.bit_select(shift * 8, w)),
+            pay.w_en.eq(got & ~first),
             self.words.valid.eq(pay.r_rdy), self.words.payload.eq(pay.r_data),
             pay.r_en.eq(self.words.ready),
         ]

@@ -85,8 +85,10 @@ def _hdl_sources():
                   if (SIM not in p.parents or p == SIM / "tb" / "dut.py") and virtual not in p.parents)
 
 
-def build_key(params):
+def build_key(params, memory=None):
     h = hashlib.sha256(json.dumps(dataclasses.asdict(params), sort_keys=True).encode())
+    if memory is not None and params.memory == "axi":
+        h.update(json.dumps(dataclasses.asdict(memory), sort_keys=True).encode())
     for path in _hdl_sources():
         h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
@@ -111,16 +113,21 @@ def _failures(results_xml):
     return tests, failed
 
 
-def run(test_module, params, *, testcase=None, extra_env=None, waves=None, build_root=None):
+def run(test_module, params, *, testcase=None, extra_env=None, waves=None, build_root=None,
+        memory=None):
     """Build the simulation of `params` (cached) and run cocotb test module hw.sim.<test_module>.
+    With params.memory == "axi", `memory` (a MemoryModel) is the external memory's behaviour.
 
     Returns the run directory. Raises AssertionError if a test failed or none ran.
     """
     from hw.sim.tb import dut  # imports Amaranth
 
+    from hw.sim.tb.memory import MemoryModel
+
     params = params.validate()
+    memory = memory or MemoryModel()
     waves = _waves_default(waves)
-    key_dir = Path(build_root or BUILD) / build_key(params)
+    key_dir = Path(build_root or BUILD) / build_key(params, memory)
     key_dir.mkdir(parents=True, exist_ok=True)
     verilog = key_dir / f"{dut.TOPLEVEL}.v"
     build_dir = key_dir / ("icarus-waves" if waves else "icarus")
@@ -144,7 +151,7 @@ def run(test_module, params, *, testcase=None, extra_env=None, waves=None, build
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not verilog.exists():
             tmp = verilog.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(dut.generate_verilog(params))
+            tmp.write_text(dut.generate_verilog(params, memory))
             tmp.replace(verilog)
         build_dir.mkdir(exist_ok=True)
         try:
@@ -156,7 +163,8 @@ def run(test_module, params, *, testcase=None, extra_env=None, waves=None, build
             raise RuntimeError(f"Icarus build failed ({e}): see {build_dir / 'build.log'}") from None
 
     env = {"P2P_DAX_PARAMS": json.dumps(dataclasses.asdict(params)),
-           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING")}
+           "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+           **memory.env()}
     env.update(extra_env or {})
     results, log = run_dir / "results.xml", run_dir / "sim.log"
     exit_code = 0

@@ -24,6 +24,7 @@ from cocotbext.pcie.core.caps import PciCapId
 
 from hw.flow import boards, hard_ip
 from hw.params import EndpointParams
+from hw.sim.tb.memory import MemoryModel, attach
 from hw.spec import regmap
 from hw.sim.tb.dut import INSTANCES
 from hw.sim.tb.s7_model import S7PcieDevice
@@ -56,6 +57,11 @@ class Endpoint:
         bus = lambda prefix: AxiStreamBus.from_prefix(dut, f"{inst}_{prefix}")
         self.clk = sig("clk")
         self.rst = sig("rst")
+        # BAR2's memory outside the endpoint (memory="axi"): a model on m_axi_*.
+        self.ram = None
+        if params.memory == "axi":
+            model = MemoryModel.from_env(os.environ.get("P2P_DAX_MEMORY"))
+            self.ram = attach(dut, f"{inst}_m_axi", self.clk, self.rst, params.mem_size, model)
         self.model = (self._s7_model(dut, inst) if params.hard_ip == "s7"
                       else self._usp_model(sig, bus))
         func = self.model.functions[0]
@@ -258,6 +264,10 @@ class Topology:
         zero with undriven inputs leaves registers X in simulation."""
         s7 = params.hard_ip == "s7"
         for inst in INSTANCES:
+            if params.memory == "axi":     # the memory model drives an ID only with data
+                for name in ("awready", "wready", "bvalid", "bid", "bresp", "arready",
+                             "rvalid", "rdata", "rresp", "rlast", "rid"):
+                    getattr(dut, f"{inst}_m_axi_{name}").value = 0
             if s7:                  # the 7-series model drives its outputs itself
                 for name in ("clk", "rst", "m_axis_rx_tvalid", "s_axis_tx_tready"):
                     getattr(dut, f"{inst}_{name}").value = 0

@@ -1,0 +1,237 @@
+"""AXI4 memory ports: the interface between the endpoint and the memory
+behind BAR2 (block RAM here, a DRAM controller on a board), and slaves
+that put N dword-wide banks (hw/core/ports.py) behind it.
+
+Signals use AXI4's own names (awvalid, wdata, rlast, ...), so that a
+port maps one to one onto a DRAM controller's or a bus model's. Only
+INCR bursts of whole beats are used: addresses are beat aligned, sizes
+are the full data width, and bursts never cross BURST_BYTES (at most
+256 beats and never a 4 KiB boundary, as AXI4 requires).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+INCR = 0b01
+OKAY, SLVERR = 0b00, 0b10
+
+
+def log2(x):
+    return x.bit_length() - 1
+
+
+def burst_rows(data_width):
+    """Beats in the largest aligned burst: 4 KiB, or 256 beats if fewer."""
+    return min(4096 // (data_width // 8), 256)
+
+
+def axi_write_signature(addr_width, data_width, id_width):
+    """The write half of an AXI4 port (AW, W, B), seen from the master."""
+    return wiring.Signature({
+        "awvalid": Out(1), "awready": In(1), "awaddr": Out(addr_width), "awlen": Out(8),
+        "awsize": Out(3), "awburst": Out(2), "awid": Out(id_width),
+        "wvalid": Out(1), "wready": In(1), "wdata": Out(data_width),
+        "wstrb": Out(data_width // 8), "wlast": Out(1),
+        "bvalid": In(1), "bready": Out(1), "bresp": In(2), "bid": In(id_width),
+    })
+
+
+def axi_read_signature(addr_width, data_width, id_width):
+    """The read half of an AXI4 port (AR, R), seen from the master."""
+    return wiring.Signature({
+        "arvalid": Out(1), "arready": In(1), "araddr": Out(addr_width), "arlen": Out(8),
+        "arsize": Out(3), "arburst": Out(2), "arid": Out(id_width),
+        "rvalid": In(1), "rready": Out(1), "rdata": In(data_width), "rresp": In(2),
+        "rlast": In(1), "rid": In(id_width),
+    })
+
+
+def axi_signature(addr_width, data_width, id_width):
+    """A whole AXI4 port, seen from the master."""
+    return wiring.Signature({
+        **axi_write_signature(addr_width, data_width, id_width).members,
+        **axi_read_signature(addr_width, data_width, id_width).members,
+    })
+
+
+def join(m, master, slave):
+    """Connects the members the two ports share by name (a half port to a
+    whole one), each in its direction as seen from `master`."""
+    for name, member in master.signature.members.items():
+        if name in slave.signature.members:
+            a, b = getattr(master, name), getattr(slave, name)
+            m.d.comb += b.eq(a) if member.flow == Out else a.eq(b)
+
+
+def tie_off(m, port, members):
+    """Ready signals of an unused half of a port stay low, so nothing moves."""
+    for name in members:
+        if port.signature.members[name].flow == Out:
+            m.d.comb += getattr(port, name).eq(0)
+
+
+class AxiBankReads(wiring.Component):
+    """An AXI4 read slave over a bank read port (hw/core/ports.py): a burst
+    reads one row of every bank a beat; the data, a cycle later, waits in
+    a small queue for the master (the banks serve others meanwhile)."""
+
+    def __init__(self, addr_width, data_width, id_width, row_bits):
+        self.row_bits = row_bits
+        self.beat_bits = log2(data_width // 8)
+        super().__init__({
+            "axi": In(axi_read_signature(addr_width, data_width, id_width)),
+            "bank_en": Out(1), "bank_row": Out(row_bits), "bank_data": In(data_width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.axi
+        idw = len(a.arid)
+        m.submodules.q = q = SyncFIFO(width=len(a.rdata) + 1 + idw, depth=4)
+        active = Signal()
+        row = Signal(self.row_bits)
+        left = Signal(8)                   # beats after this one
+        rid = Signal.like(a.arid)
+        inflight, in_last, in_id = Signal(), Signal(), Signal.like(a.arid)
+        issue = Signal()
+        m.d.comb += [issue.eq(active & (q.level + inflight < 3)),
+                     a.arready.eq(~active | (issue & (left == 0)))]
+        m.d.sync += [inflight.eq(issue), in_last.eq(left == 0), in_id.eq(rid)]
+        with m.If(issue):
+            m.d.sync += [row.eq(row + 1), left.eq(left - 1)]
+            with m.If(left == 0):
+                m.d.sync += active.eq(0)
+        with m.If(a.arvalid & a.arready):      # after: a new burst wins
+            m.d.sync += [active.eq(1), row.eq(a.araddr[self.beat_bits:]), left.eq(a.arlen),
+                         rid.eq(a.arid)]
+        m.d.comb += [
+            self.bank_en.eq(issue), self.bank_row.eq(row),
+            q.w_en.eq(inflight), q.w_data.eq(Cat(self.bank_data, in_last, in_id)),
+            a.rvalid.eq(q.r_rdy), q.r_en.eq(a.rready),
+            Cat(a.rdata, a.rlast, a.rid).eq(q.r_data), a.rresp.eq(OKAY),
+        ]
+        return m
+
+
+class AxiBankWrites(wiring.Component):
+    """An AXI4 write slave over a bank write port: a beat a cycle into one
+    row of every bank, with its strobes; B once the last beat is in."""
+
+    def __init__(self, addr_width, data_width, id_width, row_bits):
+        self.row_bits = row_bits
+        self.beat_bits = log2(data_width // 8)
+        super().__init__({
+            "axi": In(axi_write_signature(addr_width, data_width, id_width)),
+            "bank_en": Out(1), "bank_row": Out(row_bits),
+            "bank_data": Out(data_width), "bank_be": Out(data_width // 8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.axi
+        active = Signal()
+        row = Signal(self.row_bits)
+        wid = Signal.like(a.awid)
+        b_valid, b_id = Signal(), Signal.like(a.bid)
+        b_free = ~b_valid | a.bready
+        m.d.comb += [a.wready.eq(active & b_free),
+                     a.awready.eq(~active | (a.wvalid & a.wready & a.wlast))]
+        take = a.wvalid & a.wready
+        with m.If(take):
+            m.d.sync += row.eq(row + 1)
+            with m.If(a.wlast):
+                m.d.sync += active.eq(0)
+        with m.If(a.awvalid & a.awready):      # after: a new burst wins
+            m.d.sync += [active.eq(1), row.eq(a.awaddr[self.beat_bits:]), wid.eq(a.awid)]
+        with m.If(b_free):
+            m.d.sync += [b_valid.eq(take & a.wlast), b_id.eq(wid)]
+        m.d.comb += [
+            self.bank_en.eq(take), self.bank_row.eq(row),
+            self.bank_data.eq(a.wdata), self.bank_be.eq(a.wstrb),
+            a.bvalid.eq(b_valid), a.bid.eq(b_id), a.bresp.eq(OKAY),
+        ]
+        return m
+
+
+def same_row(row, lanes):
+    """A bank row vector with every bank at `row` (an aligned beat)."""
+    return Cat(*([row] * lanes))
+
+
+ADDRESS_FIELDS = ("addr", "len", "size", "burst")
+
+
+class AxiArbiter(wiring.Component):
+    """Two AXI4 masters onto one slave. AW and AR are taken in turn (round
+    robin) into a register, each with the master's number as the ID's top
+    bit; R and B go back by that bit; W follows AW's order, a burst at a
+    time."""
+
+    def __init__(self, addr_width, data_width, id_width):
+        sig = axi_signature(addr_width, data_width, id_width)
+        super().__init__({
+            "m0": In(sig), "m1": In(sig),
+            "s": Out(axi_signature(addr_width, data_width, id_width + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.wroute = wroute = SyncFIFO(width=1, depth=8)
+        aw_to = self._address(m, "aw", room=wroute.w_rdy)
+        m.d.comb += [wroute.w_en.eq(aw_to["load"]), wroute.w_data.eq(aw_to["who"])]
+        self._address(m, "ar")
+        self._write_data(m, wroute)
+        self._respond(m, "r", ("data", "resp", "last"))
+        self._respond(m, "b", ("resp",))
+        return m
+
+    def _address(self, m, ch, room=1):
+        """AW or AR: the next request into the output register once it is
+        free, from the master whose turn it is if both ask."""
+        s, ms = self.s, (self.m0, self.m1)
+        valid, ready = f"{ch}valid", f"{ch}ready"
+        out_valid = getattr(s, valid)
+        last = Signal()                    # master granted last
+        want = [getattr(x, valid) for x in ms]
+        who = Signal()
+        m.d.comb += who.eq(Mux(want[0] & want[1], ~last, want[1]))
+        free = (~out_valid | getattr(s, ready)) & room
+        load = free & (want[0] | want[1])
+        for k, x in enumerate(ms):
+            m.d.comb += getattr(x, ready).eq(free & (who == k))
+        with m.If(free):
+            m.d.sync += out_valid.eq(load)
+        with m.If(load):
+            m.d.sync += last.eq(who)
+            for f in ADDRESS_FIELDS:
+                m.d.sync += getattr(s, ch + f).eq(Mux(who, getattr(ms[1], ch + f),
+                                                      getattr(ms[0], ch + f)))
+            m.d.sync += getattr(s, ch + "id").eq(Cat(Mux(who, getattr(ms[1], ch + "id"),
+                                                         getattr(ms[0], ch + "id")), who))
+        return {"load": load, "who": who}
+
+    def _write_data(self, m, wroute):
+        s, ms = self.s, (self.m0, self.m1)
+        k = wroute.r_data[0]
+        for f in ("wdata", "wstrb", "wlast"):
+            m.d.comb += getattr(s, f).eq(Mux(k, getattr(ms[1], f), getattr(ms[0], f)))
+        m.d.comb += s.wvalid.eq(wroute.r_rdy & Mux(k, ms[1].wvalid, ms[0].wvalid))
+        for j, x in enumerate(ms):
+            m.d.comb += x.wready.eq(wroute.r_rdy & (k == j) & s.wready)
+        m.d.comb += wroute.r_en.eq(s.wvalid & s.wready & s.wlast)
+
+    def _respond(self, m, ch, fields):
+        s, ms = self.s, (self.m0, self.m1)
+        sid = getattr(s, ch + "id")
+        k = sid[-1]
+        for j, x in enumerate(ms):
+            m.d.comb += [getattr(x, ch + "valid").eq(getattr(s, ch + "valid") & (k == j)),
+                         getattr(x, ch + "id").eq(sid[:-1]),
+                         *(getattr(x, ch + f).eq(getattr(s, ch + f)) for f in fields)]
+        # Ready only with valid: the ID means nothing without it (and may be
+        # undriven in simulation).
+        m.d.comb += getattr(s, ch + "ready").eq(
+            getattr(s, ch + "valid") & Mux(k, getattr(ms[1], ch + "ready"),
+                                           getattr(ms[0], ch + "ready")))
