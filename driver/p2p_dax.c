@@ -360,6 +360,29 @@ static int p2p_dax_check_board(struct p2p_dax *p2p)
 	return 0;
 }
 
+/*
+ * What of the memory BAR is backed by memory: on a board, MEM_SIZE bytes
+ * from the BAR's start (the gateware answers the rest with UR and drops
+ * writes to it), rounded down to 2 MiB; the whole BAR otherwise. Only this
+ * much is registered, so that no user ever sees bytes that are not there.
+ */
+static resource_size_t p2p_dax_backed(struct p2p_dax *p2p, resource_size_t len)
+{
+	struct pci_dev *pdev = p2p->pdev;
+	resource_size_t backed = p2p->regs ? min_t(resource_size_t, len, p2p->mem_size) : len;
+
+	backed = round_down(backed, P2P_DAX_MIN_ALIGN);
+	if (!backed)
+		dev_err(&pdev->dev, "BAR%d is backed by %llu bytes of memory (MEM_SIZE), less "
+			"than the 2 MiB device-dax and p2pdma need: build the gateware with "
+			"mem_size of 2 MiB or more (or with the board's DRAM)\n", p2p->bar,
+			(u64)p2p->mem_size);
+	else if (backed < len)
+		dev_info(&pdev->dev, "BAR%d: %llu of its %llu bytes are backed by memory; "
+			 "registering those\n", p2p->bar, (u64)backed, (u64)len);
+	return backed;
+}
+
 /* The memory BAR: 64-bit prefetchable memory, assigned, 2 MiB sized and aligned. */
 static int p2p_dax_check_bar(struct p2p_dax *p2p)
 {
@@ -392,6 +415,9 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
 			bar, (u64)len, &start);
 		return -ENODEV;
 	}
+	len = p2p_dax_backed(p2p, len);
+	if (!len)
+		return -ENODEV;
 
 	switch (p2p_dax_mode) {
 	case P2P_DAX_MODE_DAX:
@@ -404,7 +430,7 @@ static int p2p_dax_check_bar(struct p2p_dax *p2p)
 		p2p->p2p_size = p2pdma_size ?: round_down(len / 2, P2P_DAX_MIN_ALIGN);
 		if (!p2p->p2p_size || p2p->p2p_size >= len) {
 			dev_err(&pdev->dev, "mode=both needs room for both parts in BAR%d "
-				"(%llu bytes): p2pdma_size must be 2 MiB to %llu\n", bar,
+				"(%llu bytes backed): p2pdma_size must be 2 MiB to %llu\n", bar,
 				(u64)len, (u64)len - P2P_DAX_MIN_ALIGN);
 			return -EINVAL;
 		}
@@ -1611,7 +1637,7 @@ static ssize_t gateware_version_show(struct device *dev, struct device_attribute
 }
 static DEVICE_ATTR_RO(gateware_version);
 
-/* Boards: bytes of memory behind BAR2; less than bar_size when BAR2 mirrors it. */
+/* Boards: bytes of memory behind BAR2 (MEM_SIZE); only those are registered. */
 static ssize_t mem_size_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
 	return sysfs_emit(buf, "%llu\n", p2p_dax_from_dev(dev)->mem_size);

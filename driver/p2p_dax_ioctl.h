@@ -128,7 +128,7 @@ struct p2p_dax_dma_submit {
 #define P2P_DAX_DMA_STATUS_TIMEOUT              3	/* no completion within the engine's completion timeout */
 #define P2P_DAX_DMA_STATUS_POISONED             4	/* a completion carried poisoned or corrupt data */
 #define P2P_DAX_DMA_STATUS_BAD_COMPLETION       5	/* a completion did not match its request */
-#define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR       6	/* refused: length 0 or over DMA_MAX_LENGTH, or direction unknown */
+#define P2P_DAX_DMA_STATUS_BAD_DESCRIPTOR       6	/* refused: length 0 or over DMA_MAX_LENGTH, direction unknown, or BAR2 range beyond MEM_SIZE */
 #define P2P_DAX_DMA_STATUS_ABORTED              7	/* ended by DMA_ABORT: none, part or all of its data moved */
 /* END DmaStatus */
 #define P2P_DAX_DMA_STATUS_BAD_RESULT		16	/* result slot not what the driver expected */

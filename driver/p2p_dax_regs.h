@@ -9,7 +9,7 @@
 #define P2P_DAX_PROJECT_VERSION                      "0.1.0"
 #define P2P_DAX_MAGIC                                0x70326478u
 #define P2P_DAX_MAP_VERSION_MAJOR                    0
-#define P2P_DAX_MAP_VERSION_MINOR                    1
+#define P2P_DAX_MAP_VERSION_MINOR                    2
 #define P2P_DAX_MAP_VERSION_PATCH                    0
 #define P2P_DAX_PCI_VENDOR_ID                        0x10ee
 #define P2P_DAX_PCI_DEVICE_ID                        0x1e00
@@ -40,8 +40,6 @@
 
 /* CAPS (ro): capabilities */
 #define P2P_DAX_REG_CAPS                             0x0008
-#define P2P_DAX_CAPS_MIRRORED_SHIFT                  0
-#define P2P_DAX_CAPS_MIRRORED_MASK                   0x00000001u
 #define P2P_DAX_CAPS_DMA_SHIFT                       1
 #define P2P_DAX_CAPS_DMA_MASK                        0x00000002u
 #define P2P_DAX_CAPS_MSIX_SHIFT                      2
@@ -58,10 +56,10 @@
 /* BAR2_SIZE_HI (ro): BAR2 size in bytes, bits 63:32 */
 #define P2P_DAX_REG_BAR2_SIZE_HI                     0x0014
 
-/* MEM_SIZE_LO (ro): backing memory size in bytes, bits 31:0 */
+/* MEM_SIZE_LO (ro): bytes of memory behind BAR2 from its start (no more than BAR2_SIZE), bits 31:0 */
 #define P2P_DAX_REG_MEM_SIZE_LO                      0x0018
 
-/* MEM_SIZE_HI (ro): backing memory size in bytes, bits 63:32 */
+/* MEM_SIZE_HI (ro): bytes of memory behind BAR2, bits 63:32 */
 #define P2P_DAX_REG_MEM_SIZE_HI                      0x001c
 
 /* CFG (ro): link configuration the host set, as the hard IP reports it */
@@ -83,7 +81,7 @@
 /* DMA_BASE (ro): BAR0 offset of the DMA engine block (0 when absent) */
 #define P2P_DAX_REG_DMA_BASE                         0x0028
 
-/* ERR_UR (ro): non-posted requests answered with Unsupported Request (I/O, atomics, locked reads, unknown BAR or type) */
+/* ERR_UR (ro): non-posted requests answered with Unsupported Request (I/O, atomics, locked reads, unknown BAR or type, reads of BAR2 beyond MEM_SIZE) */
 #define P2P_DAX_REG_ERR_UR                           0x0040
 
 /* ERR_POSTED_DROPPED (ro): unsupported posted requests dropped (writes to a BAR the endpoint does not have, messages) */
@@ -103,6 +101,9 @@
 
 /* STAT_CPLS (ro): completion TLPs sent */
 #define P2P_DAX_REG_STAT_CPLS                        0x0058
+
+/* ERR_UNBACKED_DROPPED (ro): writes to BAR2 beyond MEM_SIZE (no memory there), dropped */
+#define P2P_DAX_REG_ERR_UNBACKED_DROPPED             0x005c
 
 /* DMA_LOCAL (rw): staged descriptor: byte offset in BAR2 */
 #define P2P_DAX_REG_DMA_LOCAL                        0x1000

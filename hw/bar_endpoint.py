@@ -94,7 +94,7 @@ def register_constants(p):
     regs = regmap.by_name()
     return {
         "ID": regmap.MAGIC, "VERSION": regs["VERSION"].reset,
-        "CAPS": regs["CAPS"].pack(mirrored=int(p.mem_size < p.bar2_size), dma=1, msix=1,
+        "CAPS": regs["CAPS"].pack(dma=1, msix=1,
                                   data_width_log2=ports.log2(p.data_width)),
         "BAR2_SIZE_LO": p.bar2_size & 0xFFFFFFFF, "BAR2_SIZE_HI": p.bar2_size >> 32,
         "MEM_SIZE_LO": p.mem_size & 0xFFFFFFFF, "MEM_SIZE_HI": p.mem_size >> 32,
@@ -116,7 +116,7 @@ class BarEndpoint(wiring.Component):
         m.submodules.ingress = ingress = Ingress(p)
         m.submodules.dispatch = dispatch = Dispatcher(p)
         m.submodules.completer = completer = Completer(p)
-        m.submodules.dma = dma = DmaEngine(p.data_width, p.bar2_size)
+        m.submodules.dma = dma = DmaEngine(p.data_width, p.bar2_size, p.mem_size)
         m.submodules.mem_arbiter = arbiter = axi.AxiArbiter(ports.memory_addr_bits(p),
                                                           p.data_width, 1)
         self._memory(m, arbiter.s)

@@ -17,7 +17,7 @@ class EndpointParams:
     data_width: int = 256               # hard-IP interface width: 64, 128, 256 or 512
     bar0_size: int = regmap.BAR0_SIZE   # register BAR, 32-bit non-prefetchable
     bar2_size: int = 2 << 20            # memory BAR, 64-bit prefetchable
-    mem_size: int = 256 << 10           # backing memory; BAR2 mirrors it when smaller
+    mem_size: int = 256 << 10           # memory behind BAR2 from its start; beyond it: UR
     memory: str = "bram"                # "bram": block RAM inside; "axi": an AXI4 port (m_axi_*)
     max_payload_supported: int = 1024   # largest write payload the hard IP delivers
     np_queue_depth: int = 16            # non-posted requests buffered (<= 32)
@@ -30,10 +30,11 @@ class EndpointParams:
         if not _is_pow2(self.bar2_size) or self.bar2_size < regmap.BAR2_MIN_SIZE:
             raise ValueError(f"bar2_size {self.bar2_size:#x}: use a power of two of at "
                              f"least {regmap.BAR2_MIN_SIZE:#x} (2 MiB)")
+        # At least 4 KiB: no request (none crosses 4 KiB) is partly beyond it.
         if not _is_pow2(self.mem_size) or self.mem_size > self.bar2_size \
-                or self.mem_size < 16 * (w // 8):
+                or self.mem_size < 4096:
             raise ValueError(f"mem_size {self.mem_size:#x}: use a power of two between "
-                             f"{16 * (w // 8):#x} and bar2_size")
+                             f"0x1000 (4 KiB) and bar2_size")
         if not _is_pow2(self.bar0_size) or self.bar0_size < 4096:
             raise ValueError(f"bar0_size {self.bar0_size:#x}: use a power of two >= 4 KiB")
         if self.memory not in ("bram", "axi"):

@@ -137,14 +137,19 @@ def test_ingress_non_posted_credit():
 
 
 def dispatcher_requests(rng, p):
-    """A mix of writes (some flagged), reads and other non-posted requests."""
+    """A mix of writes (some flagged), reads and other non-posted requests,
+    and BAR2 writes and reads beyond its memory."""
     out = []
     for tag in range(60):
-        kind = rng.choice(["write", "write", "write", "read", "io", "cas", "flagged"])
-        bar = rng.choice([0, 2, 2]) if kind != "io" else rng.choice([0, 1])
+        kind = rng.choice(["write", "write", "write", "read", "io", "cas", "flagged",
+                           "far_write", "far_read"])
+        bar = rng.choice([0, 2, 2]) if kind not in ("io", "far_write", "far_read") \
+            else 2 if kind.startswith("far") else rng.choice([0, 1])
         space = (p.bar0_size if bar == 0 else p.bar2_size) // 4
         length = rng.randrange(1, 40)
         addr = rng.randrange(0, min(space, 4096) - length)
+        if kind.startswith("far"):
+            addr = rng.randrange(p.mem_size // 4, space - length)
         fbe = rng.randrange(16)
         lbe = rng.randrange(1, 16) if length > 1 else 0
         out.append(dict(kind=kind, bar=bar, addr=addr, length=length, fbe=fbe, lbe=lbe,
@@ -158,7 +163,8 @@ def test_dispatcher(width):
     back-pressure) or the register banks (BAR0) at their dword addresses
     with their byte enables, flagged ones nowhere; non-posted requests are
     queued with the completion each needs and the number of BAR2 writes
-    before them; every request is counted once."""
+    before them; BAR2 beyond its memory: writes dropped, reads answered UR;
+    every request is counted once."""
     p = EndpointParams(data_width=width)
     n = p.lanes
     bench = BlockBench(Dispatcher(p), seed=width)
@@ -166,12 +172,14 @@ def test_dispatcher(width):
     mem = AxiMemory(bench, dut.mem, size=p.bar2_size, latency=12, busy=0.3, reads=False)
     reqs = dispatcher_requests(rng, p)
     types = {"write": ReqType.MEM_WRITE, "flagged": ReqType.MEM_WRITE, "read": ReqType.MEM_READ,
-             "io": ReqType.IO_READ, "cas": ReqType.MEM_CAS}
+             "io": ReqType.IO_READ, "cas": ReqType.MEM_CAS, "far_write": ReqType.MEM_WRITE,
+             "far_read": ReqType.MEM_READ}
+    nonposted_kinds = ("read", "io", "cas", "far_read")
 
     @bench.testbench
     async def source(ctx):
         for r in reqs:
-            posted = r["kind"] in ("write", "flagged")
+            posted = r["kind"] in ("write", "flagged", "far_write")
             words = cq_descriptor(types[r["kind"]], r["addr"], r["length"], bar_id=r["bar"],
                                   tag=r["tag"]) + (r["data"] if posted else [])
             beats = [words[i:i + n] for i in range(0, len(words), n)]
@@ -186,7 +194,7 @@ def test_dispatcher(width):
 
     @bench.testbench
     async def completer(ctx):
-        while len(queued) < sum(r["kind"] in ("read", "io", "cas") for r in reqs):
+        while len(queued) < sum(r["kind"] in nonposted_kinds for r in reqs):
             await pause(ctx, rng, 0.5)
             queued.append(await stream_get(ctx, dut.np))
 
@@ -227,20 +235,22 @@ def test_dispatcher(width):
                         expected[r["bar"]][(r["addr"] + j) * 4 + byte] = value >> 8 * byte & 0xFF
     expected[2] = {a: v for a, v in expected[2].items() if v}
     assert written == expected
-    nonposted = [r for r in reqs if r["kind"] in ("read", "io", "cas")]
+    nonposted = [r for r in reqs if r["kind"] in nonposted_kinds]
     for r, q in zip(nonposted, queued):
         before = reqs[:reqs.index(r)]
         assert q.ticket == sum(b["kind"] == "write" and b["bar"] == 2 for b in before) % 256
-        read = r["kind"] == "read"
+        read = r["kind"] in ("read", "far_read")
         assert (q.kind, q.tag, q.dw_addr, q.dw_count, q.fbe, q.lbe, q.bar0) == \
-            (ports.NP_READ if read else ports.NP_UR, r["tag"], r["addr"], r["length"],
-             r["fbe"], r["lbe"], r["bar"] == 0), r
+            (ports.NP_READ if r["kind"] == "read" else ports.NP_UR, r["tag"], r["addr"],
+             r["length"], r["fbe"], r["lbe"], r["bar"] == 0), r
         assert (q.bc_fixed, q.bc) == ((0, 4) if read else (1, 4) if r["kind"] == "io"
                                       else (1, 2 * r["length"])), r
     count = {kind: sum(r["kind"] == kind for r in reqs) for kind in types}
     assert events == {"stat_writes": count["write"], "err_poisoned_dropped": count["flagged"],
-                      "stat_reads": count["read"], "err_ur": count["io"] + count["cas"],
-                      "err_posted_dropped": 0, "err_malformed_dropped": 0, "stat_cpls": 0}
+                      "stat_reads": count["read"],
+                      "err_ur": count["io"] + count["cas"] + count["far_read"],
+                      "err_posted_dropped": 0, "err_malformed_dropped": 0, "stat_cpls": 0,
+                      "err_unbacked_dropped": count["far_write"]}
 
 
 # -- Completer -------------------------------------------------------------

@@ -505,6 +505,22 @@ def test_expected_outcome_names():
         == "dropped_poisoned"
 
 
+def test_requests_beyond_the_memory_behind_a_bar_are_unsupported():
+    """BAR2 of 2 MiB at 0x8000000000000000 with 256 KiB of memory: a read
+    past the memory expects UR, a write there is dropped; inside, as usual."""
+    memory = {2: (2 << 20, 256 << 10)}
+    base = 0x8000_0000_0000_0000
+    for offset, read, write in ((0, Outcome.COMPLETED, Outcome.SERVED),
+                                ((256 << 10) - 4, Outcome.COMPLETED, Outcome.SERVED),
+                                (256 << 10, Outcome.UNSUPPORTED, Outcome.DROPPED_POSTED),
+                                ((2 << 20) - 4, Outcome.UNSUPPORTED, Outcome.DROPPED_POSTED)):
+        for req_type, want in ((ReqType.MEM_READ, read), (ReqType.MEM_WRITE, write)):
+            req = Request(req_type, base + offset, 1, 0xF, 0, bar_id=2)
+            assert expected_outcome(req, memory=memory) == want, (hex(offset), req_type)
+            assert expected_outcome(dataclasses.replace(req, bar_id=0), memory=memory) \
+                in (Outcome.COMPLETED, Outcome.SERVED)
+
+
 def test_every_non_posted_type_but_read_is_unsupported():
     non_posted = set(ReqType) - POSTED_TYPES - {ReqType.MEM_READ}
     assert ATOMIC_TYPES <= non_posted

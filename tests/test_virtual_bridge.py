@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from hw.spec import regmap
+from hw.virtual import PARAMS
 from hw.virtual.protocol import HEADER, MAX_DATA, VERSION, Msg, Status, pack
 
 ROOT = Path(__file__).resolve().parents[1]
-BAR2_SIZE = 2 << 20
-MEM_SIZE = 256 << 10
+BAR2_SIZE = PARAMS["bar2_size"]
+MEM_SIZE = PARAMS["mem_size"]
 
 
 class FakeQemu:
@@ -118,15 +119,17 @@ def board(tmp_path, request):
 
 def test_hello_registers_and_bar2(board):
     """The simulation announces its BAR2 and protocol; BAR0 reads reach the
-    RTL's registers; BAR2 writes and reads (all sizes) reach its memory,
-    mirrored every MEM_SIZE."""
+    RTL's registers; BAR2 writes and reads (all sizes) reach its memory, all
+    of the BAR, and its far end holds its own data (nothing aliases)."""
     assert (board.bar2_size, board.version) == (BAR2_SIZE, VERSION)
     assert board.reg("ID") == regmap.MAGIC
-    assert board.reg("MEM_SIZE_LO") == MEM_SIZE
+    assert board.reg("MEM_SIZE_LO") | board.reg("MEM_SIZE_HI") << 32 == MEM_SIZE == BAR2_SIZE
     for size, value in ((1, 0x5A), (2, 0xBEEF), (4, 0x12345678), (8, 0x0123456789ABCDEF)):
+        other = value ^ ((1 << 8 * size) - 1)
         board.write(2, 0x100 + size * 8, value, size)
+        board.write(2, MEM_SIZE - 0x100 + size * 8, other, size)
         assert board.read(2, 0x100 + size * 8, size) == value
-        assert board.read(2, MEM_SIZE + 0x100 + size * 8, size) == value
+        assert board.read(2, MEM_SIZE - 0x100 + size * 8, size) == other
 
 
 def test_combined_writes_and_read_block_stay_coherent(board):

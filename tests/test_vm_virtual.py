@@ -15,6 +15,7 @@ import shutil
 import pytest
 
 from hw.spec import regmap
+from hw.virtual import PARAMS
 from vm import guest, kernels
 from vm.guest import images, read_at
 from vm.qemu import run
@@ -24,8 +25,8 @@ from vm.qemu import run
 pytestmark = [pytest.mark.vm,
               pytest.mark.parametrize("kernel", kernels.under_test("6.1"))]
 KiB, MiB = 1 << 10, 1 << 20
-BAR2_SIZE = 2 * MiB             # EndpointParams' defaults, which the virtual board builds
-MEM_SIZE = 256 * KiB
+BAR2_SIZE = PARAMS["bar2_size"]     # the virtual board's build (hw/virtual/__init__.py)
+MEM_SIZE = PARAMS["mem_size"]
 TOOL = guest.TOOL_GUEST_PATH
 PY = ".venv/bin/python"
 BOARD_SYSFS = "/sys/bus/pci/devices/$(board)/p2p_dax"
@@ -65,9 +66,10 @@ echo peer=$(cat /sys/bus/dax/devices/dax1.0/size)
 
 
 def test_mmap_and_o_direct_through_the_rtl(kernel, tmp_path):
-    """mmap writes and reads reach the RTL's memory (mirrored every MEM_SIZE);
-    O_DIRECT moves NVMe -> BAR2 (QEMU's NVMe writes into the RTL) and
-    BAR2 -> the other NVMe, checked in the images."""
+    """mmap writes and reads reach the RTL's memory, and two places far
+    apart in it hold their own data (no aliasing); O_DIRECT moves NVMe ->
+    BAR2 (QEMU's NVMe writes into the RTL) and BAR2 -> the other NVMe,
+    checked in the images."""
     n = 64 * KiB
     source = os.urandom(MiB)
     iv, nvme = images(tmp_path, nvme0=source)
@@ -75,8 +77,9 @@ def test_mmap_and_o_direct_through_the_rtl(kernel, tmp_path):
 set -e
 N0=$(nvme n0); N1=$(nvme n1)
 {TOOL} fill /dev/dax0.0 0 {n} 77
+{TOOL} fill /dev/dax0.0 {MEM_SIZE - n} {n} 88
 {TOOL} check /dev/dax0.0 0 {n} 77
-{TOOL} check /dev/dax0.0 {MEM_SIZE} {n} 77
+{TOOL} check /dev/dax0.0 {MEM_SIZE - n} {n} 88
 {TOOL} dio-in $N0 {128 * KiB} /dev/dax0.0 {n} {n}
 {TOOL} dio-out /dev/dax0.0 {n} $N1 {256 * KiB} {n}
 if bad_dmesg; then echo "kernel warnings above"; exit 1; fi

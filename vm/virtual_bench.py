@@ -29,8 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from hw.virtual import PARAMS
+
 KiB, MiB = 1 << 10, 1 << 20
-BAR2_SIZE = 2 * MiB
+BAR2_SIZE = PARAMS["bar2_size"]
 IVSHMEM_SIZE = 64 * MiB
 
 
@@ -160,8 +162,8 @@ def main(argv=None):
     ap.add_argument("--guest", metavar="TOOL", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not 4 <= args.size <= 1024 or args.size % 4:
-        ap.error("--size: 4 to 1024 KiB, a multiple of 4 (the board's memory is 256 KiB, "
-                 "mirrored over its 2 MiB BAR2)")
+        ap.error("--size: 4 to 1024 KiB, a multiple of 4 (each path moves it through the "
+                 "simulated RTL)")
     if args.guest:
         guest_main(args.size * KiB, args.reads, args.guest)
         return 0

@@ -15,6 +15,9 @@
 * Dropped, and counted: writes to a BAR the endpoint has not, messages,
   writes the hard IP flagged, and malformed requests (longer than the
   largest payload, on the stream or in their Length field).
+* BAR2 beyond MEM_SIZE has no memory: writes there are dropped (and
+  counted), reads answered with Unsupported Request, so nothing ever
+  aliases (no request crosses 4 KiB, and memory is at least that).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -27,7 +30,7 @@ from hw.spec.usp import ATOMIC_TYPES, ReqType
 
 EVENTS = ports.counter_events_layout(("STAT_WRITES", "STAT_READS", "ERR_UR",
                                       "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED",
-                                      "ERR_MALFORMED_DROPPED"))
+                                      "ERR_MALFORMED_DROPPED", "ERR_UNBACKED_DROPPED"))
 
 
 class Dispatcher(wiring.Component):
@@ -91,7 +94,9 @@ class Dispatcher(wiring.Component):
         rq = Signal(data.StructLayout({
             "write": 1, "read": 1, "bar_known": 1, "non_posted": 1, "long_write": 1,
             "bar0": 1, "dw_count": 11, "fbe": 4, "lbe": 4, "discard": 1, "malformed": 1,
+            "unbacked": 1,                # BAR2 beyond MEM_SIZE
         }))
+        mem_bits, bar_bits = ports.log2(p.mem_size // 4), ports.log2(p.bar2_size // 4)
         dw_count = Mux(cq.dw_count == 0, 1024, cq.dw_count)
         t = cq.req_type
         m.d.comb += [
@@ -104,6 +109,8 @@ class Dispatcher(wiring.Component):
             rq.long_write.eq(rq.write & (dw_count > p.max_payload_supported // 4)),
             rq.discard.eq(i.payload.discard),
             rq.malformed.eq(i.payload.over | rq.long_write),
+            rq.unbacked.eq((cq.bar_id == 2) & (cq.address[mem_bits:bar_bits] != 0)
+                           if bar_bits > mem_bits else 0),
         ]
         # The queued request; unsupported ones get the Byte Count the
         # completion rules give: memory reads (also locked, or to an unknown
@@ -112,7 +119,7 @@ class Dispatcher(wiring.Component):
         q = self.np.payload
         atomic_bytes = Mux(t == ReqType.MEM_CAS, dw_count * 2, dw_count * 4)
         m.d.comb += [
-            q.kind.eq(Mux(rq.read & rq.bar_known, ports.NP_READ, ports.NP_UR)),
+            q.kind.eq(Mux(rq.read & rq.bar_known & ~rq.unbacked, ports.NP_READ, ports.NP_UR)),
             q.bar0.eq(rq.bar0), q.dw_addr.eq(cq.address), q.dw_count.eq(dw_count),
             q.fbe.eq(fbe), q.lbe.eq(lbe),
             q.req_id.eq(cq.requester_id), q.tag.eq(cq.tag), q.func.eq(cq.target_function),
@@ -125,19 +132,21 @@ class Dispatcher(wiring.Component):
 
     def _count(self, m, rq, at_desc):
         ev = self.events
-        served_write = rq.write & rq.bar_known & ~rq.discard & ~rq.long_write
+        write = rq.write & rq.bar_known & ~rq.discard & ~rq.long_write
         queued = self.np.valid & self.np.ready
+        served_read = rq.read & rq.bar_known & ~rq.unbacked
         with m.If(at_desc):
             m.d.comb += [
-                ev.stat_writes.eq(served_write),
+                ev.stat_writes.eq(write & ~rq.unbacked),
+                ev.err_unbacked_dropped.eq(write & rq.unbacked),
                 ev.err_poisoned_dropped.eq(rq.write & rq.bar_known & rq.discard & ~rq.malformed),
                 ev.err_malformed_dropped.eq(rq.malformed),
                 ev.err_posted_dropped.eq(~rq.non_posted & ~(rq.write & rq.bar_known)
                                          & ~rq.malformed),
             ]
         m.d.comb += [
-            ev.stat_reads.eq(queued & rq.read & rq.bar_known),
-            ev.err_ur.eq(queued & ~(rq.read & rq.bar_known)),
+            ev.stat_reads.eq(queued & served_read),
+            ev.err_ur.eq(queued & ~served_read),
         ]
 
     def _write(self, m, rq, address, at_desc, beat, desc_beat, writer):
@@ -154,7 +163,7 @@ class Dispatcher(wiring.Component):
         now = Signal.like(ctx)
         t_now = Signal(addr_bits)
         p_now = Signal(range(-n * 2, 1100))
-        served = rq.write & rq.bar_known & ~rq.discard & ~rq.long_write
+        served = rq.write & rq.bar_known & ~rq.discard & ~rq.long_write & ~rq.unbacked
         pop = i.valid & i.ready
         with m.If(at_desc):
             m.d.comb += [

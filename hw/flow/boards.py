@@ -67,7 +67,7 @@ class Board:
     title: str
     part: Part
     hip: HardIpConfig       # the hard IP's configuration: Tcl and simulation models
-    mem_size: int           # backing memory: BAR2 mirrors it when smaller
+    mem_size: int           # memory behind BAR2 from its start (beyond it: UR)
     lane_pins: tuple        # Lane per IP lane, lane 0 first
     refclk: tuple           # (p, n) package pins of the 100 MHz reference clock
     perst: str              # PERST# package pin (active low, input)

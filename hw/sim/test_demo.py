@@ -47,7 +47,7 @@ async def demo(dut):
     say("Registers of endpoint A (BAR0)")
     say(f"  ID {ident:#010x}  version {ver >> 16}.{(ver >> 8) & 0xFF}.{ver & 0xFF}  "
         f"BAR2 {kib(p.bar2_size)} backed by {kib(p.mem_size)}"
-        f"{' (mirrored)' if p.mem_size < p.bar2_size else ''}  "
+        f"{' (beyond it: UR)' if p.mem_size < p.bar2_size else ''}  "
         f"MPS {128 << (cfg & 7)} B  RCB {128 if cfg >> 8 & 1 else 64} B")
 
     say("Transfers (each read back and compared byte for byte)")
@@ -85,10 +85,15 @@ async def demo(dut):
     assert irq.is_set()
     say(f"  B BAR2 -> A BAR2 (DMA)       {kib(len(big))} read by A's DMA engine, B's RTL "
         "completing the reads: match; MSI-X vector 0 received by the root complex")
-    await a.bar2.write(p.mem_size + 0x100, b"mirror")
     if p.mem_size < p.bar2_size:
-        assert await a.bar2.read(0x100, 6) == b"mirror"
-        say(f"  BAR2 mirroring               a write at {p.mem_size:#x} + 0x100 reads back at 0x100: match")
+        await a.bar2.write(p.mem_size + 0x100, b"beyond")
+        assert await a.bar2.read(0x100, 6) == data[0x100:0x106]
+        cpl = await nonposted(tb, a, ReqType.MEM_READ, address=a.bar2_addr + p.mem_size,
+                              dw_count=1)
+        assert cpl.status.name == "UR"
+        say(f"  BAR2 beyond MEM_SIZE         a write at {p.mem_size:#x} + 0x100 dropped "
+            f"(ERR_UNBACKED_DROPPED {await a.read_reg('ERR_UNBACKED_DROPPED')}), "
+            f"0x100 unchanged; a read there -> completion status {cpl.status.name}")
 
     say("Requests the endpoint does not support")
     for req_type, kw in [(ReqType.IO_READ, dict(address=0x10, bar_id=0)),

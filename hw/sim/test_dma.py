@@ -81,17 +81,23 @@ async def test_dma_write_alignments(dut):
 
 @cocotb.test()
 async def test_dma_bad_descriptors(dut):
-    """Refused descriptors end with BAD_DESCRIPTOR; the engine goes on."""
+    """Refused descriptors end with BAD_DESCRIPTOR (empty, too long, or
+    reaching past the memory behind BAR2, either way); the engine goes on."""
     tb = await Topology.create(dut)
     await tb.start()
     a, b = tb.a, tb.b
+    mem = tb.params.mem_size
     bad = regmap.DmaStatus.BAD_DESCRIPTOR
     n0 = await a.dma_submit(0, b.bar2_addr, 0, ident=1)
     n1 = await a.dma_submit(0, b.bar2_addr, regmap.DMA_MAX_LENGTH + 1, ident=2)
+    n4 = await a.dma_submit(mem - 0x100, b.bar2_addr, 0x101, ident=4)
+    n5 = await a.dma_submit(mem - 0x100, b.bar2_addr, 0x101, from_bus=True, ident=5)
     data = await fill_bar2(a, tb, 0x200, 300)
     n2 = await a.dma_submit(0x200, b.bar2_addr + 0x900, 300, ident=3)
     assert await a.dma_wait(n0) == (1, bad)
     assert await a.dma_wait(n1) == (2, bad)
+    assert await a.dma_wait(n4) == (4, bad)
+    assert await a.dma_wait(n5) == (5, bad)
     assert await a.dma_wait(n2) == (3, OK)
     assert await b.bar2.read(0x900, 300) == data
     tb.assert_clean()
@@ -235,19 +241,22 @@ async def test_dma_backpressure(dut):
     pending = []
     for i in range(8):
         length = rng.randrange(1, 9000)
+        # Within 256 KiB, the smallest memory of the variants: A reads into
+        # [0, 0x22400) and writes from [0x28000, 0x3A400); B serves reads
+        # from [0x20000, 0x2A400) and takes writes into [0x30000, 0x3A400).
         local = rng.randrange(0, 0x20000)
-        bus_off = rng.randrange(0, 0x20000)
+        bus_off = rng.randrange(0, 0x8000)
         if i % 2:
-            src = await fill_bar2(b, tb, 0x40000 + bus_off, length)
-            n = await a.dma_submit(local, b.bar2_addr + 0x40000 + bus_off, length,
+            src = await fill_bar2(b, tb, 0x20000 + bus_off, length)
+            n = await a.dma_submit(local, b.bar2_addr + 0x20000 + bus_off, length,
                                    from_bus=True, ident=i)
             pending.append((n, i, "read", local, src))
             # a read lands in A's BAR2: keep later descriptors off that range
         else:
-            src = await fill_bar2(a, tb, 0x30000 + (i * 0x2400), length)
-            n = await a.dma_submit(0x30000 + (i * 0x2400), b.bar2_addr + 0x60000 + bus_off,
+            src = await fill_bar2(a, tb, 0x28000 + (i * 0x2400), length)
+            n = await a.dma_submit(0x28000 + (i * 0x2400), b.bar2_addr + 0x30000 + bus_off,
                                    length, ident=i)
-            pending.append((n, i, "write", 0x60000 + bus_off, src))
+            pending.append((n, i, "write", 0x30000 + bus_off, src))
         ident, status = await a.dma_wait(pending[-1][0])
         assert (ident, status) == (i, OK), f"descriptor {i}: {status!r}"
         n, i_, kind, where, src = pending[-1]

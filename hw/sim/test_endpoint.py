@@ -13,8 +13,8 @@ from cocotb.triggers import ClockCycles
 from cocotbext.pcie.core.tlp import CplStatus, TlpType
 
 from hw.spec import regmap
-from hw.sim.tb.requests import (MESSAGES, clear_counters, counters, inject, nonposted,
-                                random_pauses)
+from hw.sim.tb.requests import (MESSAGES, clear_counters, counters, counters_at_once, inject,
+                                nonposted, random_pauses)
 from hw.sim.tb.topology import Topology
 from hw.spec.usp import ReqType
 
@@ -22,7 +22,7 @@ FULL = os.environ.get("P2P_DAX_FULL") == "1"
 
 
 class Scoreboard:
-    """What BAR2's backing memory must hold, with the BAR's mirroring.
+    """What BAR2's memory must hold (offsets below MEM_SIZE only).
 
     Only bytes written during the test are known: tests share one
     simulation, so memory holds what earlier tests left there.
@@ -32,17 +32,24 @@ class Scoreboard:
         self.size = mem_size
         self.mem = {}
 
+    def _inside(self, offset, length):
+        assert 0 <= offset and offset + length <= self.size, \
+            f"{offset:#x}+{length} is beyond the memory ({self.size:#x} bytes)"
+
     def write(self, offset, data):
+        self._inside(offset, len(data))
         for i, b in enumerate(data):
-            self.mem[(offset + i) % self.size] = b
+            self.mem[offset + i] = b
 
     def read(self, offset, length):
-        return bytes(self.mem[(offset + i) % self.size] for i in range(length))
+        self._inside(offset, length)
+        return bytes(self.mem[offset + i] for i in range(length))
 
     def mismatch(self, offset, got):
         """Index of the first known byte that differs from `got`, or None."""
+        self._inside(offset, len(got))
         for i, b in enumerate(got):
-            want = self.mem.get((offset + i) % self.size)
+            want = self.mem.get(offset + i)
             if want is not None and want != b:
                 return i
         return None
@@ -81,8 +88,8 @@ async def test_enumeration(dut):
         caps = await ep.read_reg("CAPS")
         assert bar2 == pci.bar_size[2]
         assert mem == p.mem_size
+        assert caps & 1 == 0, "CAPS bit 0 is reserved"
         caps = regmap.by_name()["CAPS"].unpack(caps)
-        assert caps["mirrored"] == (mem < bar2)
         assert caps["data_width_log2"] == p.data_width.bit_length() - 1
     tb.assert_clean()
 
@@ -160,7 +167,7 @@ async def test_bar2_lengths_alignments(dut):
     lengths = sweep_lengths(tb.rng)
     for length in lengths:
         for align in range(4):
-            base = tb.rng.randrange(0, tb.params.bar2_size - 8192) & ~0xFFF
+            base = tb.rng.randrange(0, tb.params.mem_size - 8192) & ~0xFFF
             await check_roundtrip(tb, ep, board, base + align + (length % 8) * 4, length)
     tb.log.info("BAR2 sweep: %d lengths x 4 alignments", len(lengths))
     tb.assert_clean()
@@ -168,8 +175,8 @@ async def test_bar2_lengths_alignments(dut):
 
 @cocotb.test()
 async def test_bar2_random_traffic(dut):
-    """Random writes and reads across all of BAR2, with idle cycles on CQ and
-    backpressure on CC, on both endpoints at once."""
+    """Random writes and reads across all of BAR2's memory, with idle cycles
+    on CQ and backpressure on CC, on both endpoints at once."""
     tb = await Topology.create(dut)
     await tb.start()
     for ep in tb.endpoints:
@@ -179,13 +186,13 @@ async def test_bar2_random_traffic(dut):
         board = Scoreboard(tb.params.mem_size)
         for _ in range(count):
             length = tb.rng.choice([tb.rng.randrange(1, 64), tb.rng.randrange(1, 4097)])
-            offset = tb.rng.randrange(0, tb.params.bar2_size - length)
+            offset = tb.rng.randrange(0, tb.params.mem_size - length)
             data = tb.rng.randbytes(length)
             await ep.bar2.write(offset, data)
             board.write(offset, data)
             # Read a window around it: covers neighbours written earlier too.
             lo = max(0, offset - tb.rng.randrange(0, 64))
-            hi = min(tb.params.bar2_size, offset + length + tb.rng.randrange(0, 64))
+            hi = min(tb.params.mem_size, offset + length + tb.rng.randrange(0, 64))
             got = await ep.bar2.read(lo, hi - lo)
             bad = board.mismatch(lo, got)
             assert bad is None, f"endpoint {ep.inst}: read {lo:#x}+{hi - lo} wrong at byte {bad}"
@@ -200,19 +207,33 @@ async def test_bar2_random_traffic(dut):
 
 
 @cocotb.test()
-async def test_bar2_mirroring(dut):
-    """A BAR larger than its backing memory mirrors it."""
+async def test_bar2_beyond_memory(dut):
+    """Where a BAR is larger than its memory, nothing aliases: reads beyond
+    MEM_SIZE complete with Unsupported Request and no data, writes there are
+    dropped and counted in ERR_UNBACKED_DROPPED, and memory is untouched."""
     tb = await Topology.create(dut)
     await tb.start()
     p = tb.params
     ep = tb.a
     if p.mem_size == p.bar2_size:
-        tb.log.info("memory fills the BAR: nothing mirrors")
+        tb.log.info("memory fills the BAR: nothing lies beyond it")
         return
-    data = tb.rng.randbytes(64)
-    await ep.bar2.write(p.mem_size + 0x40, data)
-    assert await ep.bar2.read(0x40, 64) == data
-    assert await ep.bar2.read(p.bar2_size - p.mem_size + 0x40, 64) == data
+    await clear_counters(ep)
+    board = Scoreboard(p.mem_size)
+    await check_roundtrip(tb, ep, board, 0x40, 64)
+    await ep.bar2.write(p.mem_size + 0x40, tb.rng.randbytes(64))
+    await ep.bar2.write(p.bar2_size - 8, tb.rng.randbytes(8))
+    assert board.mismatch(0x40, await ep.bar2.read(0x40, 64)) is None
+    assert board.mismatch(p.mem_size - 8, await ep.bar2.read(p.mem_size - 8, 8)) is None
+    for offset in (p.mem_size, p.mem_size + 0x44, p.bar2_size - 4):
+        cpl = await nonposted(tb, ep, ReqType.MEM_READ, address=ep.bar2_addr + offset,
+                              dw_count=1, bar_id=2)
+        assert (cpl.status, cpl.length) == (CplStatus.UR, 0), (hex(offset), cpl.status)
+        assert cpl.byte_count == 4, cpl.byte_count
+    c = await counters_at_once(ep)   # clear_counters' check and this read count in STAT_READS
+    got = {k: c[k] for k in ("ERR_UNBACKED_DROPPED", "ERR_UR", "STAT_WRITES", "STAT_READS")}
+    assert got == {"ERR_UNBACKED_DROPPED": 2, "ERR_UR": 3, "STAT_WRITES": 1,
+                   "STAT_READS": 1 + 3 + 1}, got
     tb.assert_clean()
 
 
@@ -259,13 +280,14 @@ async def test_peer_to_peer(dut):
     tb = await Topology.create(dut)
     await tb.start()
     a, b, peer = tb.a, tb.b, tb.peer
+    at_a, at_b = tb.params.mem_size // 4, tb.params.mem_size // 2
     data = tb.rng.randbytes(8192)
-    await peer.mem_write(a.bar2_addr + 0x10000, data)
-    assert await peer.mem_read(a.bar2_addr + 0x10000, len(data)) == data
+    await peer.mem_write(a.bar2_addr + at_a, data)
+    assert await peer.mem_read(a.bar2_addr + at_a, len(data)) == data
     for off in range(0, len(data), 1024):
-        chunk = await peer.mem_read(a.bar2_addr + 0x10000 + off, 1024)
-        await peer.mem_write(b.bar2_addr + 0x20000 + off, chunk)
-    assert await b.bar2.read(0x20000, len(data)) == data     # checked by the host
+        chunk = await peer.mem_read(a.bar2_addr + at_a + off, 1024)
+        await peer.mem_write(b.bar2_addr + at_b + off, chunk)
+    assert await b.bar2.read(at_b, len(data)) == data     # checked by the host
     tb.assert_clean()
 
 

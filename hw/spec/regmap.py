@@ -16,7 +16,7 @@ from hw.spec import fields as packing
 
 MAGIC = 0x70326478          # "p2dx" in ASCII, little end first: 'x','d','2','p'
 VERSION_MAJOR = 0
-VERSION_MINOR = 1
+VERSION_MINOR = 2
 VERSION_PATCH = 0
 
 # PCI identity: the one place a lab that needs its own IDs changes them. The
@@ -86,8 +86,8 @@ class Register:
 
 # Capability bits (register CAPS).
 CAPS_FIELDS = (
-    Field("mirrored", 0, 1, "1 when BAR2 is larger than the backing memory "
-          "and mirrors it (offsets wrap at MEM_SIZE)"),
+    # Bit 0 is reserved (it said BAR2 mirrored smaller memory; since map 0.2
+    # offsets beyond MEM_SIZE are answered with UR and writes dropped).
     Field("dma", 1, 1, "1 when the DMA engine is present (DMA block at DMA_BASE)"),
     Field("msix", 2, 1, "1 when MSI-X is implemented (MSIX_VECTORS vectors)"),
     Field("data_width_log2", 8, 4, "log2 of the hard-IP interface width in bits "
@@ -118,8 +118,9 @@ REGISTERS = (
     Register("SCRATCH", 0x00C, Access.RW, "free read/write register for tests"),
     Register("BAR2_SIZE_LO", 0x010, Access.RO, "BAR2 size in bytes, bits 31:0"),
     Register("BAR2_SIZE_HI", 0x014, Access.RO, "BAR2 size in bytes, bits 63:32"),
-    Register("MEM_SIZE_LO", 0x018, Access.RO, "backing memory size in bytes, bits 31:0"),
-    Register("MEM_SIZE_HI", 0x01C, Access.RO, "backing memory size in bytes, bits 63:32"),
+    Register("MEM_SIZE_LO", 0x018, Access.RO, "bytes of memory behind BAR2 from its "
+             "start (no more than BAR2_SIZE), bits 31:0"),
+    Register("MEM_SIZE_HI", 0x01C, Access.RO, "bytes of memory behind BAR2, bits 63:32"),
     Register("CFG", 0x020, Access.RO, "link configuration the host set, as the "
              "hard IP reports it", fields=CFG_FIELDS),
     Register("CTRL", 0x024, Access.WO, "control strobes", fields=CTRL_FIELDS),
@@ -127,7 +128,8 @@ REGISTERS = (
              "(0 when absent)"),
     # Error counters: every request the endpoint did not serve normally.
     Register("ERR_UR", 0x040, Access.RO, "non-posted requests answered with "
-             "Unsupported Request (I/O, atomics, locked reads, unknown BAR or type)"),
+             "Unsupported Request (I/O, atomics, locked reads, unknown BAR or type, "
+             "reads of BAR2 beyond MEM_SIZE)"),
     Register("ERR_POSTED_DROPPED", 0x044, Access.RO, "unsupported posted requests "
              "dropped (writes to a BAR the endpoint does not have, messages)"),
     Register("ERR_POISONED_DROPPED", 0x048, Access.RO, "poisoned or discontinued "
@@ -138,6 +140,8 @@ REGISTERS = (
     Register("STAT_WRITES", 0x050, Access.RO, "memory write requests served"),
     Register("STAT_READS", 0x054, Access.RO, "memory read requests served"),
     Register("STAT_CPLS", 0x058, Access.RO, "completion TLPs sent"),
+    Register("ERR_UNBACKED_DROPPED", 0x05C, Access.RO, "writes to BAR2 beyond MEM_SIZE "
+             "(no memory there), dropped"),
 )
 
 # DMA engine block. A descriptor is staged in DMA_LOCAL .. DMA_CONTROL and
@@ -167,7 +171,8 @@ class DmaStatus(IntEnum):
     TIMEOUT = 3, "no completion within the engine's completion timeout"
     POISONED = 4, "a completion carried poisoned or corrupt data"
     BAD_COMPLETION = 5, "a completion did not match its request"
-    BAD_DESCRIPTOR = 6, "refused: length 0 or over DMA_MAX_LENGTH, or direction unknown"
+    BAD_DESCRIPTOR = 6, ("refused: length 0 or over DMA_MAX_LENGTH, direction unknown, "
+                         "or BAR2 range beyond MEM_SIZE")
     ABORTED = 7, "ended by DMA_ABORT: none, part or all of its data moved"
 
 
@@ -255,7 +260,7 @@ MSIX_REGISTERS = tuple(
 REGISTERS = REGISTERS + DMA_REGISTERS + MSIX_REGISTERS
 
 COUNTERS = ("ERR_UR", "ERR_POSTED_DROPPED", "ERR_POISONED_DROPPED", "ERR_MALFORMED_DROPPED",
-            "STAT_WRITES", "STAT_READS", "STAT_CPLS")
+            "STAT_WRITES", "STAT_READS", "STAT_CPLS", "ERR_UNBACKED_DROPPED")
 
 
 def by_name():

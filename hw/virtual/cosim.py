@@ -50,7 +50,7 @@ from cocotbext.pcie.core import RootComplex
 
 from hw.spec import regmap
 from hw.sim.tb.topology import Endpoint, Topology, params_from_env
-from hw.virtual import protocol
+from hw.virtual import PARAMS, protocol
 from hw.virtual.protocol import HEADER, Msg, Status
 
 DMA_ABORT = regmap.offset("DMA_ABORT")
@@ -488,11 +488,12 @@ def main(argv=None):
         description="Run the board's RTL for QEMU's p2p-dax-board device until QEMU disconnects.")
     ap.add_argument("--socket", required=True, help="UNIX socket to listen on")
     ap.add_argument("--params", default="{}",
-                    help="EndpointParams as JSON, e.g. '{\"data_width\": 128}'")
+                    help="EndpointParams as JSON over the virtual board's own "
+                         "(hw/virtual/__init__.py), e.g. '{\"data_width\": 128}'")
     ap.add_argument("--stats", help="write the session's counters (JSON) here")
     args = ap.parse_args(argv)
     try:
-        params = EndpointParams(**json.loads(args.params))
+        params = EndpointParams(**(PARAMS | json.loads(args.params)))
     except (TypeError, ValueError) as e:
         ap.error(f"--params: {e}")
     env = {"P2P_DAX_SOCKET": os.path.abspath(args.socket)}

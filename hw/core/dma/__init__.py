@@ -71,9 +71,11 @@ def dma_signature(data_width, local_bits):
 
 
 class DmaEngine(wiring.Component):
-    def __init__(self, data_width, bar2_size, cpl_buffer=32768):
-        # cpl_buffer: bytes of completion data the hard IP can hold (PG213
-        # gives 32 KiB); outstanding reads never ask for more.
+    def __init__(self, data_width, bar2_size, mem_size=None, cpl_buffer=32768):
+        # mem_size: bytes of memory from BAR2's start; a descriptor reaching
+        # beyond it is refused. cpl_buffer: bytes of completion data the hard
+        # IP can hold (PG213 gives 32 KiB); outstanding reads never ask for more.
+        self.mem_size = mem_size or bar2_size
         self.cpl_credits = cpl_buffer // 16
         self.width = data_width
         self.n = data_width // 32
@@ -83,7 +85,7 @@ class DmaEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         w, lb = self.width, self.local_bits
-        m.submodules.sequencer = seq = Sequencer(w, lb)
+        m.submodules.sequencer = seq = Sequencer(w, lb, self.mem_size)
         m.submodules.reader = reader = WindowReader(w, lb)
         m.submodules.splitter = splitter = TlpSplitter(w)
         m.submodules.packer = packer = WritePacker(w)

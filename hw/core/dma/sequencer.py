@@ -25,9 +25,10 @@ READ_ENDED = data.StructLayout({"valid": 1, "slot": 4, "error": 4})
 
 
 class Sequencer(wiring.Component):
-    def __init__(self, data_width, local_bits):
+    def __init__(self, data_width, local_bits, mem_size=None):
         self.n = data_width // 32
         self.local_bits = local_bits
+        self.mem_size = mem_size or 1 << local_bits
         super().__init__({
             "desc": In(ports.dma_descriptor_signature(local_bits)),
             "abort": In(1), "aborting": Out(1),
@@ -72,7 +73,8 @@ class Sequencer(wiring.Component):
                          fifo.r_en.eq(out.ready)]
 
         length = desc.length
-        bad = (length == 0) | (length > regmap.DMA_MAX_LENGTH)
+        bad = (length == 0) | (length > regmap.DMA_MAX_LENGTH) \
+            | (desc.local + length > self.mem_size)          # no memory there
         a_lo = desc.bus[:2]
         start = Signal(lb)                 # first byte of the continuous payload region
         m.d.comb += start.eq(desc.local - a_lo)

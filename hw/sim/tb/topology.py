@@ -76,7 +76,8 @@ class Endpoint:
         # watch the endpoint's side of the shim; the model checks the TLPs.
         self.checker = InterfaceChecker(
             dut=_Prefixed(dut, inst), clk=self.clk, rst=self.rst,
-            width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb)
+            width=params.data_width, mps_fn=self.mps, rcb_fn=self.rcb,
+            memory={2: (params.bar2_size, params.mem_size)})
         self.req_checker = RequesterChecker.for_function(
             _Prefixed(dut, inst), self.clk, self.rst, params.data_width, self.function)
 
@@ -368,6 +369,3 @@ class Topology:
                 checker.assert_clean()
                 checker.assert_idle()
 
-    def mirror(self, offset):
-        """Backing-memory offset that a BAR2 offset lands on."""
-        return offset % self.params.mem_size

@@ -95,9 +95,9 @@ class InterfaceChecker(_Sampler, CompleterMonitor):
     are read when a non-posted request arrives.
     """
 
-    def __init__(self, dut, clk, rst, width, mps_fn, rcb_fn, bar_ids=(0, 2)):
+    def __init__(self, dut, clk, rst, width, mps_fn, rcb_fn, bar_ids=(0, 2), memory=None):
         super().__init__(width, mps_fn, rcb_fn, bar_ids,
-                         name=getattr(dut, "_name", "dut"))
+                         name=getattr(dut, "_name", "dut"), memory=memory)
         self._start(clk, rst, [_StreamPort(dut, "s_axis_cq"), _StreamPort(dut, "m_axis_cc")])
 
 

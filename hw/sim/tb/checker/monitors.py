@@ -182,14 +182,15 @@ class CompleterMonitor(_MonitorBase):
     Violations go to self.errors; assert_clean() and assert_idle() raise.
     """
 
-    def __init__(self, width, mps_fn, rcb_fn, bar_ids=(0, 2), name="endpoint"):
+    def __init__(self, width, mps_fn, rcb_fn, bar_ids=(0, 2), name="endpoint", memory=None):
         self.width = width
         self.lanes = width // 32
         self.sb = sideband(width)
         self.mps_fn = mps_fn
         self.rcb_fn = rcb_fn
         self.bar_ids = tuple(bar_ids)
-        self.rules = CompletionRules(self.bar_ids)
+        self.memory = memory              # BAR -> (size, memory behind it): rules.beyond_memory
+        self.rules = CompletionRules(self.bar_ids, memory)
         self.name = name
         self.errors = []
         self.error_count = 0
@@ -277,7 +278,7 @@ class CompleterMonitor(_MonitorBase):
             self._error(f"undecodable CQ packet: {exc}")
             return
         self.requests += 1
-        outcome = expected_outcome(req, self.bar_ids)
+        outcome = expected_outcome(req, self.bar_ids, self.memory)
         self.outcomes[outcome] += 1
         if outcome.expects_completion:
             pending = _Pending(req, arrived=self.cycle, mps=self.mps_fn(), rcb=self.rcb_fn())

@@ -168,8 +168,20 @@ class Outcome(str, Enum):
         return self in (Outcome.COMPLETED, Outcome.UNSUPPORTED)
 
 
-def expected_outcome(req, bar_ids=(0, 2)):
-    known_bar = req.bar_id in bar_ids
+def beyond_memory(req, memory):
+    """True when the request falls in a BAR past the memory behind it:
+    `memory` maps a BAR to (its size, bytes of memory from its start)."""
+    if req.bar_id not in (memory or {}):
+        return False
+    bar_size, mem_size = memory[req.bar_id]
+    return req.address % bar_size >= mem_size
+
+
+def expected_outcome(req, bar_ids=(0, 2), memory=None):
+    """What the endpoint must do with `req`. Memory requests beyond the
+    memory behind a BAR (`memory`, see beyond_memory) are unsupported:
+    reads get UR, writes are dropped."""
+    known_bar = req.bar_id in bar_ids and not beyond_memory(req, memory)
     if req.req_type in POSTED_TYPES:
         if req.req_type != ReqType.MEM_WRITE or not known_bar:
             # The spec ranks Unsupported Request above Poisoned TLP Received,
@@ -236,8 +248,9 @@ class CompletionRules:
         R7 completion header  R8 UR completion       R9 posted request
     """
 
-    def __init__(self, bar_ids=(0, 2)):
+    def __init__(self, bar_ids=(0, 2), memory=None):
         self.bar_ids = tuple(bar_ids)
+        self.memory = memory
 
     def check(self, req, cpls, mps, rcb):
         """Raise ProtocolError naming every rule the completions break."""
@@ -247,7 +260,7 @@ class CompletionRules:
 
     def violations(self, req, cpls, mps, rcb):
         """The rule violations as a list of messages (empty when all is well)."""
-        outcome = expected_outcome(req, self.bar_ids)
+        outcome = expected_outcome(req, self.bar_ids, self.memory)
         if not outcome.expects_completion:
             return _posted_violations(outcome, cpls)
         problems = []
