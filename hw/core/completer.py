@@ -13,7 +13,7 @@ UR and no data.
 
 Memory is read through an AxiReader (hw/core/memport.py) that places
 the payload after the descriptor's 3 dwords; its commands run ahead of
-the completions being sent, up to `p.np_queue_depth` completions, so
+the completions being sent, up to ports.READS_IN_FLIGHT completions, so
 memory latency overlaps. A read of memory waits until the BAR2 writes
 before it are in memory (its ticket against `mem_done`): a read never
 passes a posted write. Registers are read the same way, from the
@@ -145,7 +145,7 @@ class Completer(wiring.Component):
         command to memory or the registers. Returns the oldest job."""
         p, n = self.p, self.p.lanes
         logn = ports.log2(n)
-        depth = p.np_queue_depth
+        depth = ports.READS_IN_FLIGHT
         aw_mem, aw_regs = ports.memory_addr_bits(p), ports.log2(p.bar0_size)
         m.submodules.mem_reader = mem = AxiReader(p.data_width, aw_mem,
                                                   ports.TLP_DWORDS_BITS, depth=depth)

@@ -128,7 +128,7 @@ def _address_phase(m, q, layout, port, ch, data_width, axi_id, gate=1):
 
 class AxiWriter(wiring.Component):
     def __init__(self, data_width, addr_width, count_bits, *, id_width=1, axi_id=0,
-                 max_bursts=16):
+                 max_bursts=64):
         self.w, self.n = data_width, data_width // 32
         self.addr_width, self.count_bits = addr_width, count_bits
         self.axi_id, self.max_bursts = axi_id, max_bursts

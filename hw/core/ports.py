@@ -102,6 +102,9 @@ def bank_read_signature(p):
 # one ID bit; block RAM smaller than the BAR mirrors it.
 TLP_DWORDS_BITS = 11                    # a TLP's payload: 1 to 1024 dwords
 MEMORY_ID_BITS = 2                      # the arbiter's master bit over each master's one
+# Completions the completer has asked memory for and not yet sent: enough
+# to cover DRAM's latency (about 150 cycles) at a beat a cycle.
+READS_IN_FLIGHT = 64
 
 
 def memory_addr_bits(p):

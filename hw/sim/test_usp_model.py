@@ -14,6 +14,7 @@ from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.pcie.core.tlp import CplStatus, Tlp, TlpType
 from cocotbext.pcie.core.utils import PcieId
 
+from hw.core import ports
 from hw.sim.tb.requests import cq_request, random_pauses
 from hw.sim.tb.topology import Topology
 from hw.sim.tb.usp_model import NP_CREDIT_LIMIT, np_credits
@@ -92,10 +93,10 @@ def idle_credits(tb):
 
 def requests_held(tb):
     """Most requests the endpoint takes in while CC is held: its NP queue,
-    then the completer's jobs (np_queue_depth completions, whose requests
+    then the completer's jobs (READS_IN_FLIGHT completions, whose requests
     leave the queue and give their credit back) and the few in its pipeline
     (hw/core/completer.py)."""
-    return idle_credits(tb) + tb.params.np_queue_depth + 4
+    return idle_credits(tb) + ports.READS_IN_FLIGHT + 4
 
 
 async def assert_credit_in_step(tb, mon, start_count, start_grants, start_np):

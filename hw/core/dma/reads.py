@@ -396,7 +396,8 @@ class CompletionReceiver(wiring.Component):
                 m.d.sync += beat.eq(beat + 1)
         m.submodules.writer = writer = AxiWriter(w, lb, 12)
         wiring.connect(m, writer.axi, wiring.flipped(self.mem))
-        m.submodules.fin = fin = SyncFIFO(width=self.tags.done.shape().size + 8, depth=8)
+        # Requests waiting for their writes' responses: enough for DRAM's latency.
+        m.submodules.fin = fin = SyncFIFO(width=self.tags.done.shape().size + 8, depth=32)
         need_cmd = at_hdr & now["write"]
         beat_writes = (beat >= 1 + (0 if wb > 12 else 1)) & (beat != 0) & reg["write"]
         pend, pend_ok = self._windows(m, fire, beat, at_hdr, cur, reg, prev, writer, fin)
