@@ -65,6 +65,21 @@ echo peer=$(cat /sys/bus/dax/devices/dax1.0/size)
     assert r.board["mmio_reads"] >= 5 and r.board["cfg_writes"] > 0, r.board
 
 
+def test_probe_refuses_a_board_with_too_little_memory(kernel):
+    """A build whose BAR2 has only 256 KiB of memory behind it (block RAM):
+    the driver registers nothing of it (device-dax needs 2 MiB), says why
+    and what to change, and leaves no dax device."""
+    r = vm(kernel, """
+dmesg | grep p2p_dax
+ls /sys/bus/dax/devices/
+""", board_params={"memory": "bram", "bar2_size": 2 * MiB, "mem_size": 256 * KiB})
+    assert r.returncode == 0, r.output
+    assert "BAR2 is backed by 262144 bytes of memory (MEM_SIZE), less than the 2 MiB " \
+        "device-dax and p2pdma need: build the gateware with mem_size of 2 MiB or more" \
+        in r.output, r.output
+    assert "dax0.0" in r.output and "dax1.0" not in r.output, r.output   # ivshmem only
+
+
 def test_mmap_and_o_direct_through_the_rtl(kernel, tmp_path):
     """mmap writes and reads reach the RTL's memory, and two places far
     apart in it hold their own data (no aliasing); O_DIRECT moves NVMe ->
