@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.flow import bitstream, boards, flash, hard_ip
+from hw.flow import bitstream, boards, dram, flash, hard_ip
 from hw.spec import regmap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +27,6 @@ CLOCK_PORTS = {
     "pcie_7x": ("user_clk_out", "user_reset_out", "user_lnk_up", "sys_clk", "sys_rst_n"),
 }
 REFCLK_BUFFER = {"pcie4_uscale_plus": "IBUFDS_GTE4", "pcie_7x": "IBUFDS_GTE2"}
-
-
-def small(board):
-    """The board with the least memory behind BAR2. The memory is the endpoint's
-    alone (the IP's configuration, the constraints and the ports do not depend
-    on it), and Amaranth takes about 50 s to write the VCU118's 2 MiB."""
-    return dataclasses.replace(board, mem_size=4096)      # EndpointParams' least
 
 
 @dataclasses.dataclass
@@ -53,19 +46,19 @@ def tree(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(board.name)
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setitem(boards.BOARDS, board.name, small(board))
         mp.setattr(bitstream._PcieBoard, "has_required_tools", lambda self: False, raising=False)
         assert bitstream.main(["--board", board.name, "--build-dir", str(root)]) == 0
     return Tree(board, root, out.getvalue())
 
 
-def parse_tcl(text):
-    """The hard IP's create_ip and its CONFIG properties, from the whole build script."""
+def parse_tcl(text, module=hard_ip.MODULE):
+    """The IPs' create_ip lines [(IP, module)], and the CONFIG properties of `module`'s
+    one set_property block, from the whole build script."""
     created = re.findall(r"^create_ip -name (\S+) -vendor xilinx\.com -library ip "
-                         r"-module_name (\S+)$", text, re.M)
-    (block,) = re.findall(r"^set_property -dict \[list \\\n(.*?)^\] \[get_ips (\S+)\]$",
+                         r"(?:-version \S+ )?-module_name (\S+)$", text, re.M)
+    (block,) = re.findall(rf"^set_property -dict \[list \\\n(.*?)^\] \[get_ips ({module})\]$",
                           text, re.M | re.S)
-    props = dict(re.findall(r"^\s+CONFIG\.(\w+) \{([^{}]*)\} \\$", block[0], re.M))
+    props = dict(re.findall(r"^\s+CONFIG\.([\w.]+) \{([^{}]*)\} \\$", block[0], re.M))
     assert len(props) == block[0].count("CONFIG.")      # every line parsed
     return created, block[1], props
 
@@ -191,14 +184,15 @@ def test_ip_configuration_matches_register_map_and_board(tree):
     b = tree.board
     tcl = tree.read("p2p_dax.tcl")
     created, ip_of_props, p = parse_tcl(tcl)
-    assert created == [(b.hip.ip, hard_ip.MODULE)] and ip_of_props == hard_ip.MODULE
-    assert p == hard_ip.properties(b.hip)
+    assert created == [(b.hip.ip, hard_ip.MODULE), (b.dram.controller, dram.MODULE)]
+    assert ip_of_props == hard_ip.MODULE and p == hard_ip.properties(b.hip)
     view = tcl_view(b.hip.ip, p)
     # The IDs the driver matches, from the register map.
     assert view["ids"] == hard_ip.PciIdentity(
         regmap.PCI_VENDOR_ID, regmap.PCI_DEVICE_ID, regmap.PCI_SUBSYSTEM_VENDOR_ID,
         regmap.PCI_SUBSYSTEM_ID, regmap.PCI_CLASS_CODE, regmap.PCI_REVISION_ID)
     assert (view["bar0_size"], view["bar2_size"]) == (regmap.BAR0_SIZE, b.hip.bar2_size)
+    assert view["bar2_size"] == b.dram.size == b.params.mem_size      # BAR2 is all DRAM
     assert (view["msix_vectors"], view["msix_bar"], view["msix_table_offset"],
             view["msix_pba_offset"]) == (regmap.MSIX_VECTORS, 0, regmap.MSIX_TABLE_OFFSET,
                                          regmap.MSIX_PBA_OFFSET)
@@ -233,7 +227,8 @@ def test_models_are_configured_as_the_tcl(tree):
     b = tree.board
     _, _, p = parse_tcl(tree.read("p2p_dax.tcl"))
     config, name, differs = boards.sim_config(b.params)
-    assert (config, differs) == (b.hip, {})     # the LiteFury's is the NiteFury's
+    # The LiteFury's is the NiteFury's but for BAR2, the size of its DRAM.
+    assert config == b.hip and set(differs) <= {"bar2_size"}
     if b.hip.ip == hard_ip.USP:
         assert usp_model_options_from_tcl(p) == hard_ip.usp_model_options(config)
     else:
@@ -367,7 +362,9 @@ def test_user_reset_reaches_the_endpoint_through_a_global_buffer(tree):
     # Two registers in the user clock (no shift-register extraction), then BUFG.
     regs = re.findall(r'\(\* shreg_extract = "no" \*\)\s*reg (user_reset_reg\d) = 1\'h1;', verilog)
     assert regs == ["user_reset_reg1", "user_reset_reg2"]
-    assert re.search(r"user_reset_reg1 <= hip_user_reset;", verilog)
+    # The first takes the IP's reset or the memory's hold (MemoryHold, tested below).
+    (first,) = re.findall(r"user_reset_reg1 <= (\S+) ;", verilog)
+    assert re.search(rf"assign {re.escape(first)}\s*= hip_user_reset \| memory_down;", verilog)
     assert re.search(r"user_reset_reg2 <= user_reset_reg1;", verilog)
     assert bufg["I"] == "user_reset_reg2"
     assert re.search(rf"\.pcie_rst\({re.escape(bufg['O'])}\)", verilog)
@@ -383,13 +380,17 @@ def test_constraints_match_board(tree):
     pin = lambda port: ports[port].get("PACKAGE_PIN", ports[port].get("LOC"))
     assert (pin(refclk_p), pin(refclk_n)) == b.refclk
     assert "IOSTANDARD" not in ports[refclk_p]         # a transceiver clock pad has none
-    assert clocks == [(refclk_p, 10.0)]                # 100 MHz, on the reference clock
+    (dram_p, dram_n) = dram_sys_clk_ports(verilog, b)
+    assert (pin(dram_p), pin(dram_n)) == b.dram.sys_clk
+    assert ports[dram_p]["IOSTANDARD"] == ports[dram_n]["IOSTANDARD"] == b.dram.sys_clk_iostandard
+    # 100 MHz on the reference clock; the DRAM controller's input clock.
+    assert clocks == [(refclk_p, 10.0), (dram_p, pytest.approx(1000 / b.dram.sys_clk_mhz))]
     (perst,) = [port for port in ports if "perst" in port]
     assert pin(perst) == b.perst
     assert ports[perst]["IOSTANDARD"] == b.perst_iostandard
     assert ports[perst]["PULLUP"].upper() == "TRUE"
     # The board's other pins (the lanes: in pcie_board.xdc, checked below).
-    assert set(ports) - {refclk_p, refclk_n, perst} == (
+    assert set(ports) - {refclk_p, refclk_n, perst, dram_p, dram_n} == (
         {"pcie_clkreq_0__io"} if b.clkreq else set())
     # PERST# is asynchronous: a false path in a constraints file the Tcl reads.
     assert f"set_false_path -from [get_ports {perst}]" in tree.read(bitstream.BOARD_XDC)
@@ -398,7 +399,7 @@ def test_constraints_match_board(tree):
 def test_top_level_has_hard_ip_and_endpoint(tree):
     b = tree.board
     verilog = tree.read("p2p_dax.v")
-    top = re.search(r"^module p2p_dax\((.*?)\);", verilog, re.M).group(1)
+    top = re.search(r"^module p2p_dax\((.*?)\);", verilog, re.M | re.S).group(1)
     assert set(re.split(r",\s*", top)) >= set(bitstream.LANE_PORTS)
     for lane in bitstream.LANE_PORTS:
         direction = "output" if "tx" in lane else "input"
@@ -425,6 +426,201 @@ def test_top_level_has_hard_ip_and_endpoint(tree):
     assert re.search(r"^\s*\\p2p_dax\.endpoint\s+endpoint\s*\(", verilog, re.M)
     user_clk = hip[CLOCK_PORTS[b.hip.ip][0]]
     assert re.search(rf"^\s*\.pcie_clk\({re.escape(user_clk)}\)", verilog, re.M)
+
+
+# ---------------------------------------------------------------------------
+# The DRAM behind BAR2
+# ---------------------------------------------------------------------------
+
+def dram_sys_clk_ports(verilog, board):
+    """The top-level ports of the DRAM controller's input clock, (p, n)."""
+    (ctl,) = instances(verilog, dram.MODULE)
+    names = dram.CONTROLLER_PORTS[board.dram.controller]
+    return ctl[names["sys_clk_p"]], ctl[names["sys_clk_n"]]
+
+
+# What the designs proven on each board configure, typed here from them
+# (docs/notes/dram.md), not from hw/flow/dram.py.
+PROVEN_DDR4 = {  # vcu118: BoardStore 2.4 preset.xml ddr4_sdram_preset_083; cheshire impl_ip.tcl;
+    # corundum ip/ddr4_0.tcl (arbitration)
+    "C0.DDR4_MemoryPart": "MT40A256M16GE-083E", "C0.DDR4_TimePeriod": "833",
+    "C0.DDR4_InputClockPeriod": "4000", "C0.DDR4_DataWidth": "64",
+    "C0.DDR4_AxiDataWidth": "512", "C0.DDR4_AxiAddressWidth": "31",
+    "C0.DDR4_AxiSelection": "true", "System_Clock": "Differential",
+    "C0.DDR4_DataMask": "DM_NO_DBI", "C0.BANK_GROUP_WIDTH": "1",
+    "C0.DDR4_AxiArbitrationScheme": "RD_PRI_REG",
+}
+# corundum fpga/mqnic/VCU118/fpga_100g/fpga.xdc: (port, pin, IO standard), a sample of C1.
+PROVEN_DDR4_PINS = [
+    ("c0_ddr4_adr[0]", "D14", "SSTL12_DCI"), ("c0_ddr4_adr[16]", "F15", "SSTL12_DCI"),
+    ("c0_ddr4_ba[1]", "G13", "SSTL12_DCI"), ("c0_ddr4_bg", "H13", "SSTL12_DCI"),
+    ("c0_ddr4_ck_t", "F14", "DIFF_SSTL12_DCI"), ("c0_ddr4_ck_c", "E14", "DIFF_SSTL12_DCI"),
+    ("c0_ddr4_act_n", "E13", "SSTL12_DCI"), ("c0_ddr4_cs_n", "F13", "SSTL12_DCI"),
+    ("c0_ddr4_cke", "A10", "SSTL12_DCI"), ("c0_ddr4_odt", "C8", "SSTL12_DCI"),
+    ("c0_ddr4_reset_n", "N20", "LVCMOS12"),
+    ("c0_ddr4_dq[0]", "F11", "POD12_DCI"), ("c0_ddr4_dq[15]", "M16", "POD12_DCI"),
+    ("c0_ddr4_dq[31]", "D16", "POD12_DCI"), ("c0_ddr4_dq[63]", "F23", "POD12_DCI"),
+    ("c0_ddr4_dqs_t[0]", "D11", "DIFF_POD12_DCI"), ("c0_ddr4_dqs_c[7]", "G23", "DIFF_POD12_DCI"),
+    ("c0_ddr4_dm_dbi_n[0]", "G11", "POD12_DCI"), ("c0_ddr4_dm_dbi_n[7]", "G22", "POD12_DCI"),
+]
+# RHS's MIG projects (mig_a.prj NiteFury II, mig_b.prj LiteFury): element: value.
+PROVEN_MIG7 = {
+    "nitefury": {
+        "TimePeriod": "2500", "PHYRatio": "4:1", "InputClkFreq": "200",
+        "SystemClock": "Differential", "ReferenceClock": "Use System Clock",
+        "SysResetPolarity": "ACTIVE LOW", "DataWidth": "16", "DataMask": "1", "ECC": "Disabled",
+        "RowAddress": "16", "ColAddress": "10", "BankAddress": "3", "MemoryVoltage": "1.5V",
+        "C0_MEM_SIZE": "1073741824", "CustomPart": "TRUE", "mrCasLatency": "6",
+        "mr2CasWriteLatency": "5", "emrRTT": "RZQ/4", "emrOutputDriveStrength": "RZQ/7",
+        "mr2RTTWR": "Dynamic ODT off", "C0_S_AXI_DATA_WIDTH": "128", "C0_S_AXI_ADDR_WIDTH": "30",
+        "C0_C_RD_WR_ARB_ALGORITHM": "RD_PRI_REG", "UserMemoryAddressMap": "BANK_ROW_COLUMN",
+        "trfc": "350",
+    },
+}
+PROVEN_MIG7["litefury"] = {
+    **PROVEN_MIG7["nitefury"], "RowAddress": "15", "C0_MEM_SIZE": "536870912",
+    "CustomPart": "FALSE", "MemoryDevice": "DDR3_SDRAM/Components/MT41J256m16XX-125",
+    "C0_S_AXI_ADDR_WIDTH": "29", "trfc": "260"}
+# amaranth-boards nitefury.py `ddr3` subsignal: the controller's port (RHS's names).
+FURY_DDR3_PORTS = {"a": "ddr3_addr", "ba": "ddr3_ba", "ras": "ddr3_ras_n",
+                   "cas": "ddr3_cas_n", "we": "ddr3_we_n", "dq": "ddr3_dq", "dm": "ddr3_dm",
+                   "odt": "ddr3_odt", "clk_en": "ddr3_cke", "rst": "ddr3_reset_n"}
+
+
+def test_dram_controller_is_configured_as_designs_proven_on_the_board(tree):
+    b = tree.board
+    if b.dram.controller == dram.DDR4:
+        created, _, p = parse_tcl(tree.read("p2p_dax.tcl"), dram.MODULE)
+        assert {k: p.get(k) for k in PROVEN_DDR4} == PROVEN_DDR4
+        # The AXI4 slave the clock crossing meets: the endpoint's width, our IDs fit.
+        assert int(p["C0.DDR4_AxiDataWidth"]) == b.hip.data_width
+        assert 1 << int(p["C0.DDR4_AxiAddressWidth"]) == b.mem_size
+        return
+    import xml.etree.ElementTree as ET
+    tcl = tree.read("p2p_dax.tcl")
+    assert f"file copy -force [file normalize {dram.PRJ}] $dram_dir" in tcl
+    assert f"CONFIG.XML_INPUT_FILE {{{dram.PRJ}}}" in tcl
+    root = ET.fromstring(tree.read(dram.PRJ))
+    got = {e.tag: (e.text or "").strip() for e in root.iter()}
+    got |= root.find("Controller/TimingParameters/Parameters").attrib
+    want = PROVEN_MIG7[b.name]
+    assert {k: got.get(k) for k in want} == want
+    assert got["TargetFPGA"].split("/")[0] == b.part.name[:-len("fbg484-2")] + "-" + \
+        b.part.name.split("-")[0][-6:]
+    assert got["ModuleName"] == dram.MODULE and int(got["C0_S_AXI_DATA_WIDTH"]) == b.hip.data_width
+    assert int(got["C0_MEM_SIZE"]) == b.mem_size
+    # The system clock's pins, as the board's 200 MHz clock (amaranth-boards clk200).
+    clk = root.find("Controller/System_Clock/Pin").attrib["PADName"]
+    assert clk.startswith("J19/H19") and b.dram.sys_clk == ("J19", "H19")
+
+
+def test_dram_pins_match_designs_proven_on_the_board(tree):
+    b = tree.board
+    if b.dram.controller == dram.DDR4:
+        ports, _ = parse_xdc(tree.read(bitstream.BOARD_XDC))
+        for port, pin, std in PROVEN_DDR4_PINS:
+            assert (ports[port]["LOC"], ports[port]["IOSTANDARD"]) == (pin, std), port
+        # Every bit of every memory port constrained, each on its own pin.
+        verilog = tree.read("p2p_dax.v")
+        wanted = set()
+        for name, width in b.dram.ports().items():
+            assert re.search(rf"^\s*(output|inout) (\[{width - 1}:0\] )?{name};", verilog, re.M)
+            wanted |= {name} if width == 1 else {f"{name}[{n}]" for n in range(width)}
+        dram_ports = {k for k in ports if k.startswith("c0_ddr4_")}
+        assert dram_ports == wanted
+        assert len({ports[k]["LOC"] for k in wanted}) == len(wanted)
+        return
+    import xml.etree.ElementTree as ET
+    import amaranth_boards.nitefury as nitefury
+    root = ET.fromstring(tree.read(dram.PRJ))
+    prj = {p.attrib["name"]: (p.attrib["PADName"], p.attrib["IOSTANDARD"])
+           for p in root.find("Controller/PinSelection")}
+    # An independent source: amaranth-boards' ddr3 resource for these cards.
+    res = nitefury.NitefuryIIPlatform().lookup("ddr3", 0)
+    boards_pins = {}
+    for sub in res.ios:
+        ios = sub.ios[0]
+        if sub.name in ("clk", "dqs"):
+            kind = "ck" if sub.name == "clk" else "dqs"
+            for pol in ("p", "n"):
+                for n, pin in enumerate(getattr(ios, pol).names):
+                    boards_pins[f"ddr3_{kind}_{pol}[{n}]"] = pin
+            continue
+        names = ios.names
+        if sub.name == "a":
+            names = names[:int(PROVEN_MIG7[b.name]["RowAddress"])]     # LiteFury: A0-A14
+        for n, pin in enumerate(names):
+            port = FURY_DDR3_PORTS[sub.name]
+            one = port in ("ddr3_ras_n", "ddr3_cas_n", "ddr3_we_n", "ddr3_reset_n")
+            boards_pins[port if one else f"{port}[{n}]"] = pin
+    assert {k: v[0] for k, v in prj.items()} == boards_pins
+    # IO standards as RHS's projects set them (1.5 V DDR3).
+    assert {v[1] for k, v in prj.items() if "_p[" in k or "_n[" in k} == {"DIFF_SSTL15"}
+    assert prj["ddr3_reset_n"][1] == "LVCMOS15" and prj["ddr3_dq[0]"][1] == "SSTL15"
+    # The top level's memory ports are the controller's, straight through.
+    verilog = tree.read("p2p_dax.v")
+    (ctl,) = instances(verilog, dram.MODULE)
+    for name in b.dram.ports():
+        assert ctl[name] == name
+
+
+def test_dram_controller_is_wired_to_the_endpoint(tree):
+    """Clocks, resets and the AXI4 port between the controller and the clock
+    crossing; the two clocks declared asynchronous."""
+    b = tree.board
+    verilog = tree.read("p2p_dax.v")
+    names = dram.CONTROLLER_PORTS[b.dram.controller]
+    (ctl,) = instances(verilog, dram.MODULE)
+    (cdc,) = instances(verilog, r"\p2p_dax.dram_cdc")
+    assert ctl[names["ui_clk"]] == cdc["dram_clk"] and ctl[names["ui_rst"]] == cdc["dram_rst"]
+    # Reset with the PCIe side, at the level the controller takes.
+    rst = ctl[names["sys_rst"]]
+    if b.dram.reset_active_low:
+        assert re.search(rf"assign {re.escape(rst)}\s*= ~\s*hip_user_reset;", verilog), rst
+    else:
+        assert rst == "hip_user_reset"
+    for ch in ("awvalid", "wvalid", "arvalid", "rready", "bready"):
+        assert ctl[names["axi"] + ch] == f"down__{ch}"
+    for ch in ("aw", "ar"):
+        assert ctl[f"{names['axi']}{ch}id"].startswith(f"{{ {b.dram.axi_id_width - 2}'h0, ")
+        assert ctl[f"{names['axi']}{ch}lock"] == "1'h0"
+    line = (f"set_clock_groups -asynchronous -group [get_clocks -of_objects [get_pins "
+            f"{bitstream.HIP_CLOCK[b.hip.ip]}]] -group [get_clocks -of_objects [get_pins "
+            f"dram/{names['ui_clk']}]]")
+    assert line in tree.read(bitstream.BOARD_XDC)
+
+
+def test_endpoint_waits_for_the_memory_after_every_reset():
+    """MemoryHold: after the IP's reset the endpoint stays in reset until the
+    controller has gone through reset and calibrated again, however short
+    the reset and however late the controller's ready falls."""
+    from amaranth.sim import Simulator
+    dut = bitstream.MemoryHold()
+    seen = []
+
+    async def bench(ctx):
+        async def cycles(n, **drive):
+            for name, value in drive.items():
+                ctx.set(getattr(dut, name), value)
+            for _ in range(n):
+                await ctx.tick()
+                seen.append(ctx.get(dut.down))
+        await cycles(10)                        # power-up: not calibrated
+        assert seen[-1] == 1
+        await cycles(5, ready=1)
+        assert seen[-1] == 0                    # calibrated: go
+        await cycles(1, reset=1)                # a one-cycle reset of the IP
+        await cycles(20, reset=0)               # the controller's ready not yet down
+        assert set(seen[-20:]) == {1}
+        await cycles(10, ready=0)               # the controller in reset
+        assert set(seen[-10:]) == {1}
+        await cycles(5, ready=1)                # calibrated again
+        assert seen[-1] == 0
+
+    sim = Simulator(dut)
+    sim.add_clock(4e-9)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_prints_the_command_that_finishes_it(tree):

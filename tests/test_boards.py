@@ -41,15 +41,40 @@ def test_fury_pins_are_amaranth_boards_pcie_resource():
 @pytest.mark.parametrize("hip_change, change, message", [
     ({"ip": "pcie_7x", "gt_quad": None}, {}, "hard IP pcie_7x is not on a xcup part"),
     ({"data_width": 256}, {}, "a 256-bit interface at 250.0 MHz .* cannot carry x16 Gen3"),
-    ({}, {"mem_size": 3 << 20}, "mem_size 0x300000: use a power of two"),
+    ({"bar2_size": 4 << 30}, {}, "BAR2 is 0x100000000 bytes over 0x80000000 of DRAM"),
+    ({}, {"axi_data_width": 256}, "the DRAM's AXI4 port is 256 bits, the endpoint's 512"),
+    ({}, {"axi_id_width": 1}, "the DRAM's AXI4 IDs have 1 bits, the endpoint uses 2"),
     ({"lanes": 8}, {}, "16 lanes' pins for an x8 link"),
     ({"straddle": frozenset({"cq"})}, {}, "straddle: the endpoint needs none"),
 ])
 def test_contradictions_are_refused(hip_change, change, message):
     b = boards.get("vcu118")
     hip = dataclasses.replace(b.hip, **hip_change)
+    dram = dataclasses.replace(b.dram, **change)
     with pytest.raises(ValueError, match=f"board vcu118: {message}"):
-        dataclasses.replace(b, hip=hip, **change).check()
+        dataclasses.replace(b, hip=hip, dram=dram).check()
+
+
+def test_dram_contradictions_are_refused():
+    d = boards.get("nitefury").dram
+    with pytest.raises(ValueError, match="an AXI address of 29 bits for 1073741824 bytes"):
+        dataclasses.replace(d, axi_addr_width=29).check()
+    with pytest.raises(ValueError, match=r"AXI 256 bits is not one UI clock's data \(16 pins x 8\)"):
+        dataclasses.replace(d, axi_data_width=256).check()
+    pins = (*d.pins[:-1], dataclasses.replace(d.pins[-1], pin=d.pins[0].pin))
+    with pytest.raises(ValueError, match=f"pin {d.pins[0].pin} on ddr3_addr\\[0\\] and "):
+        dataclasses.replace(d, pins=pins).check()
+
+
+@pytest.mark.parametrize("name, size, limit_gbps", [
+    ("vcu118", 2 << 30, 153.6), ("nitefury", 1 << 30, 12.8), ("litefury", 512 << 20, 12.8)])
+def test_every_board_has_dram_behind_bar2(name, size, limit_gbps):
+    """BAR2 is the board's DRAM (RHS README: 1 GB / 512 MB; VCU118 C1's 64 bits:
+    2 GiB), reported by the build's MEM_SIZE, and what the chips carry at most."""
+    b = boards.get(name)
+    assert b.params.memory == "axi" and b.params.mem_size == b.params.bar2_size == size
+    assert b.dram.peak_gbps == pytest.approx(limit_gbps, rel=1e-3)
+    assert b.dram.axi_gbps == pytest.approx(limit_gbps, rel=1e-3)    # no width lost at the UI
 
 
 def test_docs_boards_md_is_current():
@@ -71,14 +96,15 @@ def test_simulations_run_with_a_boards_configuration(family, width, board, diffe
     where no board has that interface; the RTL's requirements hold for each."""
     from hw.flow import hard_ip
     from hw.params import EndpointParams
-    params = EndpointParams(data_width=width, hard_ip=family)
+    base = boards.get(board).hip.bar2_size
+    params = EndpointParams(data_width=width, hard_ip=family, bar2_size=base)
     config, name, got = boards.sim_config(params)
     assert (name, got) == (board, differs)
     assert config.client_tag and not config.straddle
     assert hard_ip.mismatches(config, params) == []
     # A build whose BAR2 differs from the board's takes its own, and says so.
     config, _, got = boards.sim_config(dataclasses.replace(params, bar2_size=4 << 20))
-    assert config.bar2_size == 4 << 20 and got["bar2_size"] == (2 << 20, 4 << 20)
+    assert config.bar2_size == 4 << 20 and got["bar2_size"] == (base, 4 << 20)
 
 
 
@@ -90,12 +116,13 @@ def test_unknown_board():
 @pytest.mark.parametrize("name", list(boards.BOARDS))
 def test_board_synthesizes_and_fits(name):
     """The endpoint with the board's parameters, for its part's family: BAR2's
-    memory in block RAM, and everything within the part."""
+    memory outside (the DRAM, through the m_axi_* port), and everything
+    within the part."""
     b = boards.get(name)
     r = synthesize(b.params, family=b.part.family)
     assert r["errors"] == 0, r["dir"]
     assert r["params"]["mem_size"] == b.mem_size and r["family"] == b.part.family
-    assert r["bram36"] * 36 * 1024 >= b.mem_size * 8, r["cells"]
+    assert r["params"]["memory"] == "axi"
     assert r["lut"] + r["lutram"] < b.part.luts and r["ff"] < b.part.ffs, r
     assert r["bram36"] < b.part.ramb36 and r["lutram"] < b.part.lutram_luts, r
 

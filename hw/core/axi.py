@@ -11,7 +11,7 @@ are the full data width, and bursts never cross BURST_BYTES (at most
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import AsyncFIFO, SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 INCR = 0b01
@@ -235,3 +235,89 @@ class AxiArbiter(wiring.Component):
         m.d.comb += getattr(s, ch + "ready").eq(
             getattr(s, ch + "valid") & Mux(k, getattr(ms[1], ch + "ready"),
                                            getattr(ms[0], ch + "ready")))
+
+
+# The payload of each channel, crossed as one AsyncFIFO word.
+CHANNEL_FIELDS = {
+    "aw": ("addr", "len", "size", "burst", "id"),
+    "w": ("data", "strb", "last"),
+    "ar": ("addr", "len", "size", "burst", "id"),
+    "b": ("resp", "id"),
+    "r": ("data", "resp", "last", "id"),
+}
+
+
+class AxiClockCrossing(wiring.Component):
+    """An AXI4 port from one clock domain to another: the endpoint's memory
+    port (`up`, a slave in the PCIe user clock: 250 MHz on the VCU118, 125
+    MHz on the Artix-7 boards) onto a DRAM controller's AXI4 slave (`down`,
+    a master in the controller's UI clock: 300 MHz, 100 MHz), the same
+    widths on both sides.
+
+    Each channel crosses in an amaranth.lib.fifo.AsyncFIFO: AW, W and AR
+    are written in `up` and read in `down`; B and R are written in `down`
+    and read in `up`. A FIFO's w_rdy is the channel's ready on its writing
+    side, its r_rdy the valid on its reading side and its r_data the
+    payload, which holds while valid and not ready (the slot is not
+    rewritten until read), so AXI's handshake rules hold on both sides:
+    no valid depends on a ready.
+
+    `down_ready` (a level in `down`: the controller has calibrated) holds
+    AW, W and AR valid low on `down` while it is 0; requests wait in the
+    FIFOs (and, once those are full, the endpoint waits on their ready).
+    It must not fall once up: that would drop a valid before its
+    handshake (MIG's init_calib_complete only rises).
+
+    Depths: every FIFO is `depth` entries, a power of two (AsyncFIFO's
+    rule). A beat written on one side is seen on the other after a
+    register and two synchroniser stages, and its slot seen free again
+    as long after it is read, so W and R stream a beat a cycle once
+    `depth` covers that round trip, under 8 beats at both boards' clock
+    ratios; 16 leaves room. The R FIFO need not hold a whole burst (up
+    to 256 beats): when it is full, rready holds the controller back
+    (MIG keeps read data in its own buffer), nothing is lost. AW, AR and
+    B take `depth` too: their entries are a burst each, and FIFOs this
+    shallow go in distributed RAM, 32 or 64 entries a LUT, so fewer
+    would cost no less.
+
+    Resets follow AsyncFIFO's rule: each FIFO is reset from its write
+    domain (`up`'s reset empties AW, W and AR; `down`'s empties B and R),
+    its read side following through a reset synchroniser. Bursts in
+    flight in the controller when only `up` is reset would answer after
+    it, so a board resets both sides together: the reset that resets the
+    endpoint resets the controller too (its sys_rst), and the endpoint is
+    held in reset until the controller is ready. Then no stale response
+    crosses.
+    """
+
+    def __init__(self, addr_width, data_width, id_width, *, up="sync", down="mem", depth=16):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"depth {depth}: use a power of two of at least 2 (AsyncFIFO)")
+        self.up_domain, self.down_domain, self.depth = up, down, depth
+        sig = axi_signature(addr_width, data_width, id_width)
+        super().__init__({"up": In(sig), "down": Out(sig), "down_ready": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        up, down = self.up_domain, self.down_domain
+        for ch in ("aw", "w", "ar"):
+            self._cross(m, ch, self.up, self.down, up, down, gate=self.down_ready)
+        for ch in ("b", "r"):
+            self._cross(m, ch, self.down, self.up, down, up)
+        return m
+
+    def _cross(self, m, ch, src, dst, w_domain, r_domain, gate=1):
+        """Channel `ch` from port `src` (written in `w_domain`) to port
+        `dst` (read in `r_domain`); `gate` low holds dst's valid low."""
+        fifo = AsyncFIFO(width=sum(len(getattr(src, ch + f)) for f in CHANNEL_FIELDS[ch]),
+                         depth=self.depth, w_domain=w_domain, r_domain=r_domain,
+                         exact_depth=True)
+        m.submodules[ch] = fifo
+        m.d.comb += [
+            fifo.w_en.eq(getattr(src, ch + "valid")),
+            getattr(src, ch + "ready").eq(fifo.w_rdy),
+            fifo.w_data.eq(Cat(*(getattr(src, ch + f) for f in CHANNEL_FIELDS[ch]))),
+            getattr(dst, ch + "valid").eq(fifo.r_rdy & gate),
+            fifo.r_en.eq(getattr(dst, ch + "ready") & gate),
+            Cat(*(getattr(dst, ch + f) for f in CHANNEL_FIELDS[ch])).eq(fifo.r_data),
+        ]

@@ -32,16 +32,21 @@ import sys
 from pathlib import Path
 
 from amaranth.build import Attrs, Clock, DiffPairs, PinsN, Resource
-from amaranth.hdl import (ClockDomain, Const, DomainRenamer, Elaboratable, Instance, IOPort,
-                          Module, Signal)
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Elaboratable,
+                          Instance, IOPort, Module, Signal)
 from amaranth.lib import io
-from amaranth.lib.wiring import In
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
 from amaranth.vendor import XilinxPlatform
 
-from hw.flow import boards, flash, hard_ip
+from hw.core import axi, ports as core_ports
+from hw.flow import boards, dram, flash, hard_ip
 from hw.flow.synth import ZERO_INIT
 
 REFCLK_HZ = hard_ip.REFCLK_MHZ * 1_000_000
+# The user clock's pin on each IP instance (hip: the hard IP, dram: the DRAM controller).
+HIP_CLOCK = {hard_ip.USP: "hip/user_clk", hard_ip.S7: "hip/user_clk_out"}
+DRAM_CLOCK = {c: f"dram/{ports['ui_clk']}" for c, ports in dram.CONTROLLER_PORTS.items()}
 BOARD_XDC = "pcie_board.xdc"        # the board's constraints: board_constraints()
 LANE_PORTS = ("pci_exp_txp", "pci_exp_txn", "pci_exp_rxp", "pci_exp_rxn")
 
@@ -72,6 +77,10 @@ class _PcieBoard:
             # the input it is, active low, pulled up while the host does not drive it.
             Resource("pcie_perst", 0, PinsN(board.perst, dir="i"),
                      Attrs(IOSTANDARD=board.perst_iostandard, PULLUP="TRUE")),
+            # The DRAM controller's input clock (its own buffer takes the pins).
+            Resource("dram_sys_clk", 0, DiffPairs(*board.dram.sys_clk, dir="i"),
+                     Clock(board.dram.sys_clk_mhz * 1e6),
+                     Attrs(IOSTANDARD=board.dram.sys_clk_iostandard)),
         ])
 
     def iter_port_constraints_bits(self):
@@ -109,7 +118,13 @@ def board_constraints(board, perst_port):
         for port, pin in zip(LANE_PORTS, (*lane.tx, *lane.rx)):
             lines.append(f"set_property LOC {pin} [get_ports {{{port}[{n}]}}]")
     lines += ["# PERST# is asynchronous to everything (Xilinx's example designs: the same)",
-              f"set_false_path -from [get_ports {perst_port}]", ""]
+              f"set_false_path -from [get_ports {perst_port}]"]
+    lines += dram.constraints(board.dram)
+    clocks = lambda pin: f"[get_clocks -of_objects [get_pins {pin}]]"
+    lines += ["# The endpoint's clock and the DRAM controller's cross only through",
+              "# hw.core.axi.AxiClockCrossing's FIFOs and synchronisers",
+              f"set_clock_groups -asynchronous -group {clocks(HIP_CLOCK[board.hip.ip])} "
+              f"-group {clocks(DRAM_CLOCK[board.dram.controller])}", ""]
     return "\n".join(lines)
 
 
@@ -227,6 +242,30 @@ _S7_TIES = {
 }
 
 
+class MemoryHold(Elaboratable):
+    """`down` while the endpoint must stay in reset for the memory: from
+    `reset` (the IP's) until `ready` (the controller calibrated, from its
+    own clock) has been seen low and then high again. Its clock is the
+    endpoint's; it has no reset of its own (it must see the reset)."""
+
+    def __init__(self, reset=None, ready=None):
+        self.reset = Signal() if reset is None else reset
+        self.ready = Signal() if ready is None else ready
+        self.down = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        ready = Signal()
+        m.submodules.ready_sync = FFSynchronizer(self.ready, ready, reset_less=True)
+        stale = Signal(init=1)          # reset, and the controller not yet seen in reset
+        with m.If(self.reset):
+            m.d.sync += stale.eq(1)
+        with m.Elif(~ready):
+            m.d.sync += stale.eq(0)
+        m.d.comb += self.down.eq(stale | ~ready)
+        return m
+
+
 class Top(Elaboratable):
     """The board's top level: hard IP, reference clock buffer, PERST#, endpoint."""
 
@@ -254,6 +293,8 @@ class Top(Elaboratable):
         sys_clk_gt = Signal()       # and for its transceivers (UltraScale+)
         link_up = Signal()
 
+        hip_reset = Signal(name="hip_user_reset")   # the IP's user reset
+        memory_down = Signal()      # the DRAM is not ready (in the user clock)
         if b.hip.ip == hard_ip.USP:
             from hw.bar_endpoint import BarEndpoint
             m.submodules.refclk_buf = Instance(
@@ -261,7 +302,8 @@ class Top(Elaboratable):
                 i_I=refclk.p, i_IB=refclk.n, i_CEB=Const(0, 1),
                 o_O=sys_clk_gt, o_ODIV2=sys_clk)
             m.submodules.endpoint = ep = DomainRenamer("pcie")(BarEndpoint(b.params))
-            ports |= {"o_user_clk": pcie.clk, "o_user_reset": self._user_reset(m, pcie),
+            self._user_reset(m, pcie, hip_reset, memory_down)
+            ports |= {"o_user_clk": pcie.clk, "o_user_reset": hip_reset,
                       "o_user_lnk_up": link_up, "i_sys_clk": sys_clk,
                       "i_sys_clk_gt": sys_clk_gt, "i_sys_reset": ~perst.i}   # active low
             ports |= self._usp_ports(m, ep)
@@ -272,7 +314,8 @@ class Top(Elaboratable):
             m.submodules.refclk_buf = Instance(
                 "IBUFDS_GTE2", i_I=refclk.p, i_IB=refclk.n, i_CEB=Const(0, 1), o_O=sys_clk)
             m.submodules.endpoint = ep = DomainRenamer("pcie")(S7Endpoint(b.params))
-            ports |= {"o_user_clk_out": pcie.clk, "o_user_reset_out": pcie.rst,
+            m.d.comb += pcie.rst.eq(hip_reset | memory_down)
+            ports |= {"o_user_clk_out": pcie.clk, "o_user_reset_out": hip_reset,
                       "o_user_lnk_up": link_up, "i_sys_clk": sys_clk,
                       "i_sys_rst_n": ~perst.i}
             for name, member in s7_signature(b.hip.data_width).members.items():
@@ -287,26 +330,90 @@ class Top(Elaboratable):
             raise ValueError(f"{b.name}: no top level for hard IP {b.hip.ip}")
 
         m.submodules.hip = Instance(hard_ip.MODULE, **ports)
+        self._dram(m, platform, ep, hip_reset, memory_down)
         return m
 
     @staticmethod
-    def _user_reset(m, pcie):
-        """The IP's user_reset, registered twice in its user clock and put on a
-        global buffer to reach the whole endpoint at 250 MHz (corundum's
-        VCU118 fpga.v). Returns the signal the IP drives."""
+    def _user_reset(m, pcie, from_ip, memory_down):
+        """The endpoint's reset: the IP's user_reset (or the DRAM not ready),
+        registered twice in its user clock and put on a global buffer to
+        reach the whole endpoint at 250 MHz (corundum's VCU118 fpga.v)."""
         m.domains.hip_user = raw = ClockDomain("hip_user", reset_less=True)
         m.d.comb += raw.clk.eq(pcie.clk)
-        from_ip = Signal(name="hip_user_reset")
         stages = [Signal(init=1, name=f"user_reset_reg{i}", attrs={"shreg_extract": "no"})
                   for i in (1, 2)]
-        m.d.hip_user += [stages[0].eq(from_ip), stages[1].eq(stages[0])]
+        m.d.hip_user += [stages[0].eq(from_ip | memory_down), stages[1].eq(stages[0])]
         m.submodules.user_reset_bufg = Instance("BUFG", i_I=stages[1], o_O=pcie.rst)
-        return from_ip
+
+    def _dram(self, m, platform, ep, hip_reset, memory_down):
+        """The DRAM controller behind the endpoint's memory port, across
+        hw.core.axi.AxiClockCrossing into the controller's UI clock. The
+        controller is reset with the PCIe side (corundum's VCU118 fpga.v does
+        the same), and `memory_down` holds the endpoint in reset from the
+        IP's reset until the controller has been reset and has calibrated
+        again, so no response to a request from before a reset reaches it."""
+        d = self.board.dram
+        names = dram.CONTROLLER_PORTS[d.controller]
+        m.domains.dram = ui = ClockDomain("dram")
+        clk = platform.request("dram_sys_clk", 0, dir="-")
+        calibrated, ready, aresetn = Signal(), Signal(), Signal()
+        m.d.dram += [ready.eq(calibrated), aresetn.eq(1)]      # both 0 in reset
+        ports = {f"i_{names['sys_clk_p']}": clk.p, f"i_{names['sys_clk_n']}": clk.n,
+                 f"i_{names['sys_rst']}": ~hip_reset if d.reset_active_low else hip_reset,
+                 f"o_{names['ui_clk']}": ui.clk, f"o_{names['ui_rst']}": ui.rst,
+                 f"i_{names['aresetn']}": aresetn, f"o_{names['calib']}": calibrated}
+        if d.controller == dram.MIG7:     # no self-refresh, refresh or ZQ requests of ours
+            ports |= {f"i_app_{r}_req": Const(0, 1) for r in ("sr", "ref", "zq")}
+        for name, width in d.ports().items():
+            ports[f"{'io' if name in dram.INOUT else 'o'}_{name}"] = IOPort(width, name=name)
+        m.submodules.dram_cdc = cdc = axi.AxiClockCrossing(
+            core_ports.memory_addr_bits(ep.p), d.axi_data_width, core_ports.MEMORY_ID_BITS,
+            up="pcie", down="dram")
+        m.d.comb += cdc.down_ready.eq(ready)
+        self._memory_port(m, ep, cdc.up)
+        ports |= self._controller_axi(m, cdc.down, names["axi"])
+        m.submodules.dram = Instance(dram.MODULE, **ports)
+
+        m.domains.dram_hold = hold = ClockDomain("dram_hold", reset_less=True)
+        m.d.comb += hold.clk.eq(ClockSignal("pcie"))
+        m.submodules.dram_hold = gate = DomainRenamer("dram_hold")(MemoryHold(hip_reset, ready))
+        m.d.comb += memory_down.eq(gate.down)
+
+    @staticmethod
+    def _memory_port(m, ep, port):
+        """The endpoint's m_axi_* onto an AXI4 slave port with the plain names."""
+        for name, member in axi.axi_signature(1, 8, 1).members.items():
+            ours, theirs = getattr(ep, f"m_axi_{name}"), getattr(port, name)
+            m.d.comb += theirs.eq(ours) if member.flow == Out else ours.eq(theirs)
+
+    def _controller_axi(self, m, port, prefix):
+        """An AXI4 master port as the controller's slave ports, Instance keywords:
+        IDs widened to the controller's, the signals AXI4 has and the
+        endpoint does not use (lock, cache, protection, QoS) zero."""
+        d, out = self.board.dram, {}
+        for name, member in port.signature.members.items():
+            value = getattr(port, name)
+            if member.flow == Out:
+                if name in ("awid", "arid"):
+                    value = Cat(value, Const(0, d.axi_id_width - len(value)))
+                out[f"i_{prefix}{name}"] = value
+            else:
+                if name in ("bid", "rid"):
+                    wide = Signal(d.axi_id_width, name=f"dram_{name}")
+                    m.d.comb += value.eq(wide)
+                    value = wide
+                out[f"o_{prefix}{name}"] = value
+        for ch in ("aw", "ar"):
+            out |= {f"i_{prefix}{ch}lock": Const(0, 1), f"i_{prefix}{ch}cache": Const(0, 4),
+                    f"i_{prefix}{ch}prot": Const(0, 3), f"i_{prefix}{ch}qos": Const(0, 4)}
+        return out
 
     def _usp_ports(self, m, ep):
         """The endpoint's ports under the IP's names and widths, as Instance keywords."""
         ports = {}
         for name, member in ep.signature.members.items():
+            if name.startswith("m_axi_"):       # the memory port: to the DRAM, not the IP
+                continue
             ip_name = _USP_RENAMED.get(name, name)
             for ours, theirs in _USP_STREAMS.items():
                 if name.startswith(ours):
@@ -341,8 +448,13 @@ def prepare(board, build_dir=None, do_build=None):
     # into its own checkpoint, which synth_design links in place of the pcie_hip
     # black box, with the IP's own constraints (its block and transceiver sites).
     # Only what synthesis needs is generated: no simulation model, no example design.
+    # The DRAM controller's Tcl follows the hard IP's, the same way; mig_7series
+    # reads its configuration from a project file beside the Tcl.
+    ip_tcl = hard_ip.tcl(board.hip, board.title) + dram.tcl(board.dram, board.title)
+    if board.dram.controller == dram.MIG7:
+        plat.add_file(dram.PRJ, dram.prj(board.dram, board.part))
     plan = plat.build(Top(board), name=name, build_dir=str(root), do_build=False,
-                      emit_src=False, script_after_read=hard_ip.tcl(board.hip, board.title),
+                      emit_src=False, script_after_read=ip_tcl,
                       script_after_synth=gt_placement(board))
     # Amaranth writes every memory's initial contents, zeros included, one word a
     # line (13 MB of Verilog for the VCU118's 2 MiB); zero is what block RAM holds

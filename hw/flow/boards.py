@@ -24,9 +24,12 @@ import argparse
 import sys
 from dataclasses import dataclass, fields
 
+from hw.core import ports
+from hw.flow import dram as dram_ip
 from hw.flow import hard_ip
-from hw.params import EndpointParams
+from hw.flow.dram import DramConfig
 from hw.flow.hard_ip import HardIpConfig
+from hw.params import EndpointParams
 
 MiB = 1 << 20
 
@@ -67,7 +70,7 @@ class Board:
     title: str
     part: Part
     hip: HardIpConfig       # the hard IP's configuration: Tcl and simulation models
-    mem_size: int           # memory behind BAR2 from its start (beyond it: UR)
+    dram: DramConfig        # the DRAM behind BAR2 and its controller (hw/flow/dram.py)
     lane_pins: tuple        # Lane per IP lane, lane 0 first
     refclk: tuple           # (p, n) package pins of the 100 MHz reference clock
     perst: str              # PERST# package pin (active low, input)
@@ -80,11 +83,17 @@ class Board:
     unverified: tuple = ()  # what stays unverified until someone runs it on the board
 
     @property
+    def mem_size(self):
+        """Memory behind BAR2 from its start (beyond it: UR): the DRAM."""
+        return self.dram.size
+
+    @property
     def params(self):
-        """The endpoint's build parameters on this board."""
+        """The endpoint's build parameters on this board: BAR2's memory is the
+        DRAM, through an AXI4 port."""
         hip = self.hip
         return EndpointParams(data_width=hip.data_width, bar2_size=hip.bar2_size,
-                              mem_size=self.mem_size,
+                              mem_size=self.mem_size, memory="axi",
                               max_payload_supported=hip.max_payload_supported,
                               hard_ip=hip.family).validate()
 
@@ -107,6 +116,7 @@ class Board:
                             f"{hip.gen} ({self.link_gbps:g} Gb/s)")
         if len(self.lane_pins) != hip.lanes:
             problems.append(f"{len(self.lane_pins)} lanes' pins for an x{hip.lanes} link")
+        problems += self._dram_problems()
         try:
             hip.check()
             self.params
@@ -116,6 +126,20 @@ class Board:
         if problems:
             raise ValueError(f"board {self.name}: " + "; ".join(problems))
         return self
+
+    def _dram_problems(self):
+        """The DRAM controller's AXI4 slave against the endpoint's port: no
+        width converter between them, IDs that fit, BAR2 all DRAM."""
+        d, hip, out = self.dram, self.hip, []
+        if d.axi_data_width != hip.data_width:
+            out.append(f"the DRAM's AXI4 port is {d.axi_data_width} bits, the endpoint's "
+                       f"{hip.data_width}")
+        if d.axi_id_width < ports.MEMORY_ID_BITS:
+            out.append(f"the DRAM's AXI4 IDs have {d.axi_id_width} bits, the endpoint uses "
+                       f"{ports.MEMORY_ID_BITS}")
+        if hip.bar2_size != d.size:
+            out.append(f"BAR2 is {hip.bar2_size:#x} bytes over {d.size:#x} of DRAM")
+        return out
 
 
 def _vcu118():
@@ -132,10 +156,10 @@ def _vcu118():
     cor = "corundum fpga/mqnic/VCU118/fpga_100g"
     return Board(
         name="vcu118", title="AMD VCU118 (Virtex UltraScale+ VU9P), PCIe x16 Gen3",
-        part=XCVU9P, mem_size=2 * MiB,
+        part=XCVU9P, dram=dram_ip.VCU118_C1,
         hip=HardIpConfig(
             ip=hard_ip.USP, lanes=16, gen=3, data_width=512, user_clk_mhz=250.0,
-            pcie_block="X1Y2", gt_quad="GTY_Quad_227", bar2_size=2 * MiB,
+            pcie_block="X1Y2", gt_quad="GTY_Quad_227", bar2_size=dram_ip.VCU118_C1.size,
             max_payload_supported=1024, extended_tag=True, client_tag=True,
             straddle=frozenset(), alignment="dword", legacy_interrupt=False),
         lane_pins=lanes, refclk=("AL9", "AL8"), perst="AM17", perst_iostandard="LVCMOS18",
@@ -228,7 +252,7 @@ FURY_UNVERIFIED = (
 )
 
 
-def _fury(name, title, platform_name, part, mem_size):
+def _fury(name, title, platform_name, part, dram):
     """NiteFury II and LiteFury: pins from amaranth-boards' platform, whose
     `pcie` resource declares PERST# an output (it is an input to the
     endpoint): only its pin and IO standard are taken."""
@@ -238,10 +262,10 @@ def _fury(name, title, platform_name, part, mem_size):
     sub = {s.name: s for s in pcie.ios}
     clk, rst = sub["clk"].ios[0], sub["rst"].ios[0]
     return Board(
-        name=name, title=title, part=part, mem_size=mem_size,
+        name=name, title=title, part=part, dram=dram,
         hip=HardIpConfig(
             ip=hard_ip.S7, lanes=4, gen=2, data_width=128, user_clk_mhz=125.0,
-            pcie_block="X0Y0", bar2_size=2 * MiB, max_payload_supported=1024,
+            pcie_block="X0Y0", bar2_size=dram.size, max_payload_supported=1024,
             extended_tag=True, client_tag=True, legacy_interrupt=False, buf_opt_bma=True),
         lane_pins=FURY_LANES, refclk=(clk.p.names[0], clk.n.names[0]), perst=rst.names[0],
         perst_iostandard=sub["rst"].attrs["IOSTANDARD"],
@@ -255,9 +279,9 @@ def _boards():
     return [
         _vcu118(),
         _fury("nitefury", "RHS Research NiteFury II (Artix-7 XC7A200T), M.2, PCIe x4 Gen2",
-              "NitefuryIIPlatform", XC7A200T, 512 << 10),
+              "NitefuryIIPlatform", XC7A200T, dram_ip.NITEFURY_DDR3),
         _fury("litefury", "RHS Research LiteFury (Artix-7 XC7A100T), M.2, PCIe x4 Gen2",
-              "LitefuryPlatform", XC7A100T, 256 << 10),
+              "LitefuryPlatform", XC7A100T, dram_ip.LITEFURY_DDR3),
     ]
 
 
@@ -321,7 +345,7 @@ _SOURCE_OF = {
 _OURS = {
     "ids": "hw/spec/regmap.py: an ID no other driver claims, and the driver matches all four",
     "bar0_size": "hw/spec/regmap.py (registers)", "bar2_size": "the endpoint's BAR2 (DESIGN.md)",
-    "mem_size": "block RAM the part holds", "msix_vectors": "hw/spec/regmap.py",
+    "mem_size": "the DRAM (below)", "msix_vectors": "hw/spec/regmap.py",
     "msix_bar": "hw/spec/regmap.py", "msix_table_offset": "hw/spec/regmap.py",
     "msix_pba_offset": "hw/spec/regmap.py", "alignment": "the endpoint: dword-aligned payloads",
     "io_standard": "the configuration bank's voltage",
@@ -355,6 +379,19 @@ def _blank_repeats(lines):
     return out
 
 
+def _dram_markdown(d):
+    """A board's DRAM: the controller's settings and where they come from."""
+    out = ["", f"DRAM behind BAR2: {d.summary()}.", "",
+           "| DRAM setting | value |", "|---|---|"]
+    shown = {k: v for k, v in d.settings.items() if k != "Timing"}
+    if "Timing" in d.settings:
+        shown["timing (ns)"] = ", ".join(f"{k} {v}" for k, v in d.settings["Timing"].items())
+    out += [f"| {k} | {_cell(v)} |" for k, v in shown.items()]
+    out += ["", "| DRAM fact | source |", "|---|---|"]
+    out += [f"| {k} | {_cell(v)} |" for k, v in d.sources.items()]
+    return out
+
+
 def markdown():
     """docs/boards.md: every board's settings, their values and sources."""
     out = ["# Boards: every setting, its value and where it comes from", "",
@@ -363,6 +400,7 @@ def markdown():
            "were built in Vivado and run on the same boards; the last list of each",
            "board says what no such check covers.", ""]
     for b in BOARDS.values():
+        start = len(out)
         out += [f"## {b.name}: {b.title}", "", f"Part {b.part.name}, hard IP {b.hip.ip}.", "",
                 "| setting | value | source |", "|---|---|---|"]
         for name, value in hard_ip.describe(b.hip):
@@ -379,9 +417,10 @@ def markdown():
             f.name for f in fields(HardIpConfig)} | {f.name for f in fields(Board)}]
         for key in extra:
             out.append(f"| {key} | | {b.sources[key]} |")
-        out = _blank_repeats(out)
+        out[start:] = _blank_repeats(out[start:])
+        out += _dram_markdown(b.dram)
         out += ["", "Not verified until someone runs it on the board:", ""]
-        out += [f"- {item}" for item in b.unverified] + [""]
+        out += [f"- {item}" for item in b.unverified + b.dram.unverified] + [""]
     out += ["## Simulation-only hard-IP configurations", "",
             "Every simulation runs its hard-IP model with a board's configuration",
             "(`hw.flow.boards.sim_config`): the board's own where a board uses that hard IP",
@@ -423,8 +462,10 @@ def main(argv=None):
         for f in fields(b):
             if f.name not in ("name", "title", "hip", "sources", "unverified"):
                 value = getattr(b, f.name)
-                print(f"  {f.name:22} {value.name if isinstance(value, Part) else value}")
+                shown = value.name if isinstance(value, Part) else value
+                print(f"  {f.name:22} {value.summary() if f.name == 'dram' else shown}")
         print(f"  {'link':22} {b.link_gbps:g} Gb/s over a {b.interface_gbps:g} Gb/s interface")
+        print(f"  {'mem_size':22} {b.mem_size:#x}")
     return 0
 
 

@@ -127,8 +127,10 @@ def table(r, part, note=""):
     p = r["params"]
     pct = lambda used, total: f"{100 * used / total:6.2f} %"
     name = part.name.split("-")[0]
+    memory = (f"memory {p['mem_size'] >> 20} MiB outside (m_axi_*)" if p.get("memory") == "axi"
+              else f"memory {p['mem_size'] >> 10} KiB")
     lines = [f"{TOP}: {p['data_width']}-bit interface, BAR2 {p['bar2_size'] >> 20} MiB, "
-             f"memory {p['mem_size'] >> 10} KiB  (Yosys {r['yosys']}, synth_xilinx -family "
+             f"{memory}  (Yosys {r['yosys']}, synth_xilinx -family "
              f"{r.get('family', 'xcup')}){note}",
              f"  {'resource':<22}{'used':>10}{name:>16}{'share':>10}",
              f"  {'LUT (logic)':<22}{r['lut']:>10,}{part.luts:>16,}{pct(r['lut'], part.luts):>10}",
@@ -169,6 +171,10 @@ def main(argv=None):
         part, params = board.part, board.params
         if board.hip.ip == "pcie_7x":
             note = "\n  (the endpoint with the 7-series shim in front, hw/phy/s7.py)"
+        d = board.dram
+        note += (f"\n  BAR2's memory: {d.summary()}; the controller ({d.controller}) is "
+                 "Xilinx's encrypted IP,\n  counted only by Vivado (make bitstream: "
+                 "p2p_dax_utilization_hierarchical_place.rpt)")
     try:
         params = dataclasses.replace(
             params, data_width=args.data_width or params.data_width,

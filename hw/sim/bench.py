@@ -13,6 +13,11 @@ Each width is measured twice: with BAR2 in block RAM ("bram"), and with
 BAR2 behind the endpoint's AXI4 memory port against a DRAM-like model
 ("dram": every read request and write response held DRAM_LATENCY
 cycles, hw/sim/tb/memory.py).
+
+Beside them ("boards"), each board's link and the limit its DRAM sets
+(hw/flow/dram.py): what the chips carry (reads and writes share it) and
+what the controller's AXI4 port carries each way, as ratios to the link.
+The output is {"boards": [...], "runs": [...]}.
 """
 
 import argparse
@@ -44,6 +49,18 @@ def bench(width, memory="bram"):
     return result
 
 
+def board_limits():
+    """Each board's link against its DRAM, in Gb/s of payload."""
+    from hw.flow import boards
+    out = []
+    for b in boards.BOARDS.values():
+        d = b.dram
+        out.append({"board": b.name, "link_gbps": round(b.link_gbps, 2), "dram": d.summary(),
+                    "dram_gbps": round(d.peak_gbps, 2), "dram_axi_gbps": round(d.axi_gbps, 2),
+                    "dram_to_link": round(d.peak_gbps / b.link_gbps, 3)})
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Benchmark the endpoint in simulation (JSON).")
     ap.add_argument("--data-width", type=int, action="append", choices=(64, 128, 256, 512),
@@ -54,7 +71,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     results = [bench(w, mem) for w in (args.data_width or (64, 128, 256, 512))
                for mem in (args.memory or tuple(MEMORIES))]
-    text = json.dumps(results, indent=1)
+    text = json.dumps({"boards": board_limits(), "runs": results}, indent=1)
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -21,11 +21,16 @@ PERIOD = 1e-8
 
 
 class BlockBench:
-    def __init__(self, dut, *, seed=0):
+    """`period` clocks the default domain (run()'s cycles count it);
+    `clocks` adds other domains: {domain: period}."""
+
+    def __init__(self, dut, *, seed=0, period=PERIOD, clocks=None):
         self.dut = dut
         self.rng = random.Random(seed)
         self.sim = Simulator(dut)
-        self.sim.add_clock(PERIOD)
+        self.sim.add_clock(period)
+        for domain, other in (clocks or {}).items():
+            self.sim.add_clock(other, domain=domain)
         self._pending = set()
 
     def testbench(self, fn):
