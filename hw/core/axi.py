@@ -74,8 +74,9 @@ def tie_off(m, port, members):
 
 class AxiBankReads(wiring.Component):
     """An AXI4 read slave over a bank read port (hw/core/ports.py): a burst
-    reads one row of every bank a beat; the data, a cycle later, waits in
-    a small queue for the master (the banks serve others meanwhile)."""
+    reads one row of every bank a beat, its first in the cycle its AR is
+    taken; the data, a cycle later, goes to the master at once or waits in
+    a small queue (the banks serve others meanwhile)."""
 
     def __init__(self, addr_width, data_width, id_width, row_bits):
         self.row_bits = row_bits
@@ -95,22 +96,36 @@ class AxiBankReads(wiring.Component):
         left = Signal(8)                   # beats after this one
         rid = Signal.like(a.arid)
         inflight, in_last, in_id = Signal(), Signal(), Signal.like(a.arid)
-        issue = Signal()
-        m.d.comb += [issue.eq(active & (q.level + inflight < 3)),
-                     a.arready.eq(~active | (issue & (left == 0)))]
-        m.d.sync += [inflight.eq(issue), in_last.eq(left == 0), in_id.eq(rid)]
+        room = Signal()
+        m.d.comb += room.eq(q.level + inflight < 3)
+        # A burst's first row is read in the cycle its AR is taken when idle.
+        ar_row = a.araddr[self.beat_bits:]
+        direct = ~active & a.arvalid & room
+        issue = active & room
+        m.d.comb += a.arready.eq(~active | (issue & (left == 0)))
+        m.d.sync += [inflight.eq(issue | direct),
+                     in_last.eq(Mux(direct, a.arlen == 0, left == 0)),
+                     in_id.eq(Mux(direct, a.arid, rid))]
         with m.If(issue):
             m.d.sync += [row.eq(row + 1), left.eq(left - 1)]
             with m.If(left == 0):
                 m.d.sync += active.eq(0)
         with m.If(a.arvalid & a.arready):      # after: a new burst wins
-            m.d.sync += [active.eq(1), row.eq(a.araddr[self.beat_bits:]), left.eq(a.arlen),
-                         rid.eq(a.arid)]
+            m.d.sync += rid.eq(a.arid)
+            with m.If(direct):
+                m.d.sync += [active.eq(a.arlen != 0), row.eq(ar_row + 1),
+                             left.eq(a.arlen - 1)]
+            with m.Else():
+                m.d.sync += [active.eq(1), row.eq(ar_row), left.eq(a.arlen)]
+        # The data goes to R at once when nothing waits before it and the
+        # master takes it; else into the queue, which R then shows.
+        fresh = Cat(self.bank_data, in_last, in_id)
         m.d.comb += [
-            self.bank_en.eq(issue), self.bank_row.eq(row),
-            q.w_en.eq(inflight), q.w_data.eq(Cat(self.bank_data, in_last, in_id)),
-            a.rvalid.eq(q.r_rdy), q.r_en.eq(a.rready),
-            Cat(a.rdata, a.rlast, a.rid).eq(q.r_data), a.rresp.eq(OKAY),
+            self.bank_en.eq(issue | direct), self.bank_row.eq(Mux(direct, ar_row, row)),
+            a.rvalid.eq(q.r_rdy | inflight),
+            Cat(a.rdata, a.rlast, a.rid).eq(Mux(q.r_rdy, q.r_data, fresh)), a.rresp.eq(OKAY),
+            q.w_en.eq(inflight & (q.r_rdy | ~a.rready)), q.w_data.eq(fresh),
+            q.r_en.eq(a.rready),
         ]
         return m
 
@@ -165,9 +180,9 @@ ADDRESS_FIELDS = ("addr", "len", "size", "burst")
 
 class AxiArbiter(wiring.Component):
     """Two AXI4 masters onto one slave. AW and AR are taken in turn (round
-    robin) into a register, each with the master's number as the ID's top
-    bit; R and B go back by that bit; W follows AW's order, a burst at a
-    time."""
+    robin), each with the master's number as the ID's top bit: AW into a
+    register, AR straight through; R and B go back by that bit; W follows
+    AW's order, a burst at a time."""
 
     def __init__(self, addr_width, data_width, id_width):
         sig = axi_signature(addr_width, data_width, id_width)
@@ -181,7 +196,7 @@ class AxiArbiter(wiring.Component):
         m.submodules.wroute = wroute = SyncFIFO(width=1, depth=8)
         aw_to = self._address(m, "aw", room=wroute.w_rdy)
         m.d.comb += [wroute.w_en.eq(aw_to["load"]), wroute.w_data.eq(aw_to["who"])]
-        self._address(m, "ar")
+        self._address_through(m, "ar")
         self._write_data(m, wroute)
         self._respond(m, "r", ("data", "resp", "last"))
         self._respond(m, "b", ("resp",))
@@ -211,6 +226,28 @@ class AxiArbiter(wiring.Component):
             m.d.sync += getattr(s, ch + "id").eq(Cat(Mux(who, getattr(ms[1], ch + "id"),
                                                          getattr(ms[0], ch + "id")), who))
         return {"load": load, "who": who}
+
+    def _address_through(self, m, ch):
+        """AR: the request passes in the cycle it comes (a read's latency is
+        what a completer is judged by), from the master whose turn it is if
+        both ask; the choice holds until the slave takes it."""
+        s, ms = self.s, (self.m0, self.m1)
+        want = [getattr(x, f"{ch}valid") for x in ms]
+        last, pending, held = Signal(), Signal(), Signal()   # held: who, while pending
+        who = Signal()
+        m.d.comb += who.eq(Mux(pending, held, Mux(want[0] & want[1], ~last, want[1])))
+        out_valid, out_ready = getattr(s, f"{ch}valid"), getattr(s, f"{ch}ready")
+        m.d.comb += out_valid.eq(want[0] | want[1])
+        for k, x in enumerate(ms):
+            m.d.comb += getattr(x, f"{ch}ready").eq(out_ready & (who == k))
+        for f in ADDRESS_FIELDS:
+            m.d.comb += getattr(s, ch + f).eq(Mux(who, getattr(ms[1], ch + f),
+                                                  getattr(ms[0], ch + f)))
+        m.d.comb += getattr(s, ch + "id").eq(Cat(Mux(who, getattr(ms[1], ch + "id"),
+                                                     getattr(ms[0], ch + "id")), who))
+        m.d.sync += [pending.eq(out_valid & ~out_ready), held.eq(who)]
+        with m.If(out_valid & out_ready):
+            m.d.sync += last.eq(who)
 
     def _write_data(self, m, wroute):
         s, ms = self.s, (self.m0, self.m1)

@@ -30,12 +30,17 @@ from hw.core.dma.common import (WRITE_TLP, log2, next_piece, payload_words, rq_t
 from hw.spec.usp import ReqType, sideband
 
 
+COMMANDS_AHEAD = 4          # descriptors the window reader asks for ahead of the one streaming
+
+
 class WindowReader(wiring.Component):
     """Reads windows of N dwords from BAR2 through an AxiReader, one
     command per descriptor, and turns them into payload words shifted by a
     fixed number of bytes: word i = window i followed by the first dword
-    of window i + 1, shifted down by `shift` bytes. `stop` ends the
-    command, empties the queue and lets the reader take back the data it
+    of window i + 1, shifted down by `shift` bytes. Commands are taken up
+    to COMMANDS_AHEAD ahead of the one whose data streams, so that the
+    memory's latency is paid once, not per descriptor. `stop` ends the
+    commands, empties the queues and lets the reader take back the data it
     asked for."""
 
     def __init__(self, data_width, local_bits):
@@ -52,39 +57,40 @@ class WindowReader(wiring.Component):
         w, logn = self.width, log2(self.n)
         cmd = self.windows
         m.submodules.reader = reader = AxiReader(w, self.local_bits, self.local_bits,
-                                                 lead_bits=1, depth=2)
+                                                 lead_bits=1, depth=COMMANDS_AHEAD)
         wiring.connect(m, reader.axi, wiring.flipped(self.mem))
-        active, first = Signal(), Signal()
-        shift = Signal(2)
+        # The shift of each command the reader holds, oldest first: the next
+        # descriptor's reads go out while this one's data streams.
+        shifts = SyncFIFO(width=2, depth=COMMANDS_AHEAD + 1)
+        m.submodules.shifts = ResetInserter(self.stop)(shifts)
+        first = Signal(init=1)                 # the next beat is a command's first
         pay = SyncFIFO(width=w, depth=4)
         m.submodules.pay = ResetInserter(self.stop)(pay)
 
         rc = reader.cmd
         m.d.comb += [
             reader.stop.eq(self.stop),
-            rc.valid.eq(cmd.valid & ~active & ~self.stop),
-            cmd.ready.eq(rc.ready & ~active & ~self.stop),
+            rc.valid.eq(cmd.valid & shifts.w_rdy & ~self.stop),
+            cmd.ready.eq(rc.ready & shifts.w_rdy & ~self.stop),
             rc.payload.first.eq(cmd.payload.dw), rc.payload.lead.eq(0),
             rc.payload.count.eq((cmd.payload.words + 1) << logn),
             rc.payload.beats.eq(cmd.payload.words + 1),
+            shifts.w_en.eq(cmd.valid & cmd.ready), shifts.w_data.eq(cmd.payload.shift),
         ]
-        with m.If(cmd.valid & cmd.ready):
-            m.d.sync += [active.eq(1), first.eq(1), shift.eq(cmd.payload.shift)]
 
         out = reader.out
         window = out.payload.data
         prev = Signal(w)
-        m.d.comb += out.ready.eq(active & (first | pay.w_rdy) & ~self.stop)
+        m.d.comb += out.ready.eq(shifts.r_rdy & (first | pay.w_rdy) & ~self.stop)
         got = out.valid & out.ready
         with m.If(got):
-            m.d.sync += [prev.eq(window), first.eq(0)]
-            with m.If(out.payload.last):
-                m.d.sync += active.eq(0)
+            m.d.sync += [prev.eq(window), first.eq(out.payload.last)]
+        m.d.comb += shifts.r_en.eq(got & out.payload.last)
         with m.If(self.stop):
-            m.d.sync += active.eq(0)
+            m.d.sync += first.eq(1)
         joined = Cat(prev, window[:32])
         m.d.comb += [
-            pay.w_data.eq(joined.bit_select(shift * 8, w)),
+            pay.w_data.eq(joined.bit_select(shifts.r_data * 8, w)),
             pay.w_en.eq(got & ~first),
             self.words.valid.eq(pay.r_rdy), self.words.payload.eq(pay.r_data),
             pay.r_en.eq(self.words.ready),
