@@ -182,9 +182,7 @@ class BarEndpoint(wiring.Component):
             m.submodules.banks = banks = MemoryBanks(self.p)
             wiring.connect(m, port, banks.axi)
             return
-        for name, member in port.signature.members.items():
-            outer, inner = getattr(self, f"m_axi_{name}"), getattr(port, name)
-            m.d.comb += outer.eq(inner) if member.flow == Out else inner.eq(outer)
+        axi.join_named(m, port, self, slave_prefix="m_axi_")
 
     def _register_reads(self, m, completer, regs):
         """The completer reads registers as it reads memory: over AXI4, a

@@ -20,14 +20,6 @@ def join_shim(m, ep, shim):
     axi.join(m, shim.usp, ep)
 
 
-def pass_memory(m, ep, outer):
-    """The endpoint's m_axi_* ports out through `outer`'s ports of the same names."""
-    for name in memory_port_signature(ep.p).members:
-        inner, port = getattr(ep, name), getattr(outer, name)
-        flow = ep.signature.members[name].flow
-        m.d.comb += port.eq(inner) if flow == wiring.Out else inner.eq(port)
-
-
 class S7Endpoint(wiring.Component):
     """The endpoint behind the shim: its ports are pcie_7x's user side (and
     m_axi_* with memory="axi")."""
@@ -46,7 +38,7 @@ class S7Endpoint(wiring.Component):
         join_shim(m, ep, shim)
         axi.join(m, wiring.flipped(self), shim.s7)
         if self.p.memory == "axi":
-            pass_memory(m, ep, wiring.flipped(self))
+            axi.join_named(m, ep, self, master_prefix="m_axi_", slave_prefix="m_axi_")
         return m
 
 

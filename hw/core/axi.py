@@ -65,6 +65,16 @@ def join(m, master, slave):
             m.d.comb += b.eq(a) if member.flow == Out else a.eq(b)
 
 
+def join_named(m, master, slave, *, master_prefix="", slave_prefix=""):
+    """Connects a whole AXI4 port between two components that name its
+    signals with prefixes (the endpoint's m_axi_*, a slave's plain names),
+    each signal in its AXI4 direction: what a master drives goes from
+    `master` to `slave`."""
+    for name, member in axi_signature(1, 8, 1).members.items():
+        a, b = getattr(master, master_prefix + name), getattr(slave, slave_prefix + name)
+        m.d.comb += b.eq(a) if member.flow == Out else a.eq(b)
+
+
 def tie_off(m, port, members):
     """Ready signals of an unused half of a port stay low, so nothing moves."""
     for name in members:

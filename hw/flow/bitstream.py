@@ -370,7 +370,7 @@ class Top(Elaboratable):
             core_ports.memory_addr_bits(ep.p), d.axi_data_width, core_ports.MEMORY_ID_BITS,
             up="pcie", down="dram")
         m.d.comb += cdc.down_ready.eq(ready)
-        self._memory_port(m, ep, cdc.up)
+        axi.join_named(m, ep, cdc.up, master_prefix="m_axi_")
         ports |= self._controller_axi(m, cdc.down, names["axi"])
         m.submodules.dram = Instance(dram.MODULE, **ports)
 
@@ -378,13 +378,6 @@ class Top(Elaboratable):
         m.d.comb += hold.clk.eq(ClockSignal("pcie"))
         m.submodules.dram_hold = gate = DomainRenamer("dram_hold")(MemoryHold(hip_reset, ready))
         m.d.comb += memory_down.eq(gate.down)
-
-    @staticmethod
-    def _memory_port(m, ep, port):
-        """The endpoint's m_axi_* onto an AXI4 slave port with the plain names."""
-        for name, member in axi.axi_signature(1, 8, 1).members.items():
-            ours, theirs = getattr(ep, f"m_axi_{name}"), getattr(port, name)
-            m.d.comb += theirs.eq(ours) if member.flow == Out else ours.eq(theirs)
 
     def _controller_axi(self, m, port, prefix):
         """An AXI4 master port as the controller's slave ports, Instance keywords:

@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 
 from hw.params import EndpointParams
 from hw.bar_endpoint import BarEndpoint, endpoint_signature, memory_port_signature
-from hw.core import ports
+from hw.core import axi, ports
 from hw.sim.tb.memory import AxiDelay, MemoryModel
 
 TOPLEVEL = "p2p_dax_tb"
@@ -64,11 +64,8 @@ class DualEndpoint(wiring.Component):
         delay = AxiDelay(ports.memory_addr_bits(p), p.data_width, ports.MEMORY_ID_BITS,
                          self.memory.latency)
         m.submodules[f"mem_delay_{inst}"] = DomainRenamer(inst)(delay)
-        for name, member in delay.m.signature.members.items():
-            port, tap = getattr(ep, f"m_axi_{name}"), getattr(delay.m, name)
-            m.d.comb += tap.eq(port) if member.flow == wiring.In else port.eq(tap)
-            outer, inner = getattr(self, f"{inst}_m_axi_{name}"), getattr(delay.s, name)
-            m.d.comb += outer.eq(inner) if member.flow == wiring.In else inner.eq(outer)
+        axi.join_named(m, ep, delay.m, master_prefix="m_axi_")
+        axi.join_named(m, delay.s, self, slave_prefix=f"{inst}_m_axi_")
 
     def elaborate(self, platform):
         from hw.phy.s7 import S7Shim
