@@ -7,7 +7,9 @@ BOARD=...`): a top level per board with the hard IP as an instance of
 hw.flow.hard_ip.MODULE, the endpoint behind it in the IP's user clock domain, the
 reference clock through the transceivers' clock buffer and PERST# from its
 pin. The IP is created and configured by the Tcl of hw.flow.hard_ip (every value
-from the register map and the board) in Amaranth's `script_after_read`.
+from the register map and the board) in Amaranth's `script_after_read`; the
+DRAM controller behind BAR2 follows it the same way (hw.flow.dram), its
+AXI4 slave reached across hw.core.axi.AxiClockCrossing.
 
 With Vivado on PATH (or AMARANTH_ENV_VIVADO naming its settings script) it
 runs Vivado and prints the .bit's path; without, it writes the complete
@@ -488,8 +490,10 @@ def main(argv=None):
         print(f"bitstream: {e}", file=sys.stderr)
         return 2
     root, name = paths(board, args.build_dir)
+    d = board.dram
     print(f"{board.name}: {board.part.name}, {board.hip.ip} x{board.hip.lanes} Gen{board.hip.gen}, "
-          f"build tree in {_shown(root)}", flush=True)
+          f"BAR2 {d.size >> 20} MiB of {d.memory} ({d.controller}), build tree in {_shown(root)}",
+          flush=True)
     flash_hint = "" if args.build_dir else f", which make flash BOARD={board.name} loads"
     try:
         root, name, ran = prepare(board, args.build_dir)
