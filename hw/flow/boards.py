@@ -383,9 +383,10 @@ def _dram_markdown(d):
     """A board's DRAM: the controller's settings and where they come from."""
     out = ["", f"DRAM behind BAR2: {d.summary()}.", "",
            "| DRAM setting | value |", "|---|---|"]
-    shown = {k: v for k, v in d.settings.items() if k != "Timing"}
-    if "Timing" in d.settings:
-        shown["timing (ns)"] = ", ".join(f"{k} {v}" for k, v in d.settings["Timing"].items())
+    settings = dram_ip.controller_settings(d)
+    shown = {k: v for k, v in settings.items() if k != "Timing"}
+    if "Timing" in settings:
+        shown["timing (ns)"] = ", ".join(f"{k} {v}" for k, v in settings["Timing"].items())
     out += [f"| {k} | {_cell(v)} |" for k, v in shown.items()]
     out += ["", "| DRAM fact | source |", "|---|---|"]
     out += [f"| {k} | {_cell(v)} |" for k, v in d.sources.items()]
